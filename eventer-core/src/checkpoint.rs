@@ -1,0 +1,132 @@
+//! Where the pipeline keeps the position it is safe to resume from.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, ErrorKind, Result, source::Position};
+
+/// Persists the safe resume position. The pipeline saves at most every few seconds,
+/// retries failed writes on the next tick, and never stops delivering because of them.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync + 'static {
+    /// The last saved position.
+    ///
+    /// # Errors
+    /// When the store exists but cannot be read or parsed.
+    async fn load(&self) -> Result<Option<Position>>;
+
+    /// Save a position.
+    ///
+    /// # Errors
+    /// When the write fails; the pipeline retries on its next tick.
+    async fn save(&self, position: &Position) -> Result<()>;
+}
+
+/// A type-erased checkpoint store.
+pub type BoxCheckpointStore = Box<dyn CheckpointStore>;
+
+impl fmt::Debug for dyn CheckpointStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("dyn CheckpointStore")
+    }
+}
+
+/// A checkpoint in a local file, replaced atomically (write, fsync, rename).
+#[derive(Debug, Clone)]
+pub struct FileCheckpoint {
+    path: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileContents {
+    position: Position,
+    saved_at: String,
+}
+
+impl FileCheckpoint {
+    /// A store at `path`; its directory must exist.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileCheckpoint { path: path.into() }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for FileCheckpoint {
+    async fn load(&self) -> Result<Option<Position>> {
+        match tokio::fs::read_to_string(&self.path).await {
+            Ok(text) => {
+                let contents: FileContents = serde_json::from_str(&text).map_err(|e| {
+                    Error::new(ErrorKind::Decode, format!("checkpoint file {} is corrupt", self.path.display()))
+                        .with_source(e)
+                })?;
+                Ok(Some(contents.position))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::new(ErrorKind::Io, format!("cannot read checkpoint {}", self.path.display()))
+                .with_source(e)),
+        }
+    }
+
+    async fn save(&self, position: &Position) -> Result<()> {
+        let contents = FileContents { position: position.clone(), saved_at: jiff::Timestamp::now().to_string() };
+        let json = serde_json::to_vec(&contents).map_err(|e| Error::new(ErrorKind::Unexpected, "encode checkpoint").with_source(e))?;
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&path, &json))
+            .await
+            .map_err(|e| Error::new(ErrorKind::Unexpected, "checkpoint writer panicked").with_source(e))?
+            .map_err(|e| {
+                Error::new(ErrorKind::Io, format!("cannot write checkpoint {}", self.path.display()))
+                    .with_source(e)
+                    .temporary()
+            })
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // Make the rename itself durable.
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn file_round_trip_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileCheckpoint::new(dir.path().join("cp.json"));
+        assert_eq!(store.load().await.unwrap(), None);
+        store.save(&Position("rv=12".into())).await.unwrap();
+        store.save(&Position("rv=13".into())).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), Some(Position("rv=13".into())));
+
+        std::fs::write(store.path(), "garbage").unwrap();
+        assert_eq!(store.load().await.unwrap_err().kind(), ErrorKind::Decode);
+
+        let missing = FileCheckpoint::new(dir.path().join("no/such/dir/cp.json"));
+        let err = missing.save(&Position("x".into())).await.unwrap_err();
+        assert!(err.is_temporary());
+        assert!(err.to_string().starts_with("cannot write checkpoint"));
+    }
+}

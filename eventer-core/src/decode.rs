@@ -1,0 +1,278 @@
+//! Decoding Kubernetes Event JSON (core/v1 and events.k8s.io/v1) into [`Event`].
+//!
+//! Lives in core, without k8s-openapi, so the file source, the Kubernetes source and
+//! third-party tools share one fast decoder that also keeps the original JSON.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::{
+    Error, ErrorKind, Result,
+    event::{Event, EventSource, Level, ObjectRef, Series},
+};
+
+/// Decode one Event object, keeping its JSON as [`Event::raw`].
+///
+/// ```
+/// let json = r#"{"apiVersion":"v1","kind":"Event","metadata":{"name":"web-0.17a","namespace":"default",
+///   "uid":"u1","resourceVersion":"42"},"involvedObject":{"kind":"Pod","namespace":"default","name":"web-0"},
+///   "reason":"BackOff","message":"Back-off restarting failed container","type":"Warning","count":3,
+///   "lastTimestamp":"2024-01-01T00:00:00Z"}"#;
+/// let ev = eventer_core::decode::event_from_json(json)?;
+/// assert_eq!(ev.involved_object.name, "web-0");
+/// assert_eq!(ev.count, 3);
+/// assert_eq!(ev.raw.as_ref().map(|r| r.get()), Some(json));
+/// # Ok::<(), eventer_core::Error>(())
+/// ```
+///
+/// # Errors
+/// [`ErrorKind::Decode`] when the text is not a JSON object of Event shape.
+pub fn event_from_json(json: &str) -> Result<Event> {
+    let raw: &RawValue = serde_json::from_str(json).map_err(decode_error)?;
+    event_from_raw(raw)
+}
+
+/// Decode one Event object given as a borrowed raw JSON value.
+///
+/// # Errors
+/// [`ErrorKind::Decode`] when the value is not of Event shape.
+pub fn event_from_raw(raw: &RawValue) -> Result<Event> {
+    let wire: Wire = serde_json::from_str(raw.get()).map_err(decode_error)?;
+    let mut event = wire.into_event();
+    event.raw = Some(raw.to_owned());
+    Ok(event)
+}
+
+/// Decode a file of events as `kubectl get events -o json` writes it (a `List` or
+/// `EventList` of core/v1 or events.k8s.io/v1 Events), a JSON array, a single Event, or
+/// JSON lines (one Event, or one watch line `{"type":..,"object":..}`, per line).
+///
+/// # Errors
+/// [`ErrorKind::Decode`] naming the line and column of the first malformed value.
+pub fn events_from_document(text: &str) -> Result<Vec<Event>> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(text).map_err(decode_error)?;
+        return items.into_iter().map(event_from_raw).collect();
+    }
+    let mut out = Vec::new();
+    for value in serde_json::Deserializer::from_str(text).into_iter::<&RawValue>() {
+        let value = value.map_err(decode_error)?;
+        let shape: Shape<'_> = serde_json::from_str(value.get()).map_err(decode_error)?;
+        match shape {
+            Shape { items: Some(items), .. } => {
+                for item in items {
+                    out.push(event_from_raw(item)?);
+                }
+            }
+            Shape { object: Some(object), .. } => out.push(event_from_raw(object)?),
+            _ => out.push(event_from_raw(value)?),
+        }
+    }
+    Ok(out)
+}
+
+fn decode_error(e: serde_json::Error) -> Error {
+    Error::new(ErrorKind::Decode, format!("invalid event JSON at line {} column {}", e.line(), e.column()))
+        .with_source(e)
+}
+
+/// Distinguishes a list, a watch line and a bare object without decoding items twice.
+#[derive(Deserialize)]
+struct Shape<'a> {
+    #[serde(borrow, default)]
+    items: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Meta {
+    #[serde(deserialize_with = "nullable")]
+    name: String,
+    #[serde(deserialize_with = "nullable")]
+    namespace: String,
+    #[serde(deserialize_with = "nullable")]
+    uid: String,
+    #[serde(deserialize_with = "nullable")]
+    resource_version: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct Wire {
+    #[serde(deserialize_with = "nullable")]
+    metadata: Meta,
+    #[serde(alias = "regarding", deserialize_with = "nullable")]
+    involved_object: ObjectRef,
+    #[serde(deserialize_with = "nullable")]
+    reason: String,
+    #[serde(alias = "note", deserialize_with = "nullable")]
+    message: String,
+    #[serde(rename = "type", deserialize_with = "nullable")]
+    level: String,
+    #[serde(alias = "deprecatedCount", deserialize_with = "nullable")]
+    count: i64,
+    #[serde(alias = "deprecatedFirstTimestamp", deserialize_with = "timestamp")]
+    first_timestamp: Option<Timestamp>,
+    #[serde(alias = "deprecatedLastTimestamp", deserialize_with = "timestamp")]
+    last_timestamp: Option<Timestamp>,
+    #[serde(deserialize_with = "timestamp")]
+    event_time: Option<Timestamp>,
+    #[serde(deserialize_with = "nullable")]
+    series: Option<WireSeries>,
+    #[serde(alias = "deprecatedSource", deserialize_with = "nullable")]
+    source: EventSource,
+    #[serde(alias = "reportingController", deserialize_with = "nullable")]
+    reporting_component: String,
+    #[serde(deserialize_with = "nullable")]
+    reporting_instance: String,
+    #[serde(deserialize_with = "nullable")]
+    action: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct WireSeries {
+    #[serde(deserialize_with = "nullable")]
+    count: i64,
+    #[serde(deserialize_with = "timestamp")]
+    last_observed_time: Option<Timestamp>,
+}
+
+impl Wire {
+    fn into_event(self) -> Event {
+        Event {
+            uid: self.metadata.uid,
+            name: self.metadata.name,
+            namespace: self.metadata.namespace,
+            resource_version: self.metadata.resource_version,
+            involved_object: self.involved_object,
+            reason: self.reason,
+            message: self.message,
+            level: Level::from_type(&self.level),
+            count: clamp_count(self.count),
+            first_timestamp: self.first_timestamp,
+            last_timestamp: self.last_timestamp,
+            event_time: self.event_time,
+            series: self
+                .series
+                .map(|s| Series { count: clamp_count(s.count), last_observed_time: s.last_observed_time }),
+            source: self.source,
+            reporting_controller: self.reporting_component,
+            reporting_instance: self.reporting_instance,
+            action: self.action,
+            raw: None,
+        }
+    }
+}
+
+fn clamp_count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+/// `null` decodes as the default value, as Go's encoder writes it for empty fields.
+pub(crate) fn nullable<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// RFC 3339 time; `null` and `""` are absent.
+fn timestamp<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Timestamp>, D::Error> {
+    let s: Option<std::borrow::Cow<'de, str>> = Option::deserialize(d)?;
+    match s.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) => s.parse::<Timestamp>().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CORE: &str = r#"{"apiVersion":"v1","kind":"Event","metadata":{"name":"web-0.17b2c3d4e5f6a7b8","namespace":"prod","uid":"7c1a","resourceVersion":"1001","creationTimestamp":"2024-01-01T00:00:00Z"},
+      "involvedObject":{"kind":"Pod","namespace":"prod","name":"web-0","uid":"p-1","apiVersion":"v1","fieldPath":"spec.containers{app}"},
+      "reason":"BackOff","message":"Back-off restarting failed container","type":"Warning","count":7,
+      "firstTimestamp":"2024-01-01T00:00:00Z","lastTimestamp":"2024-01-01T00:05:00Z","eventTime":null,
+      "source":{"component":"kubelet","host":"node-1"},"reportingComponent":"kubelet","reportingInstance":"node-1"}"#;
+
+    const EVENTS_V1: &str = r#"{"apiVersion":"events.k8s.io/v1","kind":"Event","metadata":{"name":"n1.abc","namespace":"default","uid":"e2","resourceVersion":"77"},
+      "eventTime":"2024-01-01T00:00:00.123456Z","series":{"count":4,"lastObservedTime":"2024-01-01T00:09:00.000001Z"},
+      "reportingController":"kubernetes.io/kubelet","reportingInstance":"kubelet-node-1","action":"Restart",
+      "reason":"KernelOops","regarding":{"kind":"Node","name":"node-1","uid":"node-1"},"note":"kernel: BUG: unable to handle",
+      "type":"Warning","deprecatedSource":{"component":"kernel-monitor","host":"node-1"},"deprecatedCount":2}"#;
+
+    #[test]
+    fn core_v1_fields() {
+        let ev = event_from_json(CORE).unwrap();
+        assert_eq!(ev.name, "web-0.17b2c3d4e5f6a7b8");
+        assert_eq!(ev.namespace, "prod");
+        assert_eq!(ev.uid, "7c1a");
+        assert_eq!(ev.resource_version, "1001");
+        assert_eq!(ev.involved_object.field_path, "spec.containers{app}");
+        assert_eq!(ev.involved_object.api_version, "v1");
+        assert_eq!(ev.level, Level::Warning);
+        assert_eq!(ev.count, 7);
+        assert_eq!(ev.source.host, "node-1");
+        assert_eq!(ev.reporting_controller, "kubelet");
+        assert_eq!(ev.event_time, None);
+        assert_eq!(ev.last_seen().unwrap().to_string(), "2024-01-01T00:05:00Z");
+        assert_eq!(ev.raw.unwrap().get(), CORE);
+    }
+
+    #[test]
+    fn events_k8s_io_v1_fields_map_onto_core_names() {
+        let ev = event_from_json(EVENTS_V1).unwrap();
+        assert_eq!(ev.involved_object.kind, "Node");
+        assert_eq!(ev.message, "kernel: BUG: unable to handle");
+        assert_eq!(ev.reporting_controller, "kubernetes.io/kubelet");
+        assert_eq!(ev.source.component, "kernel-monitor");
+        assert_eq!(ev.count, 2);
+        assert_eq!(ev.occurrences(), 4);
+        assert_eq!(ev.last_seen().unwrap().to_string(), "2024-01-01T00:09:00.000001Z");
+        assert_eq!(ev.event_time.unwrap().to_string(), "2024-01-01T00:00:00.123456Z");
+    }
+
+    #[test]
+    fn documents_in_every_shape() {
+        let list = format!(r#"{{"apiVersion":"v1","kind":"List","items":[{CORE},{EVENTS_V1}],"metadata":{{}}}}"#);
+        assert_eq!(events_from_document(&list).unwrap().len(), 2);
+        let array = format!("[{CORE}, {EVENTS_V1}]");
+        assert_eq!(events_from_document(&array).unwrap().len(), 2);
+        let lines = format!(
+            "{}\n{}\n{{\"type\":\"ADDED\",\"object\":{}}}\n",
+            CORE.replace('\n', " "),
+            EVENTS_V1.replace('\n', " "),
+            CORE.replace('\n', " ")
+        );
+        let evs = events_from_document(&lines).unwrap();
+        assert_eq!(evs.len(), 3);
+        assert_eq!(evs[2].reason, "BackOff");
+        assert!(events_from_document("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn malformed_input_names_the_position() {
+        let err = events_from_document("{\"items\": [\n{\"metadata\": 3}]}").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Decode);
+        let err = events_from_document("{\"items\": [ {\"reason\": \"x\"},\n oops ]}").unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn nulls_are_empty() {
+        let ev = event_from_json(
+            r#"{"metadata":{"name":null},"involvedObject":null,"message":null,"count":null,"firstTimestamp":"","series":null,"type":"Custom"}"#,
+        )
+        .unwrap();
+        assert_eq!(ev.name, "");
+        assert_eq!(ev.count, 0);
+        assert_eq!(ev.occurrences(), 1);
+        assert_eq!(ev.level, Level::Other("Custom".into()));
+    }
+}

@@ -1,0 +1,341 @@
+//! Building sources, sinks and checkpoint stores from URIs, by scheme.
+//!
+//! A sink crate exports a [`SinkFactory`] and a `register` function; the CLI (or any
+//! program embedding eventer) registers what it wants. Nothing is closed: a third-party
+//! crate adds a scheme without touching eventer's code.
+
+use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
+
+use crate::{
+    Error, Result,
+    checkpoint::{BoxCheckpointStore, FileCheckpoint},
+    event::Level,
+    filter::{FILTER_OPTIONS, FilterSpec},
+    pipeline::{Overflow, Route, RouteOptions},
+    sink::BoxSink,
+    source::BoxSource,
+    uri::{ComponentUri, Options},
+};
+
+/// Settings from outside a URI that factories may use.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct BuildContext {
+    /// `--frequency`: the batch window of batching (archive) sinks; alerting sinks ignore it.
+    pub frequency: Option<Duration>,
+}
+
+impl BuildContext {
+    /// A context with `--frequency` set.
+    #[must_use]
+    pub fn with_frequency(mut self, frequency: Option<Duration>) -> Self {
+        self.frequency = frequency;
+        self
+    }
+}
+
+/// Builds one kind of sink from its URI.
+pub trait SinkFactory: Send + Sync + 'static {
+    /// The options this sink reads (the common filter and routing options are added).
+    fn options(&self) -> &'static [&'static str];
+
+    /// The level threshold applied when the URI has no `level` (DingTalk: Warning).
+    fn default_level(&self) -> Option<Level> {
+        None
+    }
+
+    /// Build the sink. Consume the options you read from `options`; the registry rejects
+    /// any left over. Do not perform I/O here: network checks belong in
+    /// [`crate::Sink::start`], so `eventer check` can validate offline.
+    ///
+    /// # Errors
+    /// A configuration error naming the option and the problem.
+    fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSink>;
+}
+
+/// Builds one kind of source from its URI.
+pub trait SourceFactory: Send + Sync + 'static {
+    /// The options this source reads.
+    fn options(&self) -> &'static [&'static str];
+
+    /// Build the source (no network I/O; that belongs in [`crate::Source::start`]).
+    ///
+    /// # Errors
+    /// A configuration error naming the option and the problem.
+    fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSource>;
+}
+
+/// Builds one kind of checkpoint store from its URI.
+pub trait CheckpointFactory: Send + Sync + 'static {
+    /// Build the store.
+    ///
+    /// # Errors
+    /// A configuration error naming the problem.
+    fn build(&self, target: &str, options: &mut Options) -> Result<BoxCheckpointStore>;
+}
+
+/// A sink built from a URI, with its filter and routing options, ready to become a
+/// pipeline [`Route`].
+#[non_exhaustive]
+pub struct BuiltSink {
+    /// Name for logs and metrics: the `name` option, else the scheme (`-2`, `-3`... for repeats).
+    pub name: String,
+    /// The URI, redacted for display.
+    pub uri: String,
+    /// The sink's filter.
+    pub filter: FilterSpec,
+    /// Queue options.
+    pub route: RouteOptions,
+    /// The sink.
+    pub sink: BoxSink,
+}
+
+impl fmt::Debug for BuiltSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BuiltSink")
+            .field("name", &self.name)
+            .field("uri", &self.uri)
+            .field("filter", &self.filter)
+            .field("route", &self.route)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BuiltSink {
+    /// The pipeline route for this sink.
+    ///
+    /// # Errors
+    /// Never for a spec that came out of the registry (it was validated there).
+    pub fn into_route(self) -> Result<Route> {
+        let route = Route::new(self.name, self.sink).options(self.route);
+        Ok(if self.filter.is_empty() { route } else { route.filter(self.filter.build()?) })
+    }
+}
+
+/// Routing options every sink accepts.
+pub const ROUTE_OPTIONS: &[&str] = &["name", "queue_size", "overflow"];
+
+/// Factories by scheme.
+#[derive(Clone, Default)]
+pub struct Registry {
+    sinks: BTreeMap<String, Arc<dyn SinkFactory>>,
+    sources: BTreeMap<String, Arc<dyn SourceFactory>>,
+    checkpoints: BTreeMap<String, Arc<dyn CheckpointFactory>>,
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field("sinks", &self.sinks.keys().collect::<Vec<_>>())
+            .field("sources", &self.sources.keys().collect::<Vec<_>>())
+            .field("checkpoints", &self.checkpoints.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// A registry with core's built-ins: sinks `stdout` (alias `log`), source `file`,
+    /// checkpoint `file`.
+    pub fn with_builtins() -> Self {
+        let mut r = Registry::new();
+        let stdout = Arc::new(crate::builtin::StdoutFactory);
+        r.register_sink("stdout", stdout.clone());
+        r.register_sink("log", stdout);
+        r.register_source("file", Arc::new(crate::builtin::FileSourceFactory));
+        r.register_checkpoint("file", Arc::new(FileCheckpointFactory));
+        r
+    }
+
+    /// Register (or replace) a sink scheme.
+    pub fn register_sink(&mut self, scheme: &str, factory: Arc<dyn SinkFactory>) -> &mut Self {
+        self.sinks.insert(scheme.to_ascii_lowercase(), factory);
+        self
+    }
+
+    /// Register (or replace) a source scheme.
+    pub fn register_source(&mut self, scheme: &str, factory: Arc<dyn SourceFactory>) -> &mut Self {
+        self.sources.insert(scheme.to_ascii_lowercase(), factory);
+        self
+    }
+
+    /// Register (or replace) a checkpoint store scheme.
+    pub fn register_checkpoint(&mut self, scheme: &str, factory: Arc<dyn CheckpointFactory>) -> &mut Self {
+        self.checkpoints.insert(scheme.to_ascii_lowercase(), factory);
+        self
+    }
+
+    /// Registered sink schemes.
+    pub fn sink_schemes(&self) -> Vec<&str> {
+        self.sinks.keys().map(String::as_str).collect()
+    }
+
+    /// Registered source schemes.
+    pub fn source_schemes(&self) -> Vec<&str> {
+        self.sources.keys().map(String::as_str).collect()
+    }
+
+    /// Build a sink, its filter and routing options from a URI.
+    ///
+    /// ```
+    /// use eventer_core::Registry;
+    /// let registry = Registry::with_builtins();
+    /// let built = registry.build_sink(&"stdout?level=Warning&kinds=Node".parse()?, &Default::default())?;
+    /// assert_eq!(built.name, "stdout");
+    /// assert_eq!(built.filter.kinds, ["Node"]);
+    /// let err = registry.build_sink(&"kafka:?brokers=x".parse()?, &Default::default()).unwrap_err();
+    /// assert_eq!(err.to_string(), "unknown sink scheme `kafka` (known: log, stdout)");
+    /// # Ok::<(), eventer_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// An unknown scheme (listing the known ones), or an invalid, unknown or missing option.
+    pub fn build_sink(&self, uri: &ComponentUri, cx: &BuildContext) -> Result<BuiltSink> {
+        let factory = self.sinks.get(uri.scheme()).ok_or_else(|| {
+            Error::config(format!("unknown sink scheme `{}` (known: {})", uri.scheme(), self.sink_schemes().join(", ")))
+        })?;
+        let mut options = uri.options();
+        let filter = FilterSpec::from_options(&mut options, factory.default_level())?;
+        let route = route_options(&mut options)?;
+        let name = options.one("name")?.unwrap_or_else(|| uri.scheme().to_owned());
+        let sink = factory.build(uri.target(), &mut options, cx)?;
+        let known: Vec<&str> = factory.options().iter().chain(FILTER_OPTIONS).chain(ROUTE_OPTIONS).copied().collect();
+        options.finish(&known)?;
+        Ok(BuiltSink { name, uri: uri.to_string(), filter, route, sink })
+    }
+
+    /// Build a source from a URI.
+    ///
+    /// # Errors
+    /// An unknown scheme (listing the known ones), or an invalid, unknown or missing option.
+    pub fn build_source(&self, uri: &ComponentUri, cx: &BuildContext) -> Result<BoxSource> {
+        let factory = self.sources.get(uri.scheme()).ok_or_else(|| {
+            Error::config(format!(
+                "unknown source scheme `{}` (known: {})",
+                uri.scheme(),
+                self.source_schemes().join(", ")
+            ))
+        })?;
+        let mut options = uri.options();
+        let source = factory.build(uri.target(), &mut options, cx)?;
+        options.finish(factory.options())?;
+        Ok(source)
+    }
+
+    /// Build a checkpoint store from a URI (`file:<path>`).
+    ///
+    /// # Errors
+    /// An unknown scheme (listing the known ones), or an invalid option.
+    pub fn build_checkpoint(&self, uri: &ComponentUri) -> Result<BoxCheckpointStore> {
+        let factory = self.checkpoints.get(uri.scheme()).ok_or_else(|| {
+            let known: Vec<&str> = self.checkpoints.keys().map(String::as_str).collect();
+            Error::config(format!("unknown checkpoint scheme `{}` (known: {})", uri.scheme(), known.join(", ")))
+        })?;
+        let mut options = uri.options();
+        let store = factory.build(uri.target(), &mut options)?;
+        options.finish(&[])?;
+        Ok(store)
+    }
+}
+
+fn route_options(options: &mut Options) -> Result<RouteOptions> {
+    let mut route = RouteOptions::default();
+    if let Some(n) = options.number::<usize>("queue_size")? {
+        if n == 0 {
+            return Err(Error::config("option queue_size: must be at least 1"));
+        }
+        route.queue_size = n;
+    }
+    if let Some(o) = options.one("overflow")? {
+        route.overflow = match o.as_str() {
+            "block" => Overflow::Block,
+            "drop" => Overflow::Drop,
+            _ => return Err(Error::config(format!("option overflow: invalid value `{o}` (expected block or drop)"))),
+        };
+    }
+    Ok(route)
+}
+
+struct FileCheckpointFactory;
+
+impl CheckpointFactory for FileCheckpointFactory {
+    fn build(&self, target: &str, _options: &mut Options) -> Result<BoxCheckpointStore> {
+        if target.is_empty() {
+            return Err(Error::config("file checkpoint needs a path: file:<path>"));
+        }
+        let path = std::path::Path::new(target);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.is_dir() {
+                return Err(Error::config(format!("checkpoint directory {} does not exist", dir.display())));
+            }
+        }
+        Ok(Box::new(FileCheckpoint::new(path)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_options_become_filter_and_route() {
+        let r = Registry::with_builtins();
+        let built = r
+            .build_sink(&"log?level=Warning&namespaces=a,b&reasons=BackOff&queue_size=10&overflow=drop&name=audit".parse().unwrap(), &BuildContext::default())
+            .unwrap();
+        assert_eq!(built.name, "audit");
+        assert_eq!(built.filter.level.as_deref(), Some("Warning"));
+        assert_eq!(built.filter.namespaces, ["a", "b"]);
+        assert_eq!(built.filter.reasons, ["BackOff"]);
+        assert_eq!(built.route, RouteOptions { queue_size: 10, overflow: Overflow::Drop });
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let r = Registry::with_builtins();
+        let cx = BuildContext::default();
+        let err = |u: &str| r.build_sink(&u.parse().unwrap(), &cx).unwrap_err().to_string();
+        assert_eq!(err("stdout?queue_size=0"), "option queue_size: must be at least 1");
+        assert_eq!(err("stdout?overflow=maybe"), "option overflow: invalid value `maybe` (expected block or drop)");
+        assert!(err("stdout?colour=red").starts_with("unknown option colour for stdout (known: "));
+        let e = r.build_source(&"kubernetes:https://x".parse().unwrap(), &cx).unwrap_err();
+        assert_eq!(e.to_string(), "unknown source scheme `kubernetes` (known: file)");
+        let e = r.build_checkpoint(&"file:/no/such/dir/cp".parse().unwrap()).unwrap_err();
+        assert_eq!(e.to_string(), "checkpoint directory /no/such/dir does not exist");
+        let e = r.build_checkpoint(&"configmap:ns/name".parse().unwrap()).unwrap_err();
+        assert_eq!(e.to_string(), "unknown checkpoint scheme `configmap` (known: file)");
+    }
+
+    #[test]
+    fn third_party_sinks_plug_in() {
+        struct Nop;
+        #[async_trait::async_trait]
+        impl crate::Sink for Nop {
+            async fn send(&mut self, batch: &[crate::SharedEvent]) -> Vec<crate::Outcome> {
+                vec![crate::Outcome::Delivered; batch.len()]
+            }
+        }
+        struct NopFactory;
+        impl SinkFactory for NopFactory {
+            fn options(&self) -> &'static [&'static str] {
+                &["depth"]
+            }
+            fn default_level(&self) -> Option<Level> {
+                Some(Level::Warning)
+            }
+            fn build(&self, _target: &str, options: &mut Options, _cx: &BuildContext) -> Result<BoxSink> {
+                options.number::<u8>("depth")?;
+                Ok(Box::new(Nop))
+            }
+        }
+        let mut r = Registry::with_builtins();
+        r.register_sink("nop", Arc::new(NopFactory));
+        let built = r.build_sink(&"nop:?depth=3".parse().unwrap(), &BuildContext::default()).unwrap();
+        assert_eq!(built.filter.level.as_deref(), Some("Warning"));
+        assert_eq!(r.sink_schemes(), ["log", "nop", "stdout"]);
+    }
+}

@@ -1,0 +1,463 @@
+//! kube-eventer's component URIs: `<scheme>[:<target>][?<options>]`.
+//!
+//! `--sink=dingtalk:https://oapi.dingtalk.com/robot/send?access_token=X&level=Warning`
+//! splits into scheme `dingtalk`, target `https://oapi.dingtalk.com/robot/send` and the
+//! options `access_token=X`, `level=Warning`. As in kube-eventer, `$VAR` and `${VAR}` are
+//! replaced from the environment (so secrets can stay out of manifests); `$$` is a literal `$`.
+//!
+//! [`redact`] hides secret option values and URL passwords wherever a URI is shown.
+
+use std::{fmt, str::FromStr, time::Duration};
+
+use crate::{Error, Result};
+
+/// Option names whose values are secrets, compared case-insensitively.
+const SECRET_KEYS: &[&str] = &[
+    "access_token",
+    "sign",
+    "secret",
+    "token",
+    "password",
+    "pw",
+    "accesskeyid",
+    "accesskeysecret",
+    "securitytoken",
+    "writekey",
+    "key",
+];
+
+/// Whether an option name holds a secret.
+pub fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    SECRET_KEYS.contains(&key.as_str()) || key.ends_with("secret") || key.ends_with("token") || key.ends_with("password")
+}
+
+/// A parsed component URI. Its `Display` and `Debug` are redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ComponentUri {
+    scheme: String,
+    target: String,
+    options: Vec<(String, String)>,
+}
+
+impl ComponentUri {
+    /// The scheme (`dingtalk`, `sls`, `kubernetes`, `stdout`, ...).
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// What follows `scheme:` up to the options, e.g. a webhook URL or a file path.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The options, in order, with repeats.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.options
+    }
+
+    /// A consumable view of the options that reports the ones nobody used.
+    pub fn options(&self) -> Options {
+        Options { scheme: self.scheme.clone(), pairs: self.options.iter().map(|(k, v)| (k.clone(), v.clone(), false)).collect() }
+    }
+
+    /// A URI from parts, as a config file gives them.
+    pub fn from_parts(scheme: &str, target: &str, options: Vec<(String, String)>) -> Result<Self> {
+        validate_scheme(scheme)?;
+        Ok(ComponentUri { scheme: scheme.to_owned(), target: target.to_owned(), options })
+    }
+}
+
+fn validate_scheme(scheme: &str) -> Result<()> {
+    let ok = !scheme.is_empty()
+        && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(format!("invalid scheme `{}`", redact(scheme))))
+    }
+}
+
+impl FromStr for ComponentUri {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if s.starts_with('"') || s.starts_with('\'') {
+            return Err(Error::config("the URI is quoted; remove the quotes around it"));
+        }
+        let split = s.find([':', '?']).unwrap_or(s.len());
+        let scheme = &s[..split];
+        validate_scheme(scheme)?;
+        let rest = s[split..].strip_prefix(':').unwrap_or(&s[split..]);
+        let rest = expand_env(rest)?;
+        let (target, query) = match rest.split_once('?') {
+            Some((t, q)) => (t.to_owned(), q),
+            // kube-eventer appends options to a URL that already has `?access_token=`;
+            // a target without `?` may still carry `&k=v` options after it.
+            None => match rest.split_once('&') {
+                Some((t, q)) if !t.contains('=') => (t.to_owned(), q),
+                _ => (rest.clone(), ""),
+            },
+        };
+        let options = form_urlencoded::parse(query.as_bytes())
+            .filter(|(k, _)| !k.is_empty())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Ok(ComponentUri { scheme: scheme.to_ascii_lowercase(), target, options })
+    }
+}
+
+impl fmt::Display for ComponentUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.scheme)?;
+        if !self.target.is_empty() {
+            write!(f, ":{}", redact(&self.target))?;
+        }
+        let mut sep = '?';
+        for (k, v) in &self.options {
+            let v = if is_secret_key(k) { "***" } else { v.as_str() };
+            write!(f, "{sep}{k}={v}")?;
+            sep = '&';
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ComponentUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ComponentUri({self})")
+    }
+}
+
+/// Replace `$VAR` and `${VAR}` from the environment; `$$` is a literal `$`.
+///
+/// # Errors
+/// When a variable is not set (naming it, never its value).
+pub fn expand_env(s: &str) -> Result<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, consumed) = if let Some(braced) = after.strip_prefix('{') {
+            let end = braced.find('}').ok_or_else(|| Error::config("unterminated `${` in URI"))?;
+            (&braced[..end], end + 2)
+        } else if after.starts_with('$') {
+            out.push('$');
+            rest = &after[1..];
+            continue;
+        } else {
+            let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        if name.is_empty() {
+            out.push('$');
+        } else {
+            let value = std::env::var(name)
+                .map_err(|_| Error::config(format!("environment variable {name} is not set")))?;
+            out.push_str(&value);
+        }
+        rest = &after[consumed..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Hide secrets in any text that may hold a URI: values of secret options
+/// (`access_token=...`, `accessKeySecret=...`) and `user:password@` userinfo.
+///
+/// ```
+/// use eventer_core::uri::redact;
+/// assert_eq!(
+///     redact("https://oapi.dingtalk.com/robot/send?access_token=abc123&sign=SECxyz&level=Warning"),
+///     "https://oapi.dingtalk.com/robot/send?access_token=***&sign=***&level=Warning"
+/// );
+/// assert_eq!(redact("http://admin:hunter2@host:9200/"), "http://admin:***@host:9200/");
+/// ```
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    // userinfo: `scheme://user:pass@`
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail.find(['/', '?', '#', ' ', '"', '\'']).unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                let userinfo = &tail[..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&tail[at..end]);
+            }
+            None => out.push_str(&tail[..end]),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    redact_pairs(&out)
+}
+
+fn redact_pairs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' {
+            let start = text[..i]
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+                .map_or(0, |p| p + 1);
+            let key = &text[start..i];
+            if !key.is_empty() && is_secret_key(key) {
+                let end = text[i + 1..]
+                    .find(['&', ' ', '"', '\'', ',', ')', '\n', ';', '#'])
+                    .map_or(text.len(), |p| i + 1 + p);
+                out.push_str(&text[copied..=i]);
+                out.push_str("***");
+                copied = end;
+                i = end;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The options of a [`ComponentUri`], consumed as a component reads them, so that
+/// [`Options::finish`] can reject the ones nobody knows.
+#[derive(Clone)]
+pub struct Options {
+    scheme: String,
+    pairs: Vec<(String, String, bool)>,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.pairs.iter().map(|(k, v, _)| format!("{k}={}", if is_secret_key(k) { "***" } else { v })))
+            .finish()
+    }
+}
+
+impl Options {
+    /// Every value of `key`, in order (for repeatable options such as `label`).
+    pub fn all(&mut self, key: &str) -> Vec<String> {
+        self.pairs
+            .iter_mut()
+            .filter(|(k, _, _)| k == key)
+            .map(|(_, v, used)| {
+                *used = true;
+                v.clone()
+            })
+            .collect()
+    }
+
+    /// The value of a single-valued option.
+    ///
+    /// # Errors
+    /// When the option is given more than once with different values.
+    pub fn one(&mut self, key: &str) -> Result<Option<String>> {
+        let mut values = self.all(key);
+        values.dedup();
+        match values.len() {
+            0 => Ok(None),
+            1 => Ok(values.pop()),
+            _ => Err(Error::config(format!("option {key}: given more than once"))),
+        }
+    }
+
+    /// A required option.
+    ///
+    /// # Errors
+    /// When it is missing or empty.
+    pub fn required(&mut self, key: &str) -> Result<String> {
+        match self.one(key)? {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(Error::config(format!("missing required option {key}"))),
+        }
+    }
+
+    /// A comma-separated list (values of repeats are joined), trimmed, empty items dropped.
+    ///
+    /// # Errors
+    /// Never today; fallible for symmetry with the other accessors.
+    pub fn list(&mut self, key: &str) -> Result<Vec<String>> {
+        Ok(self
+            .all(key)
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// A boolean (`true`/`false`/`1`/`0`/`yes`/`no`).
+    ///
+    /// # Errors
+    /// When the value is not a boolean.
+    pub fn bool(&mut self, key: &str) -> Result<Option<bool>> {
+        self.one(key)?
+            .map(|v| match v.to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(Error::config(format!("option {key}: invalid boolean `{v}`"))),
+            })
+            .transpose()
+    }
+
+    /// A duration such as `500ms`, `30s`, `5m`, `1h30m`.
+    ///
+    /// # Errors
+    /// When the value is not a duration.
+    pub fn duration(&mut self, key: &str) -> Result<Option<Duration>> {
+        self.one(key)?
+            .map(|v| parse_duration(&v).map_err(|e| Error::config(format!("option {key}: {e}"))))
+            .transpose()
+    }
+
+    /// A number.
+    ///
+    /// # Errors
+    /// When the value is not a number of type `T`.
+    pub fn number<T: FromStr>(&mut self, key: &str) -> Result<Option<T>> {
+        self.one(key)?
+            .map(|v| v.trim().parse::<T>().map_err(|_| Error::config(format!("option {key}: invalid number `{v}`"))))
+            .transpose()
+    }
+
+    /// Fail on options nobody consumed, naming them.
+    ///
+    /// # Errors
+    /// `unknown option x for sink dingtalk (known: ...)`.
+    pub fn finish(self, known: &[&str]) -> Result<()> {
+        let mut unknown: Vec<&str> = self.pairs.iter().filter(|(_, _, used)| !used).map(|(k, _, _)| k.as_str()).collect();
+        unknown.dedup();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let mut known = known.to_vec();
+        known.sort_unstable();
+        Err(Error::config(format!(
+            "unknown option{} {} for {} (known: {})",
+            if unknown.len() > 1 { "s" } else { "" },
+            unknown.join(", "),
+            self.scheme,
+            known.join(", ")
+        )))
+    }
+}
+
+/// Parse a duration: `500ms`, `30s`, `5m`, `1h30m`, `2h 5m`.
+///
+/// # Errors
+/// A message saying what is wrong with the text.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration `{s}` ({e}); use e.g. 500ms, 30s, 5m, 1h"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> ComponentUri {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn kube_eventer_uri_shapes() {
+        let u = parse("dingtalk:https://oapi.dingtalk.com/robot/send?access_token=t0k&label=c1&label=c2&level=Warning&sign=SECx");
+        assert_eq!(u.scheme(), "dingtalk");
+        assert_eq!(u.target(), "https://oapi.dingtalk.com/robot/send");
+        let mut o = u.options();
+        assert_eq!(o.all("label"), ["c1", "c2"]);
+        assert_eq!(o.one("access_token").unwrap().as_deref(), Some("t0k"));
+
+        let u = parse("sls:https://sls.aliyuncs.com?logStore=ls&project=p&label=k,v");
+        assert_eq!((u.scheme(), u.target()), ("sls", "https://sls.aliyuncs.com"));
+        assert_eq!(u.pairs().len(), 3);
+
+        let u = parse("kubernetes:https://kubernetes.default");
+        assert_eq!(u.target(), "https://kubernetes.default");
+        assert!(u.pairs().is_empty());
+
+        let u = parse("kubernetes:?inClusterConfig=false");
+        assert_eq!(u.target(), "");
+        assert_eq!(u.pairs()[0], ("inClusterConfig".to_owned(), "false".to_owned()));
+
+        assert_eq!(parse("log").scheme(), "log");
+        let u = parse("stdout?format=json");
+        assert_eq!((u.scheme(), u.target()), ("stdout", ""));
+        let u = parse("file:examples/events.json");
+        assert_eq!(u.target(), "examples/events.json");
+    }
+
+    #[test]
+    fn options_are_validated() {
+        let u = parse("stdout?format=json&formt=x&level=Warning&level=Normal");
+        let mut o = u.options();
+        assert_eq!(o.one("format").unwrap().as_deref(), Some("json"));
+        assert_eq!(o.one("level").unwrap_err().to_string(), "option level: given more than once");
+        let err = o.finish(&["format", "level"]).unwrap_err();
+        assert_eq!(err.to_string(), "unknown option formt for stdout (known: format, level)");
+
+        let mut o = parse("x?b=maybe&d=3 parsecs&n=x").options();
+        assert_eq!(o.bool("b").unwrap_err().to_string(), "option b: invalid boolean `maybe`");
+        assert!(o.duration("d").unwrap_err().to_string().starts_with("option d: invalid duration `3 parsecs`"));
+        assert_eq!(o.number::<u32>("n").unwrap_err().to_string(), "option n: invalid number `x`");
+        let mut o = parse("x?d=1m30s&b=true").options();
+        assert_eq!(o.duration("d").unwrap(), Some(Duration::from_secs(90)));
+        assert_eq!(o.bool("b").unwrap(), Some(true));
+        assert_eq!(o.required("missing").unwrap_err().to_string(), "missing required option missing");
+    }
+
+    #[test]
+    fn bad_uris() {
+        assert!("".parse::<ComponentUri>().is_err());
+        assert!(":foo".parse::<ComponentUri>().is_err());
+        assert!("1abc:foo".parse::<ComponentUri>().is_err());
+        let err = "\"kafka:?brokers=x\"".parse::<ComponentUri>().unwrap_err();
+        assert!(err.to_string().contains("quoted"));
+    }
+
+    #[test]
+    fn env_expansion() {
+        // Cargo and nextest set CARGO_PKG_NAME for the test process; set_var would need unsafe.
+        let u = parse("dingtalk:https://h/robot/send?access_token=${CARGO_PKG_NAME}&label=$$1&x=$CARGO_PKG_NAME.y");
+        let mut o = u.options();
+        assert_eq!(o.one("access_token").unwrap().as_deref(), Some(env!("CARGO_PKG_NAME")));
+        assert_eq!(o.one("label").unwrap().as_deref(), Some("$1"));
+        assert_eq!(o.one("x").unwrap(), Some(format!("{}.y", env!("CARGO_PKG_NAME"))));
+        let err = "x:?a=$EVENTER_SURELY_UNSET_VAR".parse::<ComponentUri>().unwrap_err();
+        assert_eq!(err.to_string(), "environment variable EVENTER_SURELY_UNSET_VAR is not set");
+        // The expanded secret is redacted when the URI is shown.
+        assert!(u.to_string().starts_with("dingtalk:https://h/robot/send?access_token=***&"));
+    }
+
+    #[test]
+    fn redaction() {
+        let u = parse("sls:https://sls.aliyuncs.com?project=p&accessKeyId=AKID&accessKeySecret=SK&label=a,b");
+        let shown = u.to_string();
+        assert_eq!(shown, "sls:https://sls.aliyuncs.com?project=p&accessKeyId=***&accessKeySecret=***&label=a,b");
+        assert_eq!(format!("{u:?}"), format!("ComponentUri({shown})"));
+        assert_eq!(
+            redact("error sending request for url (https://oapi.dingtalk.com/robot/send?access_token=abc&timestamp=1&sign=zz%3D)"),
+            "error sending request for url (https://oapi.dingtalk.com/robot/send?access_token=***&timestamp=1&sign=***)"
+        );
+        assert_eq!(redact("mysql:?root:pw@tcp(h:3306)/db"), "mysql:?root:pw@tcp(h:3306)/db");
+        assert_eq!(redact("x password=abc y"), "x password=*** y");
+    }
+}

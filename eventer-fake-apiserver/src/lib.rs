@@ -1,0 +1,1 @@
+//! A loopback fake kube-apiserver (Events list/watch, ConfigMaps, Leases) for eventer's tests.

@@ -1,0 +1,1 @@
+//! A loopback fake DingTalk group robot for eventer's tests.

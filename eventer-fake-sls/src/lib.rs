@@ -1,0 +1,1 @@
+//! A loopback fake Alibaba Cloud SLS endpoint for eventer's tests.

@@ -1,0 +1,1 @@
+//! DingTalk group-robot sink for eventer.

@@ -1,0 +1,1 @@
+//! Alibaba Cloud Log Service (SLS) sink for eventer.

@@ -1,0 +1,1 @@
+//! Kubernetes Events source for eventer: list/watch with nothing lost across reconnects and restarts.
