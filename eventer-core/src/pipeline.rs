@@ -376,8 +376,9 @@ impl Pipeline {
                 Ok(Some(SourceItem::Event { event, position })) => (event, position),
                 Ok(Some(SourceItem::Progress(position))) => {
                     tokio::select! {
-                        () = &mut shutdown => { signalled = true; break; }
+                        biased;
                         _ = tracker.register(0, Some(position)) => {}
+                        () = &mut shutdown => { signalled = true; break; }
                     }
                     continue;
                 }
@@ -401,8 +402,9 @@ impl Pipeline {
                 }
             }
             let seq = tokio::select! {
-                () = &mut shutdown => { signalled = true; break; }
+                biased;
                 seq = tracker.register(targets.len(), position) => seq,
+                () = &mut shutdown => { signalled = true; break; }
             };
             for &i in &targets {
                 let (tx, overflow) = &senders[i];
@@ -411,6 +413,7 @@ impl Pipeline {
                 match overflow {
                     // A full queue blocks here: this is the back-pressure on the source.
                     Overflow::Block => tokio::select! {
+                        biased;
                         sent = tx.send(envelope) => if sent.is_err() { continue },
                         () = &mut shutdown => { signalled = true; break 'dispatch; }
                     },

@@ -1,0 +1,437 @@
+use std::{
+    collections::HashMap,
+    sync::atomic::{AtomicUsize, Ordering::SeqCst},
+};
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::{
+    Event, ErrorKind,
+    checkpoint::CheckpointStore,
+    filter::filter_fn,
+    sink::{Batching, Sink},
+    source::Source,
+    testing::{MemorySink, VecSource},
+};
+
+fn events(n: usize) -> Vec<Event> {
+    (0..n).map(|i| Event::builder().kind("Pod").object("ns", &format!("pod-{i}")).reason(&format!("R{i}")).build()).collect()
+}
+
+fn fast_retries() -> PipelineConfig {
+    PipelineConfig {
+        backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),
+        checkpoint_interval: Duration::from_millis(10),
+        ..PipelineConfig::default()
+    }
+}
+
+fn retry_err() -> Arc<Error> {
+    Arc::new(Error::new(ErrorKind::Unavailable, "flaky"))
+}
+
+/// A checkpoint store that records every save.
+#[derive(Clone, Default)]
+struct RecordingStore {
+    saved: Arc<Mutex<Vec<Position>>>,
+    initial: Option<Position>,
+}
+
+#[async_trait]
+impl CheckpointStore for RecordingStore {
+    async fn load(&self) -> Result<Option<Position>> {
+        Ok(self.initial.clone())
+    }
+    async fn save(&self, position: &Position) -> Result<()> {
+        self.saved.lock().unwrap().push(position.clone());
+        Ok(())
+    }
+}
+
+impl RecordingStore {
+    fn last(&self) -> Option<Position> {
+        self.saved.lock().unwrap().last().cloned()
+    }
+}
+
+/// A source that counts how many items were pulled from it.
+struct CountingSource {
+    inner: VecSource,
+    pulled: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl Source for CountingSource {
+    async fn next(&mut self) -> Result<Option<SourceItem>> {
+        let item = self.inner.next().await?;
+        if item.is_some() {
+            self.pulled.fetch_add(1, SeqCst);
+        }
+        Ok(item)
+    }
+}
+
+#[tokio::test]
+async fn per_event_outcomes_drive_retries() {
+    // R1 fails twice then succeeds; R2 is rejected for good; the rest succeed at once.
+    let mut tries: HashMap<String, u32> = HashMap::new();
+    let sink = MemorySink::new().scripted(move |e| {
+        let n = tries.entry(e.reason.clone()).or_default();
+        *n += 1;
+        match (e.reason.as_str(), *n) {
+            ("R1", 1 | 2) => Outcome::Retry(retry_err()),
+            ("R2", _) => Outcome::Rejected(Arc::new(Error::new(ErrorKind::Rejected, "too large"))),
+            _ => Outcome::Delivered,
+        }
+    });
+    let report = Pipeline::new(Box::new(VecSource::new(events(5))))
+        .route(Route::new("mem", Box::new(sink.clone())))
+        .config(fast_retries())
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    let mut got = sink.reasons();
+    got.sort();
+    assert_eq!(got, ["R0", "R1", "R3", "R4"]);
+    assert_eq!(sink.attempts(), 5 + 2, "R1 was sent three times, R2 once");
+    let s = &report.sinks[0];
+    assert_eq!((s.delivered, s.failed, s.retried, s.dropped), (4, 1, 2, 0));
+    assert_eq!(report.unfinished, 0);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    tokio::time::pause();
+    let first = Arc::new(Mutex::new(None::<Instant>));
+    let second = Arc::new(Mutex::new(None::<Instant>));
+    let (f, s) = (first.clone(), second.clone());
+    let sink = MemorySink::new().scripted(move |_| {
+        let now = Instant::now();
+        if f.lock().unwrap().is_none() {
+            *f.lock().unwrap() = Some(now);
+            Outcome::Retry(Arc::new(Error::new(ErrorKind::RateLimited, "slow down").with_retry_after(Duration::from_secs(42))))
+        } else {
+            *s.lock().unwrap() = Some(now);
+            Outcome::Delivered
+        }
+    });
+    Pipeline::new(Box::new(VecSource::new(events(1))))
+        .route(Route::new("mem", Box::new(sink.clone())))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    let waited = second.lock().unwrap().unwrap() - first.lock().unwrap().unwrap();
+    assert!(waited >= Duration::from_secs(42) && waited < Duration::from_secs(43), "waited {waited:?}");
+}
+
+#[test]
+fn backoff_grows_with_jitter_and_caps() {
+    let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+    for _ in 0..100 {
+        let d1 = b.delay(1);
+        assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100), "{d1:?}");
+        let d3 = b.delay(3);
+        assert!(d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400), "{d3:?}");
+        let d30 = b.delay(30);
+        assert!(d30 >= Duration::from_millis(500) && d30 <= Duration::from_secs(1), "{d30:?}");
+    }
+}
+
+#[tokio::test]
+async fn failing_sink_does_not_block_the_others() {
+    // "down" fails every attempt (retryable) and its queue holds all 50 events, so the
+    // source is never back-pressured and "up" gets everything while "down" keeps failing.
+    let down = MemorySink::new().scripted(|_| Outcome::Retry(retry_err()));
+    let up = MemorySink::new();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = Pipeline::new(Box::new(VecSource::new(events(50)).hold_open()))
+        .route(Route::new("down", Box::new(down.clone())).options(RouteOptions { queue_size: 100, ..Default::default() }))
+        .route(Route::new("up", Box::new(up.clone())))
+        .config(PipelineConfig { shutdown_timeout: Duration::from_millis(50), ..fast_retries() });
+    let run = tokio::spawn(pipeline.run(async {
+        let _ = stop_rx.await;
+    }));
+    up.wait_for(50).await;
+    down.wait_for_attempts(100).await; // still retrying
+    assert!(down.is_empty());
+    stop_tx.send(()).unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.sinks[1].delivered, 50);
+    assert_eq!(report.sinks[0].delivered, 0);
+    assert_eq!(report.unfinished, 50, "the failing sink's events stay unfinished, not lost");
+}
+
+#[tokio::test]
+async fn permanently_rejecting_sink_does_not_block_the_others() {
+    let bad = MemorySink::new().scripted(|_| Outcome::Rejected(Arc::new(Error::new(ErrorKind::Unauthorized, "sign not match"))));
+    let good = MemorySink::new();
+    let report = Pipeline::new(Box::new(VecSource::new(events(20))))
+        .route(Route::new("bad", Box::new(bad.clone())))
+        .route(Route::new("good", Box::new(good.clone())))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(good.len(), 20);
+    assert_eq!(report.sinks[0].failed, 20);
+    assert_eq!(bad.attempts(), 20, "rejections are not retried");
+    assert_eq!(report.unfinished, 0);
+}
+
+#[tokio::test]
+async fn full_queue_back_pressures_the_source() {
+    // With time paused, a sleep returns only once every task is blocked: a quiescence probe.
+    tokio::time::pause();
+    let slow = MemorySink::new().with_batching(Batching::new(4, Duration::ZERO));
+    slow.pause();
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let source = CountingSource { inner: VecSource::new(events(10_000)), pulled: pulled.clone() };
+    let pipeline = Pipeline::new(Box::new(source))
+        .route(Route::new("slow", Box::new(slow.clone())).options(RouteOptions { queue_size: 8, ..Default::default() }));
+    let stats = pipeline.stats();
+    let run = tokio::spawn(pipeline.run(std::future::pending()));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    // The worker holds one batch (4) in the stalled send, the queue holds 8, and the
+    // dispatcher holds one more while it waits for room. Nothing beyond that is read.
+    assert_eq!(pulled.load(SeqCst), 4 + 8 + 1);
+    assert_eq!(stats.sinks[0].1.in_flight.load(Relaxed), 12);
+    slow.resume();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.sinks[0].delivered, 10_000);
+    assert_eq!(slow.len(), 10_000);
+    assert!(slow.batch_sizes().iter().all(|&n| n <= 4));
+}
+
+#[tokio::test]
+async fn overflow_drop_counts_what_it_drops() {
+    let slow = MemorySink::new();
+    slow.pause();
+    let pipeline = Pipeline::new(Box::new(VecSource::new(events(100))))
+        .route(Route::new("lossy", Box::new(slow.clone())).options(RouteOptions { queue_size: 10, overflow: Overflow::Drop }));
+    let run = tokio::spawn(pipeline.run(std::future::pending()));
+    tokio::time::pause();
+    tokio::time::sleep(Duration::from_secs(60)).await; // returns once everything is blocked
+    slow.resume();
+    let report = run.await.unwrap().unwrap();
+    let s = &report.sinks[0];
+    assert_eq!(s.delivered + s.dropped, 100);
+    assert!(s.dropped > 0);
+    assert_eq!(slow.len() as u64, s.delivered);
+}
+
+#[tokio::test]
+async fn shutdown_drains_queued_events() {
+    // Batches wait 200 ms for company; the shutdown signal comes while events are queued.
+    let sink = MemorySink::new().with_batching(Batching::new(1000, Duration::from_millis(200)));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = Pipeline::new(Box::new(VecSource::new(events(300)).hold_open()))
+        .route(Route::new("mem", Box::new(sink.clone())));
+    let stats = pipeline.stats();
+    let run = tokio::spawn(pipeline.run(async {
+        let _ = stop_rx.await;
+    }));
+    while stats.received.load(Relaxed) < 300 {
+        tokio::task::yield_now().await;
+    }
+    assert!(sink.len() < 300, "the batch window has not passed yet");
+    stop_tx.send(()).unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(sink.len(), 300);
+    assert_eq!(report.unfinished, 0);
+}
+
+#[tokio::test]
+async fn shutdown_deadline_bounds_a_stuck_sink() {
+    let stuck = MemorySink::new();
+    stuck.pause();
+    let store = RecordingStore::default();
+    let pipeline = Pipeline::new(Box::new(VecSource::with_positions(events(5)).hold_open()))
+        .route(Route::new("stuck", Box::new(stuck.clone())))
+        .checkpoint(Box::new(store.clone()))
+        .config(PipelineConfig { shutdown_timeout: Duration::from_millis(100), ..fast_retries() });
+    let stats = pipeline.stats();
+    let report = pipeline
+        .run(async move {
+            while stats.received.load(Relaxed) < 5 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.unfinished, 5);
+    assert_eq!(report.checkpoint, None, "nothing was delivered, so nothing is checkpointed");
+    assert_eq!(store.last(), None);
+}
+
+#[tokio::test]
+async fn checkpoint_never_passes_an_unfinished_event() {
+    // Sink "a" holds event 3 (position "3") until released; sink "b" gets everything.
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let r = release.clone();
+    let a = MemorySink::new().scripted(move |e| {
+        if e.reason == "R2" && !r.load(SeqCst) { Outcome::Retry(retry_err()) } else { Outcome::Delivered }
+    });
+    let b = MemorySink::new();
+    let store = RecordingStore::default();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = Pipeline::new(Box::new(VecSource::with_positions(events(6)).hold_open()))
+        .route(Route::new("a", Box::new(a.clone())))
+        .route(Route::new("b", Box::new(b.clone())))
+        .checkpoint(Box::new(store.clone()))
+        .config(fast_retries());
+    let run = tokio::spawn(pipeline.run(async {
+        let _ = stop_rx.await;
+    }));
+    b.wait_for(6).await;
+    a.wait_for(5).await;
+    // Several checkpoint ticks pass while R2 (position "3") is unfinished in sink "a".
+    a.wait_for_attempts(5 + 20).await;
+    while store.last().is_none() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(store.last(), Some(Position("2".into())));
+    assert!(store.saved.lock().unwrap().iter().all(|p| p.0.as_str() <= "2"));
+    release.store(true, SeqCst);
+    a.wait_for(6).await;
+    stop_tx.send(()).unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.checkpoint, Some(Position("6".into())));
+    assert_eq!(store.last(), Some(Position("6".into())));
+}
+
+#[tokio::test]
+async fn filtered_events_and_progress_advance_the_checkpoint() {
+    let sink = MemorySink::new();
+    let store = RecordingStore { initial: Some(Position("0".into())), ..Default::default() };
+    let source = VecSource::with_positions(events(3));
+    let report = Pipeline::new(Box::new(source))
+        .route(Route::new("none", Box::new(sink.clone())).filter(Arc::new(filter_fn(|_| false))))
+        .checkpoint(Box::new(store.clone()))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert!(sink.is_empty());
+    assert_eq!(report.checkpoint, Some(Position("3".into())));
+
+    // A bookmark (progress without an event) is checkpointed once what precedes it is done.
+    struct Bookmarks(Vec<SourceItem>);
+    #[async_trait]
+    impl Source for Bookmarks {
+        async fn next(&mut self) -> Result<Option<SourceItem>> {
+            Ok(if self.0.is_empty() { None } else { Some(self.0.remove(0)) })
+        }
+    }
+    let store = RecordingStore::default();
+    let items = vec![
+        SourceItem::Event { event: events(1).remove(0), position: Some(Position("10".into())) },
+        SourceItem::Progress(Position("15".into())),
+    ];
+    let report = Pipeline::new(Box::new(Bookmarks(items)))
+        .route(Route::new("mem", Box::new(MemorySink::new())))
+        .checkpoint(Box::new(store.clone()))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(report.checkpoint, Some(Position("15".into())));
+}
+
+#[tokio::test]
+async fn resume_position_reaches_the_source() {
+    struct Probe(Arc<Mutex<Option<Position>>>);
+    #[async_trait]
+    impl Source for Probe {
+        async fn start(&mut self, resume: Option<Position>) -> Result<()> {
+            *self.0.lock().unwrap() = resume;
+            Ok(())
+        }
+        async fn next(&mut self) -> Result<Option<SourceItem>> {
+            Ok(None)
+        }
+    }
+    let seen = Arc::new(Mutex::new(None));
+    let store = RecordingStore { initial: Some(Position("rv=99".into())), ..Default::default() };
+    let report = Pipeline::new(Box::new(Probe(seen.clone())))
+        .route(Route::new("mem", Box::new(MemorySink::new())))
+        .checkpoint(Box::new(store.clone()))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), Some(Position("rv=99".into())));
+    assert_eq!(report.checkpoint, Some(Position("rv=99".into())));
+    assert!(store.saved.lock().unwrap().is_empty(), "an unchanged position is not rewritten");
+}
+
+#[tokio::test]
+async fn startup_and_source_errors_surface() {
+    struct NoStart;
+    #[async_trait]
+    impl Sink for NoStart {
+        async fn start(&mut self) -> Result<()> {
+            Err(Error::new(ErrorKind::Unauthorized, "no credentials found"))
+        }
+        async fn send(&mut self, batch: &[SharedEvent]) -> Vec<Outcome> {
+            vec![Outcome::Delivered; batch.len()]
+        }
+    }
+    let err = Pipeline::new(Box::new(VecSource::new(events(1))))
+        .route(Route::new("sls", Box::new(NoStart)))
+        .run(std::future::pending())
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "sink sls failed to start: no credentials found");
+
+    struct Broken(usize);
+    #[async_trait]
+    impl Source for Broken {
+        async fn next(&mut self) -> Result<Option<SourceItem>> {
+            self.0 += 1;
+            if self.0 > 3 { Err(Error::new(ErrorKind::Unauthorized, "401 from apiserver")) } else { Ok(Some(SourceItem::event(Event::default()))) }
+        }
+    }
+    let sink = MemorySink::new();
+    let err = Pipeline::new(Box::new(Broken(0)))
+        .route(Route::new("mem", Box::new(sink.clone())))
+        .run(std::future::pending())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    assert_eq!(sink.len(), 3, "what was read before the error is still delivered");
+}
+
+#[tokio::test]
+async fn wrong_outcome_count_is_retried_not_lost() {
+    struct Sloppy(u32, MemorySink);
+    #[async_trait]
+    impl Sink for Sloppy {
+        async fn send(&mut self, batch: &[SharedEvent]) -> Vec<Outcome> {
+            self.0 += 1;
+            if self.0 == 1 { Vec::new() } else { self.1.send(batch).await }
+        }
+    }
+    let mem = MemorySink::new();
+    Pipeline::new(Box::new(VecSource::new(events(3))))
+        .route(Route::new("sloppy", Box::new(Sloppy(0, mem.clone()))))
+        .config(fast_retries())
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(mem.len(), 3);
+}
+
+#[tokio::test]
+async fn batches_respect_size_and_window() {
+    let sink = MemorySink::new().with_batching(Batching::new(7, Duration::from_millis(20)));
+    Pipeline::new(Box::new(VecSource::new(events(50))))
+        .route(Route::new("mem", Box::new(sink.clone())))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    let sizes = sink.batch_sizes();
+    assert_eq!(sizes.iter().sum::<usize>(), 50);
+    assert!(sizes.iter().all(|&n| n <= 7));
+    assert!(sizes.iter().filter(|&&n| n == 7).count() >= 6, "{sizes:?}");
+    // Order is preserved.
+    let reasons = sink.reasons();
+    let expected: Vec<String> = (0..50).map(|i| format!("R{i}")).collect();
+    assert_eq!(reasons, expected);
+}
