@@ -187,7 +187,8 @@ mod tests {
 
     #[test]
     fn text_layout_without_times_or_namespace() {
-        let ev = Event::builder().kind("Node").object("", "node-1").reason("KernelOops").message("oops\nline2\n").build();
+        let ev =
+            Event::builder().kind("Node").object("", "node-1").reason("KernelOops").message("oops\nline2\n").build();
         let mut ev = ev;
         ev.namespace.clear();
         assert_eq!(text_line(&ev), "- Normal - Node/node-1 KernelOops: oops line2 (x1)");
@@ -197,7 +198,7 @@ mod tests {
     fn previews_render_both_formats() {
         let ev: SharedEvent = std::sync::Arc::new(Event::builder().kind("Pod").object("a", "p").reason("R").build());
         let mut text = StdoutSink::new(StdoutFormat::Text);
-        assert_eq!(text.preview(&[ev.clone()]).unwrap(), ["- Normal a Pod/p R:  (x1)"]);
+        assert_eq!(text.preview(std::slice::from_ref(&ev)).unwrap(), ["- Normal a Pod/p R:  (x1)"]);
         let mut json = StdoutSink::new(StdoutFormat::Json);
         let line = &json.preview(&[ev]).unwrap()[0];
         let value: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -213,6 +214,9 @@ mod tests {
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, "{\"items\": [").unwrap();
         let err = FileSource::open(&bad).unwrap_err();
-        assert!(err.to_string().starts_with(&format!("event file {}: invalid event JSON at line 1", bad.display())), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!("event file {}: invalid event JSON at line 1", bad.display())),
+            "{err}"
+        );
     }
 }

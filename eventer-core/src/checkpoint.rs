@@ -72,14 +72,16 @@ impl CheckpointStore for FileCheckpoint {
                 Ok(Some(contents.position))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::new(ErrorKind::Io, format!("cannot read checkpoint {}", self.path.display()))
-                .with_source(e)),
+            Err(e) => {
+                Err(Error::new(ErrorKind::Io, format!("cannot read checkpoint {}", self.path.display())).with_source(e))
+            }
         }
     }
 
     async fn save(&self, position: &Position) -> Result<()> {
         let contents = FileContents { position: position.clone(), saved_at: jiff::Timestamp::now().to_string() };
-        let json = serde_json::to_vec(&contents).map_err(|e| Error::new(ErrorKind::Unexpected, "encode checkpoint").with_source(e))?;
+        let json = serde_json::to_vec(&contents)
+            .map_err(|e| Error::new(ErrorKind::Unexpected, "encode checkpoint").with_source(e))?;
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || write_atomically(&path, &json))
             .await

@@ -124,13 +124,18 @@ impl Error {
         self.retry_after
     }
 
-    /// The message followed by every cause, joined with `: ` on one line.
+    /// The message followed by every cause, joined with `: ` on one line (causes that
+    /// print several lines, such as regex errors, are folded).
     pub fn chain(&self) -> String {
         let mut out = self.message.clone();
         let mut next = self.source.as_deref().map(|e| e as &(dyn StdError + 'static));
         while let Some(e) = next {
-            out.push_str(": ");
-            out.push_str(&e.to_string());
+            let text = e.to_string();
+            if !out.ends_with(text.as_str()) {
+                out.push_str(": ");
+                out.extend(text.split_whitespace().flat_map(|w| [w, " "]));
+                out.pop();
+            }
             next = e.source();
         }
         out
@@ -180,6 +185,9 @@ mod tests {
         let err = Error::new(ErrorKind::Io, "cannot read events.json").with_source(io);
         assert_eq!(err.to_string(), "cannot read events.json");
         assert_eq!(err.chain(), "cannot read events.json: no such file");
+        let multi = Error::config("option message: invalid regex")
+            .with_source(std::io::Error::other("line one\n  ^\nline two"));
+        assert_eq!(multi.chain(), "option message: invalid regex: line one ^ line two");
         assert!(!err.is_temporary());
     }
 

@@ -346,9 +346,8 @@ impl FilterSpec {
         ];
         for (option, re, text, negate) in regexes {
             let Some(re) = re else { continue };
-            let regex = Regex::new(re).map_err(|e| {
-                Error::config(format!("option {option}: invalid regex `{re}`")).with_source(e)
-            })?;
+            let regex = Regex::new(re)
+                .map_err(|e| Error::config(format!("option {option}: invalid regex `{re}`")).with_source(e))?;
             if negate {
                 all.push(Arc::new(pattern(text, regex).not()));
             } else {

@@ -332,9 +332,9 @@ impl Pipeline {
         let mut workers = Vec::with_capacity(routes.len());
         for (i, route) in routes.into_iter().enumerate() {
             let Route { name, mut sink, filter, options } = route;
-            sink.start().await.map_err(|e| {
-                Error::new(e.kind(), format!("sink {name} failed to start: {}", e.chain()))
-            })?;
+            sink.start()
+                .await
+                .map_err(|e| Error::new(e.kind(), format!("sink {name} failed to start: {}", e.chain())))?;
             let (tx, rx) = mpsc::channel(options.queue_size.max(1));
             senders.push((tx, options.overflow));
             filters.push(filter);
@@ -357,7 +357,8 @@ impl Pipeline {
             let tracker = tracker.clone();
             let stats = stats.clone();
             let stop = CancellationToken::new();
-            let task = tokio::spawn(checkpoint_loop(store.clone(), tracker, stats, config.checkpoint_interval, stop.clone()));
+            let task =
+                tokio::spawn(checkpoint_loop(store.clone(), tracker, stats, config.checkpoint_interval, stop.clone()));
             (store, task, stop)
         });
 
@@ -460,7 +461,9 @@ impl Pipeline {
         let saved = match checkpointer {
             Some((store, task, stop)) => {
                 stop.cancel();
-                let _ = task.await;
+                if let Err(e) = task.await {
+                    error!(error = %e, "Checkpoint task failed.");
+                }
                 save_checkpoint(&**store, &tracker, &stats).await;
                 tracker.saved()
             }

@@ -268,10 +268,8 @@ impl CheckpointFactory for FileCheckpointFactory {
             return Err(Error::config("file checkpoint needs a path: file:<path>"));
         }
         let path = std::path::Path::new(target);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.is_dir() {
-                return Err(Error::config(format!("checkpoint directory {} does not exist", dir.display())));
-            }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
+            return Err(Error::config(format!("checkpoint directory {} does not exist", dir.display())));
         }
         Ok(Box::new(FileCheckpoint::new(path)))
     }
@@ -285,7 +283,12 @@ mod tests {
     fn common_options_become_filter_and_route() {
         let r = Registry::with_builtins();
         let built = r
-            .build_sink(&"log?level=Warning&namespaces=a,b&reasons=BackOff&queue_size=10&overflow=drop&name=audit".parse().unwrap(), &BuildContext::default())
+            .build_sink(
+                &"log?level=Warning&namespaces=a,b&reasons=BackOff&queue_size=10&overflow=drop&name=audit"
+                    .parse()
+                    .unwrap(),
+                &BuildContext::default(),
+            )
             .unwrap();
         assert_eq!(built.name, "audit");
         assert_eq!(built.filter.level.as_deref(), Some("Warning"));

@@ -21,6 +21,8 @@ impl fmt::Display for Position {
 
 /// What a source yields.
 #[derive(Debug)]
+// Events are the overwhelmingly common variant; boxing them would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub enum SourceItem {
     /// An occurrence to route, with the position to resume from once it is delivered.
     Event {

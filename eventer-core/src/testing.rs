@@ -146,7 +146,7 @@ impl Sink for MemorySink {
     async fn send(&mut self, batch: &[SharedEvent]) -> Vec<Outcome> {
         let mut open = self.inner.open.subscribe();
         // The sender lives in `inner`, so the channel cannot close while we wait.
-        let _ = open.wait_for(|open| *open).await;
+        drop(open.wait_for(|open| *open).await);
         let outcomes: Vec<Outcome> = {
             let mut script = self.inner.script.lock().expect("lock");
             batch.iter().map(|e| script.as_mut().map_or(Outcome::Delivered, |s| s(e))).collect()

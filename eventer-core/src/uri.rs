@@ -29,7 +29,10 @@ const SECRET_KEYS: &[&str] = &[
 /// Whether an option name holds a secret.
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    SECRET_KEYS.contains(&key.as_str()) || key.ends_with("secret") || key.ends_with("token") || key.ends_with("password")
+    SECRET_KEYS.contains(&key.as_str())
+        || key.ends_with("secret")
+        || key.ends_with("token")
+        || key.ends_with("password")
 }
 
 /// A parsed component URI. Its `Display` and `Debug` are redacted.
@@ -58,7 +61,10 @@ impl ComponentUri {
 
     /// A consumable view of the options that reports the ones nobody used.
     pub fn options(&self) -> Options {
-        Options { scheme: self.scheme.clone(), pairs: self.options.iter().map(|(k, v)| (k.clone(), v.clone(), false)).collect() }
+        Options {
+            scheme: self.scheme.clone(),
+            pairs: self.options.iter().map(|(k, v)| (k.clone(), v.clone(), false)).collect(),
+        }
     }
 
     /// A URI from parts, as a config file gives them.
@@ -72,11 +78,7 @@ fn validate_scheme(scheme: &str) -> Result<()> {
     let ok = !scheme.is_empty()
         && scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::config(format!("invalid scheme `{}`", redact(scheme))))
-    }
+    if ok { Ok(()) } else { Err(Error::config(format!("invalid scheme `{}`", redact(scheme)))) }
 }
 
 impl FromStr for ComponentUri {
@@ -144,9 +146,9 @@ pub fn expand_env(s: &str) -> Result<String> {
         let (name, consumed) = if let Some(braced) = after.strip_prefix('{') {
             let end = braced.find('}').ok_or_else(|| Error::config("unterminated `${` in URI"))?;
             (&braced[..end], end + 2)
-        } else if after.starts_with('$') {
+        } else if let Some(tail) = after.strip_prefix('$') {
             out.push('$');
-            rest = &after[1..];
+            rest = tail;
             continue;
         } else {
             let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
@@ -155,8 +157,8 @@ pub fn expand_env(s: &str) -> Result<String> {
         if name.is_empty() {
             out.push('$');
         } else {
-            let value = std::env::var(name)
-                .map_err(|_| Error::config(format!("environment variable {name} is not set")))?;
+            let value =
+                std::env::var(name).map_err(|_| Error::config(format!("environment variable {name} is not set")))?;
             out.push_str(&value);
         }
         rest = &after[consumed..];
@@ -320,9 +322,7 @@ impl Options {
     /// # Errors
     /// When the value is not a duration.
     pub fn duration(&mut self, key: &str) -> Result<Option<Duration>> {
-        self.one(key)?
-            .map(|v| parse_duration(&v).map_err(|e| Error::config(format!("option {key}: {e}"))))
-            .transpose()
+        self.one(key)?.map(|v| parse_duration(&v).map_err(|e| Error::config(format!("option {key}: {e}")))).transpose()
     }
 
     /// A number.
@@ -340,7 +340,8 @@ impl Options {
     /// # Errors
     /// `unknown option x for sink dingtalk (known: ...)`.
     pub fn finish(self, known: &[&str]) -> Result<()> {
-        let mut unknown: Vec<&str> = self.pairs.iter().filter(|(_, _, used)| !used).map(|(k, _, _)| k.as_str()).collect();
+        let mut unknown: Vec<&str> =
+            self.pairs.iter().filter(|(_, _, used)| !used).map(|(k, _, _)| k.as_str()).collect();
         unknown.dedup();
         if unknown.is_empty() {
             return Ok(());
@@ -379,7 +380,9 @@ mod tests {
 
     #[test]
     fn kube_eventer_uri_shapes() {
-        let u = parse("dingtalk:https://oapi.dingtalk.com/robot/send?access_token=t0k&label=c1&label=c2&level=Warning&sign=SECx");
+        let u = parse(
+            "dingtalk:https://oapi.dingtalk.com/robot/send?access_token=t0k&label=c1&label=c2&level=Warning&sign=SECx",
+        );
         assert_eq!(u.scheme(), "dingtalk");
         assert_eq!(u.target(), "https://oapi.dingtalk.com/robot/send");
         let mut o = u.options();
@@ -454,7 +457,9 @@ mod tests {
         assert_eq!(shown, "sls:https://sls.aliyuncs.com?project=p&accessKeyId=***&accessKeySecret=***&label=a,b");
         assert_eq!(format!("{u:?}"), format!("ComponentUri({shown})"));
         assert_eq!(
-            redact("error sending request for url (https://oapi.dingtalk.com/robot/send?access_token=abc&timestamp=1&sign=zz%3D)"),
+            redact(
+                "error sending request for url (https://oapi.dingtalk.com/robot/send?access_token=abc&timestamp=1&sign=zz%3D)"
+            ),
             "error sending request for url (https://oapi.dingtalk.com/robot/send?access_token=***&timestamp=1&sign=***)"
         );
         assert_eq!(redact("mysql:?root:pw@tcp(h:3306)/db"), "mysql:?root:pw@tcp(h:3306)/db");

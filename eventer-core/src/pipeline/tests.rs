@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::{
-    Event, ErrorKind,
+    ErrorKind, Event,
     checkpoint::CheckpointStore,
     filter::filter_fn,
     sink::{Batching, Sink},
@@ -16,7 +16,9 @@ use crate::{
 };
 
 fn events(n: usize) -> Vec<Event> {
-    (0..n).map(|i| Event::builder().kind("Pod").object("ns", &format!("pod-{i}")).reason(&format!("R{i}")).build()).collect()
+    (0..n)
+        .map(|i| Event::builder().kind("Pod").object("ns", &format!("pod-{i}")).reason(&format!("R{i}")).build())
+        .collect()
 }
 
 fn fast_retries() -> PipelineConfig {
@@ -110,7 +112,9 @@ async fn retry_after_is_honoured() {
         let now = Instant::now();
         if f.lock().unwrap().is_none() {
             *f.lock().unwrap() = Some(now);
-            Outcome::Retry(Arc::new(Error::new(ErrorKind::RateLimited, "slow down").with_retry_after(Duration::from_secs(42))))
+            Outcome::Retry(Arc::new(
+                Error::new(ErrorKind::RateLimited, "slow down").with_retry_after(Duration::from_secs(42)),
+            ))
         } else {
             *s.lock().unwrap() = Some(now);
             Outcome::Delivered
@@ -146,11 +150,13 @@ async fn failing_sink_does_not_block_the_others() {
     let up = MemorySink::new();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let pipeline = Pipeline::new(Box::new(VecSource::new(events(50)).hold_open()))
-        .route(Route::new("down", Box::new(down.clone())).options(RouteOptions { queue_size: 100, ..Default::default() }))
+        .route(
+            Route::new("down", Box::new(down.clone())).options(RouteOptions { queue_size: 100, ..Default::default() }),
+        )
         .route(Route::new("up", Box::new(up.clone())))
         .config(PipelineConfig { shutdown_timeout: Duration::from_millis(50), ..fast_retries() });
     let run = tokio::spawn(pipeline.run(async {
-        let _ = stop_rx.await;
+        stop_rx.await.ok();
     }));
     up.wait_for(50).await;
     down.wait_for_attempts(100).await; // still retrying
@@ -164,7 +170,8 @@ async fn failing_sink_does_not_block_the_others() {
 
 #[tokio::test]
 async fn permanently_rejecting_sink_does_not_block_the_others() {
-    let bad = MemorySink::new().scripted(|_| Outcome::Rejected(Arc::new(Error::new(ErrorKind::Unauthorized, "sign not match"))));
+    let bad = MemorySink::new()
+        .scripted(|_| Outcome::Rejected(Arc::new(Error::new(ErrorKind::Unauthorized, "sign not match"))));
     let good = MemorySink::new();
     let report = Pipeline::new(Box::new(VecSource::new(events(20))))
         .route(Route::new("bad", Box::new(bad.clone())))
@@ -186,8 +193,9 @@ async fn full_queue_back_pressures_the_source() {
     slow.pause();
     let pulled = Arc::new(AtomicUsize::new(0));
     let source = CountingSource { inner: VecSource::new(events(10_000)), pulled: pulled.clone() };
-    let pipeline = Pipeline::new(Box::new(source))
-        .route(Route::new("slow", Box::new(slow.clone())).options(RouteOptions { queue_size: 8, ..Default::default() }));
+    let pipeline = Pipeline::new(Box::new(source)).route(
+        Route::new("slow", Box::new(slow.clone())).options(RouteOptions { queue_size: 8, ..Default::default() }),
+    );
     let stats = pipeline.stats();
     let run = tokio::spawn(pipeline.run(std::future::pending()));
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -206,8 +214,9 @@ async fn full_queue_back_pressures_the_source() {
 async fn overflow_drop_counts_what_it_drops() {
     let slow = MemorySink::new();
     slow.pause();
-    let pipeline = Pipeline::new(Box::new(VecSource::new(events(100))))
-        .route(Route::new("lossy", Box::new(slow.clone())).options(RouteOptions { queue_size: 10, overflow: Overflow::Drop }));
+    let pipeline = Pipeline::new(Box::new(VecSource::new(events(100)))).route(
+        Route::new("lossy", Box::new(slow.clone())).options(RouteOptions { queue_size: 10, overflow: Overflow::Drop }),
+    );
     let run = tokio::spawn(pipeline.run(std::future::pending()));
     tokio::time::pause();
     tokio::time::sleep(Duration::from_secs(60)).await; // returns once everything is blocked
@@ -228,7 +237,7 @@ async fn shutdown_drains_queued_events() {
         .route(Route::new("mem", Box::new(sink.clone())));
     let stats = pipeline.stats();
     let run = tokio::spawn(pipeline.run(async {
-        let _ = stop_rx.await;
+        stop_rx.await.ok();
     }));
     while stats.received.load(Relaxed) < 300 {
         tokio::task::yield_now().await;
@@ -280,7 +289,7 @@ async fn checkpoint_never_passes_an_unfinished_event() {
         .checkpoint(Box::new(store.clone()))
         .config(fast_retries());
     let run = tokio::spawn(pipeline.run(async {
-        let _ = stop_rx.await;
+        stop_rx.await.ok();
     }));
     b.wait_for(6).await;
     a.wait_for(5).await;
@@ -385,7 +394,11 @@ async fn startup_and_source_errors_surface() {
     impl Source for Broken {
         async fn next(&mut self) -> Result<Option<SourceItem>> {
             self.0 += 1;
-            if self.0 > 3 { Err(Error::new(ErrorKind::Unauthorized, "401 from apiserver")) } else { Ok(Some(SourceItem::event(Event::default()))) }
+            if self.0 > 3 {
+                Err(Error::new(ErrorKind::Unauthorized, "401 from apiserver"))
+            } else {
+                Ok(Some(SourceItem::event(Event::default())))
+            }
         }
     }
     let sink = MemorySink::new();

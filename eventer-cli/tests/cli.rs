@@ -1,0 +1,167 @@
+//! The `eventer` binary end to end: the bundled sample, and the bad-input table.
+
+use std::process::{Command, Output};
+
+fn eventer(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eventer"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run eventer")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn sample_to_stdout() {
+    let out = eventer(&["--source=file:examples/events.json", "--sink=stdout"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 23);
+    assert!(text.lines().any(|l| l.ends_with("Warning shop Pod/payment-5f8b7c9d6-qw7rt BackOff: Back-off restarting failed container payment in pod payment-5f8b7c9d6-qw7rt_shop(3f0c5a1e-8c1b-4c55-9d1e-2b7a4d6c9e10) (x27)")), "{text}");
+    assert!(text.starts_with("2024-06-03T08:00:00Z Normal shop Deployment/checkout ScalingReplicaSet: "), "{text}");
+}
+
+#[test]
+fn filters_and_json_lines() {
+    let out = eventer(&["--source=file:examples/events.json", "--sink=stdout?format=json&level=Warning&kinds=Node"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reasons: Vec<String> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["reason"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reasons, ["KernelOops", "TaskHung", "DockerHung", "ContainerdHung", "FDPressure", "ReadonlyFilesystem"]);
+    // kube-eventer's `log` alias, two sinks at once.
+    let out = eventer(&[
+        "--source=file:examples/events.json",
+        "--sink=log?reasons=BackOff",
+        "--sink=stdout?reasons=OOMKilling",
+    ]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).lines().count(), 3);
+}
+
+#[test]
+fn checkpoint_file_is_accepted_and_written_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let cp = dir.path().join("cp.json");
+    let out = eventer(&[
+        "--source=file:examples/events.json",
+        "--sink=stdout",
+        &format!("--checkpoint=file:{}", cp.display()),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The file source has no positions, so nothing is written, and nothing is left behind.
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
+/// Each bad input exits 2 with one line naming the flag and the problem.
+#[test]
+fn bad_input_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let malformed = dir.path().join("bad.json");
+    std::fs::write(&malformed, "{\"items\": [ {\"reason\": 1} ]}").unwrap();
+    let malformed = format!("--source=file:{}", malformed.display());
+    let src = "--source=file:examples/events.json";
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec![], "eventer: error: --source: a source is required"),
+        (vec![src], "eventer: error: --sink: at least one sink is required"),
+        (
+            vec![src, "--sink=kafka:?brokers=h:9092"],
+            "eventer: error: --sink=kafka:?brokers=h:9092: unknown sink scheme `kafka` (known: ",
+        ),
+        (vec![src, "--sink=:nope"], "eventer: error: --sink=:nope: invalid scheme ``"),
+        (vec![src, "--sink=\"stdout\""], "eventer: error: --sink=\"stdout\": the URI is quoted"),
+        (
+            vec![src, "--sink=stdout?formt=json"],
+            "eventer: error: --sink=stdout?formt=json: unknown option formt for stdout (known: ",
+        ),
+        (
+            vec![src, "--sink=stdout?format=yaml"],
+            "eventer: error: --sink=stdout?format=yaml: option format: invalid value `yaml` (expected text or json)",
+        ),
+        (
+            vec![src, "--sink=stdout?queue_size=lots"],
+            "eventer: error: --sink=stdout?queue_size=lots: option queue_size: invalid number `lots`",
+        ),
+        (
+            vec![src, "--sink=stdout?level=Critical"],
+            "eventer: error: --sink=stdout?level=Critical: option level: invalid value `Critical` (expected Normal or Warning)",
+        ),
+        (
+            vec![src, "--sink=stdout?message=(oops"],
+            "eventer: error: --sink=stdout?message=(oops: option message: invalid regex `(oops`",
+        ),
+        (
+            vec![src, "--sink=stdout?level=$EVENTER_NO_SUCH_VAR"],
+            "eventer: error: --sink=stdout?level=$EVENTER_NO_SUCH_VAR: environment variable EVENTER_NO_SUCH_VAR is not set",
+        ),
+        (
+            vec!["--source=file:/no/such/events.json", "--sink=stdout"],
+            "eventer: error: --source=file:/no/such/events.json: cannot read event file /no/such/events.json: No such file or directory",
+        ),
+        (vec![&malformed, "--sink=stdout"], "invalid event JSON at line 1"),
+        (
+            vec!["--source=kube:https://x", "--sink=stdout"],
+            "eventer: error: --source=kube:https://x: unknown source scheme `kube` (known: ",
+        ),
+        (
+            vec![src, "--sink=stdout", "--checkpoint=file:/no/such/dir/cp.json"],
+            "eventer: error: --checkpoint=file:/no/such/dir/cp.json: checkpoint directory /no/such/dir does not exist",
+        ),
+        (vec![src, "--sink=stdout", "--checkpoint=etcd:x"], "unknown checkpoint scheme `etcd`"),
+        (
+            vec![src, "--sink=stdout", "--frequency=5 parsecs"],
+            "eventer: error: invalid value '5 parsecs' for '--frequency <DURATION>': invalid duration",
+        ),
+        (vec![src, "--sink=stdout", "--frequency=0s"], "for '--frequency <DURATION>': must be greater than zero"),
+        (
+            vec![src, "--sink=stdout", "--healthz-port=70000"],
+            "eventer: error: invalid value '70000' for '--healthz-port <PORT>'",
+        ),
+        (vec![src, "--sink=stdout", "--bogus"], "eventer: error: unexpected argument '--bogus' found"),
+        (
+            vec![src, src, "--sink=stdout"],
+            "eventer: error: the argument '--source <URI>' cannot be used multiple times",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = eventer(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}:\n  got: {err}\n want: {expected}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+        assert!(stdout(&out).is_empty());
+    }
+}
+
+#[test]
+fn secrets_never_appear_in_errors() {
+    let out = eventer(&[
+        "--source=file:examples/events.json",
+        "--sink=stdout?access_token=tok-SECRET-1&accessKeySecret=SECRET-2&sign=SECRET-3&password=SECRET-4&bogus=1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("unknown option"), "{err}");
+    assert!(!err.contains("SECRET"), "{err}");
+    assert!(err.contains("access_token=***"), "{err}");
+}
+
+#[test]
+fn help_and_version() {
+    let out = eventer(&["--help"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).contains("--sink <URI>"));
+    let out = eventer(&["--version"]);
+    assert!(out.status.success());
+    assert!(stdout(&out).starts_with("eventer "));
+}
