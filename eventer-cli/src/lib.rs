@@ -28,7 +28,11 @@ use crate::args::{Args, LogFormat};
 
 /// The registry of everything this build of eventer knows.
 pub fn default_registry() -> Registry {
-    Registry::with_builtins()
+    #[allow(unused_mut)] // without optional sinks nothing is added
+    let mut registry = Registry::with_builtins();
+    #[cfg(feature = "sink-dingtalk")]
+    eventer_sink_dingtalk::register(&mut registry);
+    registry
 }
 
 /// A failure with its exit code.

@@ -133,6 +133,8 @@ pub struct SinkStats {
     pub delivered: AtomicU64,
     /// Retry attempts scheduled.
     pub retried: AtomicU64,
+    /// Events a sink held back on purpose (rate budget) to be offered again.
+    pub deferred: AtomicU64,
     /// Events permanently rejected.
     pub failed: AtomicU64,
     /// Events dropped by `overflow=drop`.
@@ -651,7 +653,7 @@ impl Worker {
             outcomes = vec![Outcome::Retry(err); batch.len()];
         }
         let mut finished = Vec::with_capacity(batch.len());
-        let (mut delivered, mut failed, mut retried) = (0u64, 0u64, 0u64);
+        let (mut delivered, mut failed, mut retried, mut deferred) = (0u64, 0u64, 0u64, 0u64);
         let mut first_retry: Option<(Arc<Error>, Duration)> = None;
         let now = Instant::now();
         for (mut pending, outcome) in batch.drain(..).zip(outcomes) {
@@ -683,7 +685,16 @@ impl Worker {
                     }
                     retries.push_back(pending);
                 }
+                Outcome::Defer(delay) => {
+                    deferred += 1;
+                    pending.not_before = now + delay;
+                    retries.push_back(pending);
+                }
             }
+        }
+        if deferred > 0 {
+            debug!(sink = %self.name, events = deferred, "Sink deferred events.");
+            self.stats.deferred.fetch_add(deferred, Relaxed);
         }
         if let Some((err, delay)) = first_retry {
             warn!(sink = %self.name, events = retried, retry_in = ?delay, error = %err.chain(), "Delivery failed; will retry.");

@@ -17,6 +17,9 @@ pub enum Outcome {
     /// The destination refused the event for good (bad credentials, invalid data);
     /// the pipeline counts and logs it, and does not retry.
     Rejected(Arc<Error>),
+    /// Nothing failed: the sink holds the event on purpose (a rate budget is spent) and
+    /// wants it again, merged with what arrives meanwhile, after this delay.
+    Defer(Duration),
 }
 
 impl Outcome {

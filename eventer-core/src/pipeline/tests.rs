@@ -448,3 +448,24 @@ async fn batches_respect_size_and_window() {
     let expected: Vec<String> = (0..50).map(|i| format!("R{i}")).collect();
     assert_eq!(reasons, expected);
 }
+
+#[tokio::test]
+async fn deferred_events_come_back_without_counting_as_failures() {
+    tokio::time::pause();
+    let offered = Arc::new(AtomicUsize::new(0));
+    let o = offered.clone();
+    let sink = MemorySink::new().scripted(move |_| {
+        if o.fetch_add(1, SeqCst) < 3 { Outcome::Defer(Duration::from_secs(10)) } else { Outcome::Delivered }
+    });
+    let started = Instant::now();
+    let report = Pipeline::new(Box::new(VecSource::new(events(3))))
+        .route(Route::new("held", Box::new(sink.clone())))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(sink.len(), 3);
+    assert!(Instant::now() - started >= Duration::from_secs(10));
+    let s = &report.sinks[0];
+    assert_eq!((s.delivered, s.retried, s.failed), (3, 0, 0));
+    assert_eq!(sink.batch_sizes(), [3, 3], "held events come back together in one batch");
+}

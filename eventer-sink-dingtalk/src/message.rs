@@ -1,0 +1,486 @@
+//! Message bodies: kube-eventer's text and markdown layouts, the user template, and
+//! digests that list many alerts in one message.
+
+use std::{fmt::Write as _, ops::Range};
+
+use eventer_core::Event;
+use jiff::{Timestamp, tz::TimeZone};
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+
+use crate::{
+    config::{DingTalkConfig, MsgType},
+    error::DingTalkError,
+};
+
+const ACK_CONSOLE: &str = "https://cs.console.aliyun.com/#/k8s";
+/// A digest line keeps at most this much of an event's message.
+const DIGEST_MESSAGE_BYTES: usize = 300;
+/// Room left for what a size estimate may miss.
+const SLACK_BYTES: usize = 64;
+const TEMPLATE_NAME: &str = "body";
+
+/// One alert: the latest update of an object and reason, with its occurrence count.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Alert<'a> {
+    pub(crate) event: &'a Event,
+    pub(crate) count: u32,
+}
+
+/// Renders message bodies (the JSON sent to the robot).
+pub(crate) struct Renderer {
+    msg_type: MsgType,
+    labels: Vec<String>,
+    cluster_id: Option<String>,
+    region: Option<String>,
+    tz: TimeZone,
+    tz_name: String,
+    at_mobiles: Vec<String>,
+    at_user_ids: Vec<String>,
+    at_all: bool,
+    /// `@…` text DingTalk needs in the body for the `at` list to notify.
+    at_text: String,
+    template: Option<Environment<'static>>,
+    max_bytes: usize,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    msgtype: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<Text<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    markdown: Option<Markdown<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    at: Option<At<'a>>,
+}
+
+#[derive(Serialize)]
+struct Text<'a> {
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct Markdown<'a> {
+    title: &'a str,
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct At<'a> {
+    at_mobiles: &'a [String],
+    at_user_ids: &'a [String],
+    is_at_all: bool,
+}
+
+impl Renderer {
+    /// A renderer for `config`; reads `template_file` and compiles the template.
+    pub(crate) fn new(config: &DingTalkConfig) -> Result<Self, DingTalkError> {
+        let (tz, tz_name) = time_zone(config.timezone.as_deref())?;
+        let source = match (&config.template, &config.template_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| {
+                DingTalkError::config(format!("option template_file: cannot read {}: {e}", path.display()))
+            })?),
+            (None, None) => None,
+        };
+        let template = source.map(compile).transpose()?;
+        let mut at_text = String::new();
+        for who in config.at_mobiles.iter().chain(&config.at_user_ids) {
+            write!(at_text, "@{who} ").expect("writing to a String");
+        }
+        if config.at_all {
+            at_text.push_str("@all");
+        }
+        let renderer = Renderer {
+            msg_type: config.msg_type,
+            labels: config.labels.clone(),
+            cluster_id: config.cluster_id.clone(),
+            region: config.region.clone(),
+            tz,
+            tz_name,
+            at_mobiles: config.at_mobiles.clone(),
+            at_user_ids: config.at_user_ids.clone(),
+            at_all: config.at_all,
+            at_text: at_text.trim_end().to_owned(),
+            template,
+            max_bytes: config.max_bytes,
+        };
+        // Render a sample now, so a template naming an unknown variable fails at startup.
+        if let Some(env) = &renderer.template {
+            let sample = Event::builder().kind("Pod").object("default", "sample").reason("Sample").build();
+            renderer.render_template(env, Alert { event: &sample, count: 1 })?;
+        }
+        Ok(renderer)
+    }
+
+    /// The zone times are shown in.
+    pub(crate) fn tz_name(&self) -> &str {
+        &self.tz_name
+    }
+
+    /// The body of a message about one alert within `max_bytes` (the event's message is
+    /// cut, never the alert).
+    pub(crate) fn single(&self, alert: Alert<'_>, max_bytes: usize) -> String {
+        let mut limit = alert.event.message.len();
+        loop {
+            let body = self.single_body(alert, limit);
+            if body.len() <= max_bytes || limit == 0 {
+                return body;
+            }
+            // Shrink in proportion: escaping makes the body grow faster than the message.
+            let scaled = limit * max_bytes.saturating_sub(SLACK_BYTES) / body.len();
+            limit = scaled.min(limit - 1);
+        }
+    }
+
+    fn single_body(&self, alert: Alert<'_>, message_limit: usize) -> String {
+        let cut;
+        let alert = if alert.event.message.len() > message_limit {
+            let mut event = alert.event.clone();
+            event.message = truncate(&event.message, message_limit);
+            cut = event;
+            Alert { event: &cut, count: alert.count }
+        } else {
+            alert
+        };
+        let text = match &self.template {
+            Some(env) => self.render_template(env, alert).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "DingTalk template failed; using the default layout.");
+                self.layout(alert)
+            }),
+            None => self.layout(alert),
+        };
+        let title = self.title("Event");
+        self.body(&title, text)
+    }
+
+    fn layout(&self, alert: Alert<'_>) -> String {
+        match self.msg_type {
+            MsgType::Text => self.text_layout(alert),
+            MsgType::Markdown => self.markdown_layout(alert),
+        }
+    }
+
+    /// kube-eventer's text layout: labels (last first, as kube-eventer prepends them), then
+    /// the fields. Added: `Count` for repeats, and the zone in the timestamp.
+    fn text_layout(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+        let mut out = String::with_capacity(256 + ev.message.len());
+        for label in self.labels.iter().rev() {
+            out.push_str(label);
+            out.push('\n');
+        }
+        let w = &mut out;
+        write!(w, "Level:{} \nKind:{} \n", ev.level, ev.involved_object.kind).expect("writing to a String");
+        write!(w, "Namespace:{} \nName:{} \nReason:{} \n", ev.namespace, ev.name, ev.reason)
+            .expect("writing to a String");
+        if count > 1 {
+            writeln!(w, "Count:{count} ").expect("writing to a String");
+        }
+        write!(w, "Timestamp:{} \nMessage:{}", self.time(ev), ev.message).expect("writing to a String");
+        out
+    }
+
+    /// kube-eventer's markdown layout, with ACK console links only when both `cluster_id`
+    /// and `region` are known (kube-eventer linked even without them).
+    fn markdown_layout(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+        let mut out = String::with_capacity(512 + ev.message.len());
+        let w = &mut out;
+        for (i, label) in self.labels.iter().enumerate() {
+            if !label.trim().is_empty() {
+                write!(w, "label[{i}]: **{label}**\n\n").expect("writing to a String");
+            }
+        }
+        let console = self.cluster_id.as_deref().zip(self.region.as_deref());
+        let host = &ev.source.host;
+        if !host.is_empty() {
+            match (console, ecs_instance(host)) {
+                (Some(_), Some((region, instance))) => write!(
+                    w,
+                    "Node: [{host}](https://ecs.console.aliyun.com/#/server/{instance}/detail?regionId={region}) \n\n"
+                ),
+                _ => write!(w, "Node: **{host}** \n\n"),
+            }
+            .expect("writing to a String");
+        }
+        write!(w, "Level: **{}** \n\nKind: **{}** \n\n", ev.level, ev.involved_object.kind)
+            .expect("writing to a String");
+        match console {
+            Some(_) => write!(w, "Namespace: [{}]({ACK_CONSOLE}/namespace) \n\n", ev.namespace),
+            None => write!(w, "Namespace: {} \n\n", ev.namespace),
+        }
+        .expect("writing to a String");
+        match console.and_then(|(cluster, region)| console_link(ev, cluster, region)) {
+            Some(link) => write!(w, "Name: [{}]({link}) \n\n", ev.name),
+            None => write!(w, "Name: {} \n\n", ev.name),
+        }
+        .expect("writing to a String");
+        write!(w, "Reason: **{}** \n\n", ev.reason).expect("writing to a String");
+        if count > 1 {
+            write!(w, "Count: **{count}** \n\n").expect("writing to a String");
+        }
+        write!(w, "Timestamp: **{}** \n\nMessage: **{}**", self.time(ev), ev.message).expect("writing to a String");
+        out
+    }
+
+    fn render_template(
+        &self,
+        env: &Environment<'static>,
+        Alert { event: ev, count }: Alert<'_>,
+    ) -> Result<String, DingTalkError> {
+        let labels: Vec<Value> = self.labels.iter().map(|l| Value::from(l.as_str())).collect();
+        let ctx = minijinja::context! {
+            level => ev.level.as_str(),
+            kind => ev.involved_object.kind.as_str(),
+            namespace => ev.namespace.as_str(),
+            name => ev.name.as_str(),
+            object => ev.involved_object.name.as_str(),
+            object_namespace => ev.involved_object.namespace.as_str(),
+            reason => ev.reason.as_str(),
+            message => ev.message.as_str(),
+            count => count,
+            timestamp => self.time(ev),
+            timezone => self.tz_name.as_str(),
+            host => ev.source.host.as_str(),
+            component => ev.source.component.as_str(),
+            uid => ev.uid.as_str(),
+            labels => labels,
+            cluster_id => self.cluster_id.as_deref().unwrap_or_default(),
+            region => self.region.as_deref().unwrap_or_default(),
+        };
+        let template = env.get_template(TEMPLATE_NAME).map_err(|e| DingTalkError::Template(e.to_string()))?;
+        template.render(ctx).map_err(|e| DingTalkError::Template(e.to_string()))
+    }
+
+    /// One line of a digest: level, kind, namespace/name, reason, count, time, message.
+    pub(crate) fn digest_line(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+        let obj = &ev.involved_object;
+        let namespace = if obj.namespace.is_empty() { &ev.namespace } else { &obj.namespace };
+        let message: String = truncate(ev.message.trim(), DIGEST_MESSAGE_BYTES)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let time = self.short_time(ev);
+        let mut line = String::with_capacity(96 + message.len());
+        let w = &mut line;
+        match self.msg_type {
+            MsgType::Text => write!(w, "- {} {} ", ev.level, obj.kind),
+            MsgType::Markdown => write!(w, "- **{}** {} ", ev.level, obj.kind),
+        }
+        .expect("writing to a String");
+        if !namespace.is_empty() && !obj.namespace.is_empty() {
+            write!(w, "{namespace}/").expect("writing to a String");
+        }
+        match self.msg_type {
+            MsgType::Text => write!(w, "{} {} (x{count}, {time}): {message}", obj.name, ev.reason),
+            MsgType::Markdown => write!(w, "{} **{}** (x{count}, {time}): {message}", obj.name, ev.reason),
+        }
+        .expect("writing to a String");
+        line
+    }
+
+    /// Split digest lines into messages under the size limit, in order; every line lands
+    /// in exactly one part.
+    pub(crate) fn pack(&self, lines: &[String]) -> Vec<Range<usize>> {
+        let total = lines.len();
+        let overhead = self.digest(&[], 0..0, total.max(1), total).len() + SLACK_BYTES;
+        let room = self.max_bytes.saturating_sub(overhead);
+        let mut parts = Vec::new();
+        let (mut start, mut used) = (0, 0);
+        for (i, line) in lines.iter().enumerate() {
+            let cost = json_len(line) + 2;
+            if i > start && used + cost > room {
+                parts.push(start..i);
+                (start, used) = (i, 0);
+            }
+            used += cost;
+        }
+        if start < total {
+            parts.push(start..total);
+        }
+        parts
+    }
+
+    /// A digest message listing `lines[range]`; `first` numbers its first line within the
+    /// `total` alerts pending.
+    pub(crate) fn digest(&self, lines: &[String], range: Range<usize>, first: usize, total: usize) -> String {
+        let shown = &lines[range];
+        let span = if shown.len() == total {
+            format!("{total} Kubernetes events")
+        } else {
+            format!("Kubernetes events {first}-{} of {total}", first + shown.len().saturating_sub(1))
+        };
+        let mut text = String::with_capacity(128 + shown.iter().map(|l| l.len() + 1).sum::<usize>());
+        match self.msg_type {
+            MsgType::Text => {
+                for label in self.labels.iter().rev() {
+                    text.push_str(label);
+                    text.push('\n');
+                }
+                writeln!(text, "{span} (times in {}):", self.tz_name).expect("writing to a String");
+            }
+            MsgType::Markdown => {
+                for (i, label) in self.labels.iter().enumerate() {
+                    if !label.trim().is_empty() {
+                        write!(text, "label[{i}]: **{label}**\n\n").expect("writing to a String");
+                    }
+                }
+                write!(text, "#### {span}\n\n").expect("writing to a String");
+            }
+        }
+        for line in shown {
+            text.push_str(line);
+            text.push('\n');
+        }
+        if self.msg_type == MsgType::Markdown {
+            write!(text, "\nTimes in {}.", self.tz_name).expect("writing to a String");
+        }
+        let title = self.title(&span);
+        self.body(&title, text.trim_end().to_owned())
+    }
+
+    fn title(&self, what: &str) -> String {
+        match &self.cluster_id {
+            Some(id) if what == "Event" => format!("Kubernetes(ID:{id}) Event"),
+            Some(id) => format!("Kubernetes(ID:{id}): {what}"),
+            None if what == "Event" => "Kubernetes Event".to_owned(),
+            None => what.to_owned(),
+        }
+    }
+
+    /// The JSON body around `text`, with the `at` list and its `@` text.
+    fn body(&self, title: &str, mut text: String) -> String {
+        if !self.at_text.is_empty() {
+            text.push_str(if self.msg_type == MsgType::Markdown { "\n\n" } else { "\n" });
+            text.push_str(&self.at_text);
+        }
+        let at = (!self.at_text.is_empty()).then_some(At {
+            at_mobiles: &self.at_mobiles,
+            at_user_ids: &self.at_user_ids,
+            is_at_all: self.at_all,
+        });
+        let body = match self.msg_type {
+            MsgType::Text => Body { msgtype: "text", text: Some(Text { content: &text }), markdown: None, at },
+            MsgType::Markdown => {
+                Body { msgtype: "markdown", text: None, markdown: Some(Markdown { title, text: &text }), at }
+            }
+        };
+        // Strings and flags only: serialisation cannot fail.
+        serde_json::to_string(&body).expect("message bodies serialise")
+    }
+
+    /// `2006-01-02 15:04:05 -0700 MST`, as kube-eventer's markdown (Go's `Time.String`).
+    fn time(&self, ev: &Event) -> String {
+        let at = ev.last_seen().unwrap_or_else(Timestamp::now);
+        at.to_zoned(self.tz.clone()).strftime("%Y-%m-%d %H:%M:%S %z %Z").to_string()
+    }
+
+    fn short_time(&self, ev: &Event) -> String {
+        let at = ev.last_seen().unwrap_or_else(Timestamp::now);
+        at.to_zoned(self.tz.clone()).strftime("%Y-%m-%d %H:%M:%S").to_string()
+    }
+}
+
+fn compile(source: String) -> Result<Environment<'static>, DingTalkError> {
+    let mut env = Environment::new();
+    // A misspelt variable should fail at startup, not print nothing in every alert.
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.add_template_owned(TEMPLATE_NAME, source).map_err(|e| DingTalkError::Template(e.to_string()))?;
+    Ok(env)
+}
+
+/// The zone from `timezone`, else `TZ`, else UTC, with the name shown in messages.
+fn time_zone(option: Option<&str>) -> Result<(TimeZone, String), DingTalkError> {
+    if let Some(name) = option {
+        let tz = TimeZone::get(name)
+            .map_err(|e| DingTalkError::config(format!("option timezone: unknown time zone `{name}`: {e}")))?;
+        return Ok((tz, name.to_owned()));
+    }
+    match std::env::var("TZ") {
+        Ok(tz) if !tz.trim().is_empty() => {
+            let name = tz.trim().trim_start_matches(':');
+            match TimeZone::get(name).or_else(|_| TimeZone::posix(name)) {
+                Ok(zone) => Ok((zone, name.to_owned())),
+                Err(e) => {
+                    tracing::warn!(tz = %name, error = %e, "TZ is not a known time zone; showing times in UTC.");
+                    Ok((TimeZone::UTC, "UTC".to_owned()))
+                }
+            }
+        }
+        _ => Ok((TimeZone::UTC, "UTC".to_owned())),
+    }
+}
+
+/// `cn-hangzhou.i-bp1…` → (`cn-hangzhou`, `i-bp1…`): ACK's node names for ECS instances.
+fn ecs_instance(host: &str) -> Option<(&str, &str)> {
+    let (region, instance) = host.split_once('.')?;
+    (instance.starts_with("i-") && !instance.contains('.') && region.contains('-')).then_some((region, instance))
+}
+
+/// The ACK console page of the involved object, for the kinds kube-eventer links.
+fn console_link(ev: &Event, cluster: &str, region: &str) -> Option<String> {
+    let obj = &ev.involved_object;
+    // kube-eventer cut the Event's name at the first dot; the object's own name is exact.
+    let name = if obj.name.is_empty() { ev.name.split('.').next().unwrap_or_default() } else { &obj.name };
+    let ns = &ev.namespace;
+    Some(match obj.kind.as_str() {
+        "Deployment" | "StatefulSet" | "DaemonSet" => {
+            format!("{ACK_CONSOLE}/{}/detail/{region}/{cluster}/{ns}/{name}/pods", obj.kind.to_ascii_lowercase())
+        }
+        "Pod" => format!("{ACK_CONSOLE}/pod/{cluster}/{ns}/{name}/container"),
+        "CronJob" => format!("{ACK_CONSOLE}/cronjob/detail/{region}/{cluster}/{ns}/{name}/jobs"),
+        "Service" => format!("{ACK_CONSOLE}/service/detail/{region}/{cluster}/{ns}/{name}"),
+        _ => return None,
+    })
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary, with `…` when cut.
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// The length of `s` as a JSON string body (without the quotes).
+fn json_len(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            c if c.is_control() && (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_len_matches_serde() {
+        for s in ["plain", "quote \" and \\ slash", "tab\tnew\nline\r", "\u{1} ctl", "中文 ✓", ""] {
+            assert_eq!(json_len(s), serde_json::to_string(s).unwrap().len() - 2, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("abcdef", 5), "ab…");
+        let cut = truncate("中文中文", 7);
+        assert!(cut.len() <= 7 && cut.ends_with('…'), "{cut}");
+    }
+
+    #[test]
+    fn ecs_links_only_for_instance_names() {
+        assert_eq!(ecs_instance("cn-shenzhen.i-wz9abc"), Some(("cn-shenzhen", "i-wz9abc")));
+        assert_eq!(ecs_instance("10.0.0.1"), None);
+        assert_eq!(ecs_instance("node-1"), None);
+    }
+}
