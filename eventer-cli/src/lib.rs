@@ -32,6 +32,8 @@ pub fn default_registry() -> Registry {
     let mut registry = Registry::with_builtins();
     #[cfg(feature = "sink-dingtalk")]
     eventer_sink_dingtalk::register(&mut registry);
+    #[cfg(feature = "sink-sls")]
+    eventer_sink_sls::register(&mut registry);
     registry
 }
 

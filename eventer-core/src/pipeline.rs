@@ -404,9 +404,9 @@ impl Pipeline {
                     stats.sinks[i].1.filtered.fetch_add(1, Relaxed);
                 }
             }
-            let seq = tokio::select! {
+            let (seq, in_flight) = tokio::select! {
                 biased;
-                seq = tracker.register(targets.len(), position) => seq,
+                registered = tracker.register(targets.len(), position) => registered,
                 () = &mut shutdown => { signalled = true; break; }
             };
             for &i in &targets {
@@ -436,7 +436,7 @@ impl Pipeline {
                 sink_stats.routed.fetch_add(1, Relaxed);
                 sink_stats.in_flight.fetch_add(1, Relaxed);
             }
-            stats.checkpoint_lag.store(tracker.len() as i64, Relaxed);
+            stats.checkpoint_lag.store(in_flight as i64, Relaxed);
         }
         drop(source);
         drop(senders);
@@ -751,7 +751,8 @@ impl Tracker {
     }
 
     /// Register an event held by `sinks` sinks; waits while `max` events are in flight.
-    async fn register(&self, sinks: usize, position: Option<Position>) -> u64 {
+    /// Returns its sequence number and the number of events in flight.
+    async fn register(&self, sinks: usize, position: Option<Position>) -> (u64, usize) {
         let remaining = u32::try_from(sinks).unwrap_or(u32::MAX);
         let mut position = Some(position);
         loop {
@@ -762,7 +763,7 @@ impl Tracker {
                     let seq = inner.base + inner.entries.len() as u64;
                     inner.entries.push_back(Entry { remaining, position: position.take().flatten() });
                     inner.advance();
-                    return seq;
+                    return (seq, inner.entries.len());
                 }
             }
             notified.await;

@@ -1,0 +1,419 @@
+//! The log written for each event, and the grouping of a batch into PutLogs requests.
+//! The schema, the time rules and truncation are described in the crate docs
+//! ("Log schema").
+
+use std::{borrow::Cow, collections::BTreeMap, fmt::Write as _};
+
+use eventer_core::{Event, SharedEvent};
+use jiff::{SignedDuration, Timestamp};
+use prost::Message as _;
+
+use crate::proto::{Log, LogContent, LogGroup, LogTag, framed, group_trailer, log_len, put_log};
+
+/// kube-eventer's key holding the event as JSON.
+pub const EVENT_ID: &str = "eventId";
+
+/// Keys the sink writes itself; labels may not use them.
+pub(crate) const RESERVED_KEYS: &[&str] = &[
+    EVENT_ID,
+    "hostname",
+    "level",
+    "pod_id",
+    "pod_name",
+    "namespace",
+    "kind",
+    "name",
+    "reason",
+    "message",
+    "count",
+    "first_timestamp",
+    "last_timestamp",
+    "event_name",
+    "event_uid",
+    "source_component",
+    "reporting_controller",
+];
+
+/// How old a log time SLS accepts (7 days), less a margin for time spent retrying.
+const MAX_AGE: SignedDuration = SignedDuration::from_hours(7 * 24 - 1);
+/// How far ahead SLS accepts a log time (15 minutes), less a margin for clock skew.
+const MAX_AHEAD: SignedDuration = SignedDuration::from_mins(10);
+/// Room for a log's own field tag and length prefix inside the group.
+const LOG_FRAMING: usize = 1 + 5;
+
+/// Buffers of sent groups kept for the next batch: a fresh multi-megabyte buffer per
+/// request costs more in page faults than encoding its logs.
+const SPARE_BUFFERS: usize = 2;
+
+/// Turns events into logs and batches into log groups.
+#[derive(Clone)]
+pub struct Schema {
+    topic: Option<String>,
+    labels: Vec<(String, String)>,
+    hostname: String,
+    spare: Vec<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Schema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Schema")
+            .field("topic", &self.topic)
+            .field("labels", &self.labels)
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One PutLogs request's worth of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedGroup {
+    /// The encoded [`LogGroup`] (uncompressed protobuf).
+    pub raw: Vec<u8>,
+    /// Which events of the batch (indices) it carries, in order.
+    pub events: Vec<usize>,
+}
+
+/// Values formatted per event, kept across a batch so their buffers are reused.
+#[derive(Default)]
+struct Scratch {
+    json: String,
+    count: String,
+    first: String,
+    last: String,
+}
+
+fn set(buf: &mut String, value: impl std::fmt::Display) {
+    buf.clear();
+    write!(buf, "{value}").expect("writing to a String cannot fail");
+}
+
+/// A group being filled.
+struct Open<'a> {
+    source: &'a str,
+    body: Vec<u8>,
+    trailer: Vec<u8>,
+    events: Vec<usize>,
+}
+
+impl Open<'_> {
+    fn finish(mut self) -> PlannedGroup {
+        self.body.extend_from_slice(&self.trailer);
+        PlannedGroup { raw: self.body, events: self.events }
+    }
+}
+
+impl Schema {
+    /// A schema writing `topic` (none when empty) and `labels`; `hostname` is the log source
+    /// of events that are not about a Node.
+    pub fn new(topic: &str, labels: &BTreeMap<String, String>, hostname: impl Into<String>) -> Self {
+        Schema {
+            topic: (!topic.is_empty()).then(|| topic.to_owned()),
+            labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            hostname: hostname.into(),
+            spare: Vec::new(),
+        }
+    }
+
+    /// Give back the buffer of a group that was sent, for the next [`Schema::plan`].
+    pub fn recycle(&mut self, group: PlannedGroup) {
+        if self.spare.len() < SPARE_BUFFERS {
+            let mut raw = group.raw;
+            raw.clear();
+            self.spare.push(raw);
+        }
+    }
+
+    /// The log group source (`__source__`) of an event: the node for Node events, else our host.
+    pub fn source<'a>(&'a self, event: &'a Event) -> &'a str {
+        if event.involved_object.kind == "Node" && !event.involved_object.name.is_empty() {
+            &event.involved_object.name
+        } else {
+            &self.hostname
+        }
+    }
+
+    /// `__time__` and its nanoseconds: the last occurrence, or `now` when SLS would refuse that.
+    fn time(event: &Event, now: Timestamp) -> (u32, u32) {
+        let time = event.last_seen().filter(|t| *t >= now - MAX_AGE && *t <= now + MAX_AHEAD).unwrap_or(now);
+        (u32::try_from(time.as_second()).unwrap_or(0), time.subsec_nanosecond().unsigned_abs())
+    }
+
+    /// The fields of an event's log, in order.
+    fn fields<'a>(&'a self, event: &'a Event, scratch: &'a mut Scratch) -> Vec<(&'a str, &'a str)> {
+        set(&mut scratch.count, event.occurrences());
+        scratch.first.clear();
+        if let Some(t) = event.first_timestamp {
+            set(&mut scratch.first, t);
+        }
+        scratch.last.clear();
+        if let Some(t) = event.last_seen() {
+            set(&mut scratch.last, t);
+        }
+        let json = match event.raw_json() {
+            Cow::Borrowed(json) => json,
+            Cow::Owned(json) => {
+                scratch.json = json;
+                &scratch.json
+            }
+        };
+        let scratch: &'a Scratch = scratch;
+        let obj = &event.involved_object;
+        let mut fields = Vec::with_capacity(17 + self.labels.len());
+        fields.extend([(EVENT_ID, json), ("hostname", &event.source.host), ("level", event.level.as_str())]);
+        if obj.kind == "Pod" {
+            fields.extend([("pod_id", obj.uid.as_str()), ("pod_name", &obj.name)]);
+        }
+        fields.extend(self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let namespace = if obj.namespace.is_empty() { &event.namespace } else { &obj.namespace };
+        let flat = [
+            ("namespace", namespace.as_str()),
+            ("kind", &obj.kind),
+            ("name", &obj.name),
+            ("reason", &event.reason),
+            ("message", &event.message),
+            ("count", &scratch.count),
+            ("first_timestamp", &scratch.first),
+            ("last_timestamp", &scratch.last),
+            ("event_name", &event.name),
+            ("event_uid", &event.uid),
+            ("source_component", &event.source.component),
+            ("reporting_controller", &event.reporting_controller),
+        ];
+        fields.extend(flat.into_iter().filter(|(_, v)| !v.is_empty()));
+        fields
+    }
+
+    /// The log of one event, sent at `now`.
+    pub fn log(&self, event: &Event, now: Timestamp) -> Log {
+        let (time, time_ns) = Self::time(event, now);
+        let mut scratch = Scratch::default();
+        let contents = self
+            .fields(event, &mut scratch)
+            .into_iter()
+            .map(|(k, v)| LogContent { key: k.to_owned(), value: v.to_owned() })
+            .collect();
+        Log { time, contents, time_ns: Some(time_ns) }
+    }
+
+    /// An empty log group for `source`, with the topic and tags.
+    pub fn group(&self, source: &str) -> LogGroup {
+        LogGroup {
+            logs: Vec::new(),
+            topic: self.topic.clone(),
+            source: Some(source.to_owned()),
+            log_tags: self.labels.iter().map(|(k, v)| LogTag { key: k.clone(), value: v.clone() }).collect(),
+        }
+    }
+
+    /// Encode `batch` as log groups of at most `max_logs` logs and `max_bytes` bytes, one
+    /// source per group; a log too large even alone is truncated to fit.
+    pub fn plan(
+        &mut self,
+        batch: &[SharedEvent],
+        now: Timestamp,
+        max_logs: usize,
+        max_bytes: usize,
+    ) -> Vec<PlannedGroup> {
+        let mut spare = std::mem::take(&mut self.spare);
+        let this = &*self;
+        let mut scratch = Scratch::default();
+        let mut done = Vec::new();
+        let mut open: Vec<Open<'_>> = Vec::new();
+        for (i, event) in batch.iter().enumerate() {
+            let source = this.source(event);
+            let slot = open.iter().position(|g| g.source == source).unwrap_or_else(|| {
+                let trailer = group_trailer(this.topic.as_deref(), source, &this.labels);
+                open.push(Open { source, body: spare.pop().unwrap_or_default(), trailer, events: Vec::new() });
+                open.len() - 1
+            });
+            let (time, time_ns) = Self::time(event, now);
+            let fields = this.fields(event, &mut scratch);
+            let len = log_len(time, &fields);
+            let trailer = open[slot].trailer.len();
+            let oversized = (trailer + framed(len) > max_bytes).then(|| {
+                let contents =
+                    fields.iter().map(|(k, v)| LogContent { key: (*k).into(), value: (*v).into() }).collect();
+                let mut log = Log { time, contents, time_ns: Some(time_ns) };
+                truncate(&mut log, max_bytes.saturating_sub(trailer + LOG_FRAMING));
+                log
+            });
+            let size = oversized.as_ref().map_or(framed(len), |log| framed(log.encoded_len()));
+            let g = &mut open[slot];
+            if !g.events.is_empty() && (g.events.len() >= max_logs || g.body.len() + size + trailer > max_bytes) {
+                let trailer = g.trailer.clone();
+                let body = spare.pop().unwrap_or_default();
+                done.push(std::mem::replace(g, Open { source, body, trailer, events: Vec::new() }).finish());
+            }
+            if g.events.is_empty() {
+                // Guess the group's size from its first log, sparing the copies of repeated growth.
+                let remaining = (batch.len() - i).min(max_logs);
+                g.body.reserve((size * remaining + size / 8 * remaining).min(max_bytes));
+            }
+            match &oversized {
+                Some(log) => prost::encoding::message::encode(1, log, &mut g.body),
+                None => put_log(&mut g.body, time, time_ns, &fields, len),
+            }
+            g.events.push(i);
+        }
+        done.extend(open.into_iter().map(Open::finish));
+        self.spare = spare;
+        done
+    }
+}
+
+/// Shorten the longest values until the log encodes to at most `budget` bytes (or no
+/// value is longer than the marker any more).
+fn truncate(log: &mut Log, budget: usize) {
+    /// Longest `…[truncated N bytes]` marker.
+    const MARKER_MAX: usize = 40;
+    loop {
+        let len = log.encoded_len();
+        if len <= budget {
+            return;
+        }
+        let Some(longest) = log.contents.iter_mut().max_by_key(|c| c.value.len()) else { return };
+        if longest.value.len() <= MARKER_MAX {
+            return;
+        }
+        let mut keep = longest.value.len().saturating_sub(len - budget + MARKER_MAX);
+        while !longest.value.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        let removed = longest.value.len() - keep;
+        longest.value.truncate(keep);
+        longest.value.push_str(&format!("…[truncated {removed} bytes]"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use eventer_core::testing::sample_events;
+
+    use super::*;
+
+    fn now() -> Timestamp {
+        "2024-01-01T00:10:00Z".parse().unwrap()
+    }
+
+    fn schema() -> Schema {
+        Schema::new("k8s-event", &BTreeMap::from([("cluster".to_owned(), "prod".to_owned())]), "eventer-0")
+    }
+
+    fn fields(log: &Log) -> BTreeMap<&str, &str> {
+        log.contents.iter().map(|c| (c.key.as_str(), c.value.as_str())).collect()
+    }
+
+    #[test]
+    fn pod_event_has_kube_eventer_keys_and_flat_fields() {
+        let mut event = sample_events().remove(0);
+        event.involved_object.uid = "pod-uid-1".into();
+        event.reporting_controller = "kubelet".into();
+        let log = schema().log(&event, now());
+        let f = fields(&log);
+        let keys: Vec<&str> = log.contents.iter().map(|c| c.key.as_str()).take(6).collect();
+        assert_eq!(keys, ["eventId", "hostname", "level", "pod_id", "pod_name", "cluster"], "kube-eventer's order");
+        let json: serde_json::Value = serde_json::from_str(f["eventId"]).unwrap();
+        assert_eq!(json["reason"], "BackOff");
+        assert_eq!(
+            (f["hostname"], f["level"], f["pod_id"], f["pod_name"]),
+            ("node-1", "Warning", "pod-uid-1", "web-0")
+        );
+        assert_eq!(f["cluster"], "prod");
+        assert_eq!((f["namespace"], f["kind"], f["name"]), ("prod", "Pod", "web-0"));
+        assert_eq!((f["reason"], f["count"]), ("BackOff", "12"));
+        assert_eq!(f["message"], "Back-off restarting failed container app in pod web-0");
+        assert_eq!((f["first_timestamp"], f["last_timestamp"]), ("2024-01-01T00:00:00Z", "2024-01-01T00:05:00Z"));
+        assert_eq!((f["event_name"], f["event_uid"]), ("web-0.17b2c3d4e5f6a7b8", "uid-1"));
+        assert_eq!((f["source_component"], f["reporting_controller"]), ("kubelet", "kubelet"));
+        let last: Timestamp = "2024-01-01T00:05:00Z".parse().unwrap();
+        assert_eq!((log.time, log.time_ns), (u32::try_from(last.as_second()).unwrap(), Some(0)));
+    }
+
+    #[test]
+    fn node_events_have_the_node_as_source_and_no_pod_keys() {
+        let events = sample_events();
+        let s = schema();
+        assert_eq!(s.source(&events[2]), "node-1");
+        assert_eq!(s.source(&events[0]), "eventer-0");
+        let log = s.log(&events[2], now());
+        let f = fields(&log);
+        assert!(!f.contains_key("pod_id") && !f.contains_key("pod_name") && !f.contains_key("reporting_controller"));
+        assert_eq!(fields(&s.log(&events[1], now()))["hostname"], "", "kube-eventer's keys are always there");
+    }
+
+    #[test]
+    fn time_is_last_occurrence_with_nanos_or_now_when_out_of_window() {
+        let mut event = sample_events().remove(0);
+        let t: Timestamp = "2024-01-01T00:05:00.123456789Z".parse().unwrap();
+        event.last_timestamp = Some(t);
+        let log = schema().log(&event, now());
+        assert_eq!((i64::from(log.time), log.time_ns), (t.as_second(), Some(123_456_789)));
+        let later: Timestamp = "2024-01-09T00:00:00Z".parse().unwrap();
+        let log = schema().log(&event, later);
+        assert_eq!(i64::from(log.time), later.as_second(), "older than 7 days: sent with the current time");
+        assert_eq!(fields(&log)["last_timestamp"], "2024-01-01T00:05:00.123456789Z");
+        let early: Timestamp = "2023-12-31T23:50:00Z".parse().unwrap();
+        assert_eq!(i64::from(schema().log(&event, early).time), early.as_second(), "more than 10 min ahead");
+    }
+
+    /// The groups decoded, with the events each holds.
+    fn decoded(plan: &[PlannedGroup]) -> Vec<(LogGroup, Vec<usize>)> {
+        plan.iter().map(|g| (LogGroup::decode(g.raw.as_slice()).unwrap(), g.events.clone())).collect()
+    }
+
+    #[test]
+    fn plan_encodes_as_prost_does() {
+        let events: Vec<SharedEvent> = sample_events().into_iter().map(Arc::new).collect();
+        let mut s = schema();
+        let plan = s.plan(&events, now(), 4096, 3 << 20);
+        assert_eq!(plan.len(), 2, "the Node event goes in its own group");
+        for g in &plan {
+            let source = s.source(&events[g.events[0]]);
+            let mut expected = s.group(source);
+            expected.logs = g.events.iter().map(|&i| s.log(&events[i], now())).collect();
+            assert_eq!(g.raw, expected.encode_to_vec(), "byte for byte");
+        }
+        let groups = decoded(&plan);
+        assert_eq!((groups[0].1.clone(), groups[1].1.clone()), (vec![0, 1, 3], vec![2]));
+        assert_eq!(groups[1].0.source.as_deref(), Some("node-1"));
+        assert_eq!(groups[0].0.source.as_deref(), Some("eventer-0"));
+        assert_eq!(groups[0].0.topic.as_deref(), Some("k8s-event"));
+        assert_eq!(groups[0].0.log_tags, [LogTag { key: "cluster".into(), value: "prod".into() }]);
+    }
+
+    #[test]
+    fn plan_splits_by_count_and_bytes() {
+        let event = Arc::new(sample_events().remove(0));
+        let mut s = schema();
+        let many: Vec<SharedEvent> = (0..10).map(|_| event.clone()).collect();
+        let plan = s.plan(&many, now(), 4, 3 << 20);
+        assert_eq!(plan.iter().map(|g| g.events.len()).collect::<Vec<_>>(), [4, 4, 2]);
+        let one = s.plan(&many[..1], now(), 4096, 3 << 20)[0].raw.len();
+        let limit = one * 3;
+        let plan = s.plan(&many, now(), 4096, limit);
+        assert!(
+            plan.len() >= 4 && plan.iter().all(|g| g.raw.len() <= limit),
+            "{:?}",
+            plan.iter().map(|g| g.raw.len()).collect::<Vec<_>>()
+        );
+        let groups = decoded(&plan);
+        assert!(groups.iter().all(|(g, events)| g.logs.len() == events.len()));
+        assert_eq!(plan.iter().flat_map(|g| g.events.clone()).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn an_oversized_event_is_truncated_not_dropped() {
+        let mut event = sample_events().remove(0);
+        event.message = "é".repeat(40_000);
+        let plan = schema().plan(&[Arc::new(event)], now(), 4096, 16 * 1024);
+        assert_eq!(plan.len(), 1);
+        assert!(plan[0].raw.len() <= 16 * 1024, "{}", plan[0].raw.len());
+        let group = LogGroup::decode(plan[0].raw.as_slice()).unwrap();
+        let f = fields(&group.logs[0]);
+        assert!(f["eventId"].contains("…[truncated "), "the longest value is cut first");
+        assert!(f["message"].starts_with("éé") && f["message"].ends_with(" bytes]"));
+        assert_eq!((f["reason"], f["level"]), ("BackOff", "Warning"), "short fields are kept whole");
+    }
+}

@@ -1,0 +1,223 @@
+//! [`SlsSink`], its [`SlsFactory`] and [`register`].
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use eventer_core::{
+    BoxSink, BuildContext, Registry, Result, SharedEvent, Sink, SinkFactory,
+    sink::{Batching, Outcome},
+    uri::Options,
+};
+use jiff::Timestamp;
+use tracing::{error, info, warn};
+
+use crate::{
+    client::{Client, http_client},
+    config::{self, DEFAULT_BATCH_WINDOW, SlsConfig},
+    credentials::{CredentialProvider, Credentials, Metadata},
+    error::{Retry, SlsError},
+    proto::Body,
+    schema::Schema,
+    sign::SignatureVersion,
+};
+
+/// The URI scheme: `--sink=sls:...`.
+pub const SCHEME: &str = "sls";
+
+/// Timeout of each metadata service call: it is link-local, so it answers fast or not at all.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Writes events to an SLS logstore (see the crate docs).
+#[derive(Debug)]
+pub struct SlsSink {
+    config: SlsConfig,
+    schema: Schema,
+    batching: Batching,
+    running: Option<Running>,
+}
+
+/// What [`Sink::start`] sets up.
+#[derive(Debug)]
+struct Running {
+    client: Client,
+    credentials: CredentialProvider,
+}
+
+impl SlsSink {
+    /// A sink for `config` (validated here; no I/O until [`Sink::start`]). Events not about
+    /// a Node get this machine's host name as their log source.
+    ///
+    /// # Errors
+    /// An invalid setting, naming it.
+    pub fn new(config: SlsConfig) -> Result<Self, SlsError> {
+        config.validate()?;
+        let hostname = gethostname::gethostname().to_string_lossy().into_owned();
+        let schema = Schema::new(&config.topic, &config.labels, hostname);
+        let batching = Batching::new(config.max_batch_logs, config.batch_window.unwrap_or(DEFAULT_BATCH_WINDOW));
+        Ok(SlsSink { config, schema, batching, running: None })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &SlsConfig {
+        &self.config
+    }
+
+    /// Resolve credentials, region and endpoint; only the metadata service is contacted,
+    /// and only for what the configuration leaves open.
+    async fn connect(&self) -> Result<Running, SlsError> {
+        let c = &self.config;
+        let metadata = Metadata::new(http_client(METADATA_TIMEOUT)?, &c.metadata_endpoint);
+        let credentials = match (&c.access_key_id, &c.access_key_secret) {
+            (Some(id), Some(secret)) => CredentialProvider::Static(Credentials::new(id, secret)),
+            _ => CredentialProvider::ram_role(metadata.clone()).await.map_err(|e| {
+                SlsError::NoCredentials(format!(
+                    "the accessKeyId/accessKeySecret options (not set), the AccessKeyId/AccessKeySecret \
+                     environment variables (not set), the ECS RAM role ({e})"
+                ))
+            })?,
+        };
+        let needs_region = c.endpoint.is_none() || c.signature_version == SignatureVersion::V4;
+        let region = match c.known_region() {
+            Some(region) => region,
+            None if needs_region => metadata.region().await.map_err(|e| {
+                SlsError::Config(format!("cannot tell the SLS region: set the regionId option or RegionId ({e})"))
+            })?,
+            None => String::new(),
+        };
+        let endpoint = c.resolve_endpoint(Some(&region))?.ok_or_else(|| SlsError::Config("no SLS endpoint".into()))?;
+        let client = Client::new(http_client(c.timeout)?, c, endpoint, region);
+        info!(
+            project = %c.project,
+            log_store = %c.log_store,
+            endpoint = %client.endpoint(),
+            signature = ?c.signature_version,
+            ram_role = matches!(credentials, CredentialProvider::RamRole { .. }),
+            "SLS sink ready."
+        );
+        Ok(Running { client, credentials })
+    }
+}
+
+impl Running {
+    /// Send one body; on a refused STS token, refresh the credentials and send it once more.
+    async fn put(&mut self, body: &Body) -> Result<(), SlsError> {
+        let credentials = self.credentials.get(Timestamp::now()).await?;
+        match self.client.put_logs(body, credentials).await {
+            Err(e) if e.retry() == Retry::AfterRefresh => {
+                if !self.credentials.refresh().await? {
+                    return Err(e);
+                }
+                warn!(error = %e, "SLS refused the STS token; retrying with refreshed credentials.");
+                let credentials = self.credentials.get(Timestamp::now()).await?;
+                self.client.put_logs(body, credentials).await
+            }
+            result => result,
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for SlsSink {
+    /// Resolve credentials (URI, environment, then ECS RAM role), region and endpoint.
+    async fn start(&mut self) -> Result<()> {
+        if self.running.is_none() {
+            self.running = Some(self.connect().await?);
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, batch: &[SharedEvent]) -> Vec<Outcome> {
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        let running = match &mut self.running {
+            Some(running) => running,
+            None => match self.connect().await {
+                Ok(running) => self.running.insert(running),
+                Err(e) => return Outcome::all(batch.len(), Err(e.into())),
+            },
+        };
+        let c = &self.config;
+        let plan = self.schema.plan(batch, Timestamp::now(), c.max_batch_logs, c.max_batch_bytes);
+        let mut outcomes = vec![Outcome::Delivered; batch.len()];
+        // After a transient failure the rest of the batch waits for the pipeline's retry
+        // rather than hitting a busy or unreachable server again.
+        let mut transient: Option<Arc<eventer_core::Error>> = None;
+        for planned in plan {
+            let outcome = match &transient {
+                Some(e) => Outcome::Retry(e.clone()),
+                None => match running.put(&Body::compress(&planned.raw)).await {
+                    Ok(()) => Outcome::Delivered,
+                    Err(e) => {
+                        let n = planned.events.len();
+                        let err = Arc::new(eventer_core::Error::from(e));
+                        if err.is_temporary() {
+                            warn!(error = %err.chain(), events = n, "SLS write failed; it will be retried.");
+                            transient = Some(err.clone());
+                            Outcome::Retry(err)
+                        } else {
+                            error!(error = %err.chain(), events = n, "SLS REFUSED the write; these events are NOT archived.");
+                            Outcome::Rejected(err)
+                        }
+                    }
+                },
+            };
+            for &i in &planned.events {
+                outcomes[i] = outcome.clone();
+            }
+            self.schema.recycle(planned);
+        }
+        outcomes
+    }
+
+    fn batching(&self) -> Batching {
+        self.batching
+    }
+
+    /// One JSON object per event: `__time__`, `__topic__`, `__source__`, tags and fields.
+    fn preview(&mut self, batch: &[SharedEvent]) -> Option<Vec<String>> {
+        let now = Timestamp::now();
+        let lines = batch
+            .iter()
+            .map(|event| {
+                let group = self.schema.group(self.schema.source(event));
+                let log = self.schema.log(event, now);
+                let mut obj = serde_json::Map::new();
+                obj.insert("__time__".into(), log.time.into());
+                obj.insert("__topic__".into(), group.topic.unwrap_or_default().into());
+                obj.insert("__source__".into(), group.source.unwrap_or_default().into());
+                for tag in group.log_tags {
+                    obj.insert(format!("__tag__:{}", tag.key), tag.value.into());
+                }
+                for content in log.contents {
+                    obj.insert(content.key, content.value.into());
+                }
+                serde_json::Value::Object(obj).to_string()
+            })
+            .collect();
+        Some(lines)
+    }
+}
+
+/// Builds [`SlsSink`]s from `sls:` URIs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SlsFactory;
+
+impl SinkFactory for SlsFactory {
+    fn options(&self) -> &'static [&'static str] {
+        config::OPTIONS
+    }
+
+    fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSink> {
+        let mut config = SlsConfig::from_uri(target, options)?;
+        if config.batch_window.is_none() {
+            config.batch_window = cx.frequency;
+        }
+        Ok(Box::new(SlsSink::new(config)?))
+    }
+}
+
+/// Register the `sls` scheme.
+pub fn register(registry: &mut Registry) {
+    registry.register_sink(SCHEME, Arc::new(SlsFactory));
+}

@@ -1,0 +1,451 @@
+//! The sink against the fake SLS endpoint and metadata service.
+
+use std::{collections::HashSet, sync::Arc, time::Duration};
+
+use eventer_core::{
+    BuildContext, ErrorKind, Event, Outcome, Pipeline, PipelineConfig, Registry, Route, SharedEvent, Sink,
+    pipeline::Backoff,
+    testing::{VecSource, assert_sink_conformance, sample_events},
+    uri::ComponentUri,
+};
+use eventer_fake_sls::{Failure, FakeMetadata, FakeSls, StsCredentials};
+use eventer_sink_sls::{SlsConfig, SlsSink};
+use jiff::{SignedDuration, Timestamp};
+
+const KEY_ID: &str = "LTAI5tFakeKeyId";
+const KEY_SECRET: &str = "FakeSecretValue0123456789";
+
+/// A sink for `uri` (`<endpoint>?<options>`), reading no environment variables.
+fn sink(uri: &str) -> SlsSink {
+    let uri: ComponentUri = format!("sls:{uri}").parse().unwrap();
+    let mut options = uri.options();
+    let config = SlsConfig::from_uri_with_env(uri.target(), &mut options, &|_| None).unwrap();
+    options.finish(eventer_sink_sls::config::OPTIONS).unwrap();
+    SlsSink::new(config).unwrap()
+}
+
+async fn fake() -> FakeSls {
+    let sls = FakeSls::start().await;
+    sls.add_key(KEY_ID, KEY_SECRET);
+    sls
+}
+
+fn keyed(sls: &FakeSls, extra: &str) -> SlsSink {
+    sink(&format!(
+        "{}?project=my-project&logStore=k8s-events&regionId=cn-hangzhou&accessKeyId={KEY_ID}&accessKeySecret={KEY_SECRET}{extra}",
+        sls.endpoint()
+    ))
+}
+
+/// `n` Pod events that happened in the last minute, each with its own uid.
+fn recent_events(n: usize) -> Vec<Event> {
+    let now = Timestamp::now();
+    (0..n)
+        .map(|i| {
+            let last = now - SignedDuration::from_millis(i as i64);
+            Event::builder()
+                .meta("prod", &format!("web-{i}.17b2c3d4e5f6"), &format!("uid-{i}"))
+                .kind("Pod")
+                .object("prod", &format!("web-{i}"))
+                .reason("BackOff")
+                .message(&format!("Back-off restarting failed container app in pod web-{i}"))
+                .warning()
+                .count(2)
+                .at(now - SignedDuration::from_mins(1), last)
+                .source("kubelet", "node-1")
+                .build()
+        })
+        .collect()
+}
+
+fn shared(events: Vec<Event>) -> Vec<SharedEvent> {
+    events.into_iter().map(Arc::new).collect()
+}
+
+fn uids(sls: &FakeSls) -> Vec<String> {
+    sls.logs().iter().map(|l| l.get("event_uid").expect("event_uid").to_owned()).collect()
+}
+
+async fn run_pipeline(sink: SlsSink, events: Vec<Event>) -> eventer_core::Report {
+    let mut config = PipelineConfig::default();
+    config.backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(20));
+    Pipeline::new(Box::new(VecSource::new(events)))
+        .route(Route::new("sls", Box::new(sink)))
+        .config(config)
+        .run(std::future::pending())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn conformance_and_documented_keys() {
+    let sls = fake().await;
+    let mut sink = keyed(&sls, "&topic=k8s-event&label=cluster,prod");
+    let outcomes = assert_sink_conformance(&mut sink, sample_events()).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Delivered)), "{outcomes:?}");
+
+    let writes = sls.writes();
+    assert_eq!(writes.len(), 2, "the Node event has its own log group (its __source__ is the node)");
+    for w in &writes {
+        assert_eq!((w.project.as_str(), w.log_store.as_str()), ("my-project", "k8s-events"));
+        assert_eq!((w.access_key_id.as_str(), w.signature_version, w.compressed), (KEY_ID, 4, true));
+        assert_eq!(w.group.topic.as_deref(), Some("k8s-event"));
+        assert_eq!(
+            w.group.log_tags.iter().map(|t| (t.key.as_str(), t.value.as_str())).collect::<Vec<_>>(),
+            [("cluster", "prod")]
+        );
+    }
+    let hostname = gethostname::gethostname().to_string_lossy().into_owned();
+    assert_eq!(writes[0].group.source.as_deref(), Some(hostname.as_str()), "other events come from eventer's host");
+    assert_eq!(writes[1].group.source.as_deref(), Some("node-1"));
+
+    let logs = sls.logs();
+    let backoff = logs.iter().find(|l| l.get("reason") == Some("BackOff")).unwrap();
+    for (key, value) in [
+        ("hostname", "node-1"),
+        ("level", "Warning"),
+        ("pod_name", "web-0"),
+        ("cluster", "prod"),
+        ("namespace", "prod"),
+        ("kind", "Pod"),
+        ("name", "web-0"),
+        ("message", "Back-off restarting failed container app in pod web-0"),
+        ("count", "12"),
+        ("first_timestamp", "2024-01-01T00:00:00Z"),
+        ("last_timestamp", "2024-01-01T00:05:00Z"),
+        ("event_name", "web-0.17b2c3d4e5f6a7b8"),
+        ("event_uid", "uid-1"),
+        ("source_component", "kubelet"),
+    ] {
+        assert_eq!(backoff.get(key), Some(value), "{key}");
+    }
+    let event: serde_json::Value = serde_json::from_str(backoff.get("eventId").unwrap()).unwrap();
+    assert_eq!(event["involvedObject"]["name"], "web-0");
+    let node = logs.iter().find(|l| l.get("kind") == Some("Node")).unwrap();
+    assert_eq!((node.get("pod_name"), node.get("pod_id")), (None, None), "pod keys only for Pods");
+}
+
+#[tokio::test]
+async fn three_thousand_events_arrive_exactly_once() {
+    let sls = fake().await;
+    let events = recent_events(3000);
+    let expected: Vec<(String, Timestamp)> = events.iter().map(|e| (e.uid.clone(), e.last_seen().unwrap())).collect();
+    let report = run_pipeline(keyed(&sls, "&batchWindow=20ms"), events).await;
+    assert_eq!((report.sinks[0].delivered, report.sinks[0].failed), (3000, 0));
+
+    let logs = sls.logs();
+    assert_eq!(logs.len(), 3000);
+    let by_uid: std::collections::HashMap<&str, &eventer_fake_sls::proto::Log> =
+        logs.iter().map(|l| (l.get("event_uid").unwrap(), l)).collect();
+    assert_eq!(by_uid.len(), 3000, "no duplicates");
+    for (uid, last) in &expected {
+        let log = by_uid[uid.as_str()];
+        assert_eq!(i64::from(log.time), last.as_second(), "__time__ is the last occurrence");
+        assert_eq!(log.time_ns, Some(last.subsec_nanosecond().unsigned_abs()));
+        for key in ["eventId", "hostname", "level", "pod_id", "pod_name", "namespace", "reason", "message", "count"] {
+            assert!(log.get(key).is_some(), "{key} missing");
+        }
+    }
+    assert!(sls.writes().iter().all(|w| w.group.logs.len() <= 4096));
+}
+
+#[tokio::test]
+async fn transient_failures_mid_stream_lose_nothing_and_duplicate_nothing() {
+    let sls = fake().await;
+    sls.pass_next(3);
+    sls.fail_next(5, Failure::ServerBusy);
+    sls.pass_next(2);
+    sls.fail_next(2, Failure::WriteQuotaExceed);
+    let report = run_pipeline(keyed(&sls, "&maxBatchLogs=100&batchWindow=5ms"), recent_events(3000)).await;
+    let s = &report.sinks[0];
+    assert_eq!((s.delivered, s.failed, s.dropped), (3000, 0, 0));
+    assert!(s.retried >= 7, "every refused request was retried: {s:?}");
+
+    let refusals = sls.refusals();
+    let codes: Vec<(u16, &str)> = refusals.iter().map(|r| (r.status, r.code.as_str())).collect();
+    assert_eq!(codes, [[(503, "ServerBusy")].repeat(5), [(403, "WriteQuotaExceed")].repeat(2)].concat());
+    assert!(refusals.iter().all(|r| r.injected));
+    let uids = uids(&sls);
+    assert_eq!(uids.len(), 3000, "nothing duplicated");
+    assert_eq!(uids.iter().collect::<HashSet<_>>().len(), 3000, "nothing lost");
+}
+
+#[tokio::test]
+async fn permanent_errors_are_rejected_with_a_clear_message() {
+    let sls = fake().await;
+    let mut sink = keyed(&sls, "");
+    sink.start().await.unwrap();
+    for (failure, code, hint) in [
+        (Failure::LogStoreNotExist, "404 LogStoreNotExist", "create the logstore"),
+        (Failure::ProjectNotExist, "404 ProjectNotExist", "check the project name"),
+        (Failure::SignatureNotMatch, "401 SignatureNotMatch", "check accessKeySecret"),
+        (Failure::Unauthorized, "401 Unauthorized", "log:PostLogStoreLogs"),
+    ] {
+        sls.fail_next(1, failure);
+        let outcomes = sink.send(&shared(recent_events(3))).await;
+        assert_eq!(outcomes.len(), 3);
+        for o in outcomes {
+            let Outcome::Rejected(e) = o else { panic!("expected Rejected, got {o:?}") };
+            assert!(!e.is_temporary());
+            let text = e.to_string();
+            assert!(text.contains(code) && text.contains(hint) && text.contains("request id FAKE"), "{text}");
+            assert!(text.contains("project my-project logstore k8s-events"), "{text}");
+        }
+    }
+    assert!(sls.logs().is_empty());
+}
+
+#[tokio::test]
+async fn transient_answers_are_retried() {
+    let sls = fake().await;
+    let mut sink = keyed(&sls, "");
+    for (failure, kind) in [
+        (Failure::ServerBusy, ErrorKind::Unavailable),
+        (Failure::InternalServerError, ErrorKind::Unavailable),
+        (Failure::WriteQuotaExceed, ErrorKind::RateLimited),
+        (Failure::ShardWriteQuotaExceed, ErrorKind::RateLimited),
+        (Failure::RequestTimeExpired, ErrorKind::Unavailable),
+    ] {
+        sls.fail_next(1, failure.clone());
+        let outcomes = sink.send(&shared(recent_events(2))).await;
+        for o in outcomes {
+            let Outcome::Retry(e) = o else { panic!("{failure:?}: expected Retry, got {o:?}") };
+            assert_eq!(e.kind(), kind, "{failure:?}");
+        }
+    }
+    assert!(sls.logs().is_empty());
+    // The same events go through once the server recovers.
+    assert!(sink.send(&shared(recent_events(2))).await.iter().all(|o| matches!(o, Outcome::Delivered)));
+    assert_eq!(sls.logs().len(), 2);
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_answer_times_out_and_is_retried() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Accept connections and never answer.
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut sink = sink(&format!(
+        "http://127.0.0.1:{port}?project=p&logStore=l&regionId=cn-hangzhou&timeout=300ms\
+         &accessKeyId={KEY_ID}&accessKeySecret={KEY_SECRET}"
+    ));
+    let outcomes = sink.send(&shared(recent_events(1))).await;
+    let Outcome::Retry(e) = &outcomes[0] else { panic!("{outcomes:?}") };
+    assert!(e.chain().contains("timed out"), "{}", e.chain());
+    silent.abort();
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_refused_by_the_fake_and_rejected() {
+    let sls = fake().await;
+    let mut sink = sink(&format!(
+        "{}?project=p&logStore=l&regionId=cn-hangzhou&accessKeyId={KEY_ID}&accessKeySecret=WrongSecret999",
+        sls.endpoint()
+    ));
+    let outcomes = sink.send(&shared(recent_events(1))).await;
+    let Outcome::Rejected(e) = &outcomes[0] else { panic!("{outcomes:?}") };
+    assert_eq!(e.kind(), ErrorKind::Unauthorized);
+    assert!(e.to_string().contains("SignatureNotMatch"), "{e}");
+    let shown = format!("{} {:?} {sink:?}", e.chain(), e);
+    assert!(!shown.contains("WrongSecret999") && !shown.contains(KEY_ID), "{shown}");
+}
+
+#[tokio::test]
+async fn unknown_key_id_is_scrubbed_from_the_error() {
+    let sls = FakeSls::start().await;
+    let mut sink = keyed(&sls, "");
+    let outcomes = sink.send(&shared(recent_events(1))).await;
+    let Outcome::Rejected(e) = &outcomes[0] else { panic!("{outcomes:?}") };
+    let text = e.chain();
+    assert!(text.contains("401 Unauthorized: AccessKeyId not found: ***"), "{text}");
+    assert!(!text.contains(KEY_ID) && !text.contains(KEY_SECRET), "{text}");
+}
+
+#[tokio::test]
+async fn signature_v1_is_accepted() {
+    let sls = fake().await;
+    let mut sink = keyed(&sls, "&signatureVersion=v1");
+    let outcomes = sink.send(&shared(recent_events(10))).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Delivered)), "{outcomes:?}");
+    assert_eq!(sls.writes()[0].signature_version, 1);
+}
+
+#[tokio::test]
+async fn a_batch_is_split_within_the_size_limit() {
+    let sls = fake().await;
+    let mut sink = keyed(&sls, "&maxBatchBytes=65536");
+    let outcomes = sink.send(&shared(recent_events(1000))).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Delivered)));
+    let writes = sls.writes();
+    assert!(writes.len() > 1);
+    assert!(writes.iter().all(|w| w.raw_size <= 65536), "{:?}", writes.iter().map(|w| w.raw_size).collect::<Vec<_>>());
+    assert_eq!(uids(&sls).iter().collect::<HashSet<_>>().len(), 1000);
+}
+
+#[tokio::test]
+async fn an_oversized_event_is_truncated_and_delivered() {
+    let sls = fake().await;
+    let mut sink = keyed(&sls, "&maxBatchBytes=65536");
+    let mut events = recent_events(2);
+    events[1].message = "x".repeat(200_000);
+    let outcomes = sink.send(&shared(events)).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Delivered)), "{outcomes:?}");
+    let logs = sls.logs();
+    assert_eq!(logs.len(), 2);
+    let big = logs.iter().find(|l| l.get("event_uid") == Some("uid-1")).unwrap();
+    assert!(big.get("message").unwrap().ends_with(" bytes]"));
+    assert_eq!(big.get("reason"), Some("BackOff"));
+    assert!(sls.writes().iter().all(|w| w.raw_size <= 65536));
+}
+
+#[tokio::test]
+async fn connection_errors_are_retried() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut sink = sink(&format!(
+        "http://127.0.0.1:{port}?project=p&logStore=l&regionId=cn-hangzhou&accessKeyId={KEY_ID}&accessKeySecret={KEY_SECRET}"
+    ));
+    let outcomes = sink.send(&shared(recent_events(2))).await;
+    for o in &outcomes {
+        let Outcome::Retry(e) = o else { panic!("{o:?}") };
+        assert!(e.to_string().starts_with("cannot reach SLS at http://127.0.0.1:"), "{e}");
+        assert!(!e.chain().contains(KEY_SECRET) && !e.chain().contains(KEY_ID));
+    }
+}
+
+/// Serve `first` from the metadata service; the fake SLS accepts `first` and `second`.
+async fn ram_role(first: &StsCredentials, second: &StsCredentials) -> (FakeSls, FakeMetadata, SlsSink) {
+    let sls = FakeSls::start().await;
+    sls.add_sts(first);
+    sls.add_sts(second);
+    let metadata = FakeMetadata::start("EventerRole", "cn-hangzhou", first.clone()).await;
+    let sink = sink(&format!("{}?project=p&logStore=l&metadataEndpoint={}", sls.endpoint(), metadata.endpoint()));
+    (sls, metadata, sink)
+}
+
+#[tokio::test]
+async fn sts_credentials_are_used_and_refreshed_before_expiry() {
+    // Valid for another hour: used as they are.
+    let a = StsCredentials::generate(1, Duration::from_secs(3600));
+    let b = StsCredentials::generate(2, Duration::from_secs(3600));
+    let (sls, metadata, mut sink) = ram_role(&a, &b).await;
+    sink.start().await.unwrap();
+    assert_eq!(metadata.credential_requests(), 1);
+    for _ in 0..2 {
+        assert!(matches!(sink.send(&shared(recent_events(1))).await[0], Outcome::Delivered));
+    }
+    assert_eq!(metadata.credential_requests(), 1, "no refresh while far from expiry");
+    let w = &sls.writes()[1];
+    assert_eq!(
+        (w.access_key_id.as_str(), w.security_token.as_deref()),
+        (a.access_key_id.as_str(), Some(a.security_token.as_str()))
+    );
+    assert_eq!(w.signature_version, 4, "region cn-hangzhou came from the metadata service");
+
+    // Two minutes left: replaced before they expire.
+    let a = StsCredentials::generate(3, Duration::from_secs(120));
+    let (sls, metadata, mut sink) = ram_role(&a, &b).await;
+    sink.start().await.unwrap();
+    metadata.set_credentials(b.clone());
+    assert!(matches!(sink.send(&shared(recent_events(1))).await[0], Outcome::Delivered));
+    assert_eq!(metadata.credential_requests(), 2);
+    let w = &sls.writes()[0];
+    assert_eq!(
+        (w.access_key_id.as_str(), w.security_token.as_deref()),
+        (b.access_key_id.as_str(), Some(b.security_token.as_str()))
+    );
+    let shown = format!("{sink:?}");
+    for secret in [&b.access_key_id, &b.access_key_secret, &b.security_token] {
+        assert!(!shown.contains(secret.as_str()), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_sts_token_is_refreshed_and_the_request_resent() {
+    let a = StsCredentials::generate(1, Duration::from_secs(3600));
+    let b = StsCredentials::generate(2, Duration::from_secs(3600));
+    let (sls, metadata, mut sink) = ram_role(&a, &b).await;
+    sink.start().await.unwrap();
+    sls.revoke(&a.access_key_id);
+    metadata.set_credentials(b.clone());
+    let outcomes = sink.send(&shared(recent_events(5))).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Delivered)), "{outcomes:?}");
+    assert_eq!(sls.refusals().iter().map(|r| r.code.as_str()).collect::<Vec<_>>(), ["Unauthorized"]);
+    assert_eq!(sls.writes()[0].access_key_id, b.access_key_id);
+    assert_eq!(sls.logs().len(), 5);
+}
+
+#[tokio::test]
+async fn metadata_without_imdsv2_still_works() {
+    let a = StsCredentials::generate(1, Duration::from_secs(3600));
+    let sls = FakeSls::start().await;
+    sls.add_sts(&a);
+    let metadata = FakeMetadata::start("EventerRole", "cn-hangzhou", a.clone()).await.without_imdsv2();
+    let mut sink = sink(&format!("{}?project=p&logStore=l&metadataEndpoint={}", sls.endpoint(), metadata.endpoint()));
+    assert!(matches!(sink.send(&shared(recent_events(1))).await[0], Outcome::Delivered));
+    assert_eq!(metadata.credential_requests(), 1);
+}
+
+#[tokio::test]
+async fn no_credentials_and_metadata_unreachable_is_a_clear_start_error() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut sink = sink(&format!(
+        "http://127.0.0.1:1?project=p&logStore=l&regionId=cn-hangzhou&metadataEndpoint=http://127.0.0.1:{port}"
+    ));
+    let err = sink.start().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    assert!(!err.is_temporary());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no SLS credentials found; tried: the accessKeyId/accessKeySecret options (not set), the \
+             AccessKeyId/AccessKeySecret environment variables (not set), the ECS RAM role (ECS metadata \
+             service http://127.0.0.1:{port}: cannot reach it)"
+        )
+    );
+}
+
+#[tokio::test]
+async fn registry_builds_the_sink_offline_and_names_bad_options() {
+    let mut registry = Registry::with_builtins();
+    eventer_sink_sls::register(&mut registry);
+    assert!(registry.sink_schemes().contains(&eventer_sink_sls::SCHEME));
+    let cx = BuildContext::default().with_frequency(Some(Duration::from_secs(7)));
+    let uri = "sls:https://sls.aliyuncs.com?project=p&logStore=l&accessKeyId=AKIDX&accessKeySecret=SKX&level=Warning";
+    let built = registry.build_sink(&uri.parse().unwrap(), &cx).unwrap();
+    assert_eq!(built.sink.batching().window, Duration::from_secs(7), "--frequency is the batch window");
+    assert_eq!(built.sink.batching().max_events, 4096);
+    assert!(!built.uri.contains("SKX") && !built.uri.contains("AKIDX"));
+    let built = registry.build_sink(&"sls:?project=p&logStore=l&batchWindow=2s".parse().unwrap(), &cx).unwrap();
+    assert_eq!(built.sink.batching().window, Duration::from_secs(2));
+    let built = registry.build_sink(&"sls:?project=p&logStore=l".parse().unwrap(), &BuildContext::default()).unwrap();
+    assert_eq!(built.sink.batching().window, Duration::from_secs(1), "near real time by default");
+
+    let err = |u: &str| registry.build_sink(&u.parse().unwrap(), &cx).unwrap_err();
+    let e = err("sls:?logStore=l");
+    assert_eq!((e.kind(), e.to_string().as_str()), (ErrorKind::Config, "missing required option project"));
+    assert!(err("sls:?project=p&logStore=l&logstore=x").to_string().starts_with("unknown option logstore for sls"));
+}
+
+#[tokio::test]
+async fn preview_renders_the_log_fields() {
+    let mut sink = sink("?project=p&logStore=l&regionId=cn-hangzhou&topic=t&label=cluster,prod");
+    let lines = sink.preview(&shared(sample_events())).unwrap();
+    assert_eq!(lines.len(), 4);
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(
+        (&first["__topic__"], &first["__tag__:cluster"], &first["reason"]),
+        (&"t".into(), &"prod".into(), &"BackOff".into())
+    );
+    assert!(first["__time__"].is_u64() && first["eventId"].is_string());
+}
