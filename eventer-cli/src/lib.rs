@@ -30,6 +30,8 @@ use crate::args::{Args, LogFormat};
 pub fn default_registry() -> Registry {
     #[allow(unused_mut)] // without optional sinks nothing is added
     let mut registry = Registry::with_builtins();
+    #[cfg(feature = "source-k8s")]
+    eventer_source_k8s::register(&mut registry);
     #[cfg(feature = "sink-dingtalk")]
     eventer_sink_dingtalk::register(&mut registry);
     #[cfg(feature = "sink-sls")]

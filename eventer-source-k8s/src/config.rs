@@ -1,0 +1,362 @@
+//! The `kubernetes:` source URI, and turning it into a kube-rs client.
+
+use std::{path::PathBuf, time::Duration};
+
+use eventer_core::{
+    Error, ErrorKind, Result,
+    uri::{Options, parse_duration},
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// Where the service account token is mounted in a pod.
+pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// Options of the `kubernetes:` source.
+pub const OPTIONS: &[&str] = &[
+    "inClusterConfig",
+    "insecure",
+    "auth",
+    "localKubeConfig",
+    "useServiceAccount",
+    "namespaces",
+    "api",
+    "fieldSelector",
+    "startFrom",
+];
+
+/// How to reach the apiserver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Connection {
+    /// `--source=kubernetes`: `KUBECONFIG` or `~/.kube/config`, else in-cluster.
+    Infer,
+    /// The pod's service account (`inClusterConfig=true`, kube-eventer's default),
+    /// optionally at another address than `KUBERNETES_SERVICE_HOST`.
+    InCluster {
+        /// Apiserver URL overriding the in-cluster one.
+        url: Option<String>,
+    },
+    /// A kubeconfig file (`auth=<path>`), its current context.
+    Kubeconfig {
+        /// The file.
+        path: PathBuf,
+        /// Apiserver URL overriding the kubeconfig's.
+        url: Option<String>,
+    },
+    /// An explicit URL (`inClusterConfig=false`): no credentials (`kubectl proxy`), or the
+    /// service account token as bearer (`useServiceAccount=true`).
+    Url {
+        /// The apiserver.
+        url: String,
+        /// Send the service account token.
+        service_account: bool,
+    },
+}
+
+/// Which Events API to read; both serve the same objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventsApi {
+    /// core/v1 (`/api/v1/events`), as kube-eventer reads.
+    #[default]
+    Core,
+    /// events.k8s.io/v1.
+    Events,
+}
+
+/// Where to start without a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartFrom {
+    /// Only what happens from now on (kube-eventer's behaviour).
+    #[default]
+    Now,
+    /// Everything the apiserver still holds.
+    All,
+    /// What the apiserver holds that was last seen within this long.
+    Since(Duration),
+}
+
+/// A parsed `kubernetes:` source URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SourceConfig {
+    /// How to connect.
+    pub connection: Connection,
+    /// Skip TLS verification (`insecure=true`).
+    pub insecure: bool,
+    /// Watch only these namespaces (empty: all).
+    pub namespaces: Vec<String>,
+    /// core/v1 or events.k8s.io/v1.
+    pub api: EventsApi,
+    /// A server-side field selector, e.g. `type=Warning`.
+    pub field_selector: Option<String>,
+    /// Where to start without a checkpoint.
+    pub start_from: StartFrom,
+    /// Server-side watch timeout; the watch is resumed after it.
+    pub watch_timeout: Duration,
+}
+
+impl SourceConfig {
+    /// A config connecting to `url` without credentials, other settings default.
+    pub fn for_url(url: &str) -> SourceConfig {
+        SourceConfig {
+            connection: Connection::Url { url: url.to_owned(), service_account: false },
+            insecure: false,
+            namespaces: Vec::new(),
+            api: EventsApi::Core,
+            field_selector: None,
+            start_from: StartFrom::Now,
+            watch_timeout: Duration::from_secs(290),
+        }
+    }
+
+    /// Parse the target and options of `kubernetes:<url>?<options>`.
+    ///
+    /// ```
+    /// use eventer_source_k8s::{Connection, SourceConfig, StartFrom};
+    /// let uri: eventer_core::uri::ComponentUri = "kubernetes:https://kubernetes.default?namespaces=a,b&startFrom=all".parse()?;
+    /// let config = SourceConfig::parse(uri.target(), &mut uri.options())?;
+    /// assert_eq!(config.connection, Connection::InCluster { url: Some("https://kubernetes.default".into()) });
+    /// assert_eq!((config.namespaces.len(), config.start_from), (2, StartFrom::All));
+    /// # Ok::<(), eventer_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// A configuration error naming the option.
+    pub fn parse(target: &str, options: &mut Options) -> Result<SourceConfig> {
+        let url = if target.is_empty() { None } else { Some(check_url(target)?) };
+        let in_cluster = options.bool("inClusterConfig")?;
+        let auth = match (options.one("auth")?, options.one("localKubeConfig")?) {
+            (Some(a), Some(b)) if a != b => return Err(Error::config("options auth and localKubeConfig disagree")),
+            (a, b) => a.or(b).filter(|p| !p.is_empty()),
+        };
+        let service_account = options.bool("useServiceAccount")?.unwrap_or(false);
+        let connection = match (auth, in_cluster) {
+            (Some(_), Some(true)) => {
+                return Err(Error::config("option auth: a kubeconfig cannot be combined with inClusterConfig=true"));
+            }
+            (Some(path), _) if service_account => {
+                return Err(Error::config(format!(
+                    "option useServiceAccount: cannot be combined with auth={path}; the kubeconfig has the credentials"
+                )));
+            }
+            (Some(path), _) => Connection::Kubeconfig { path: PathBuf::from(path), url },
+            (None, Some(false)) => match url {
+                Some(url) => Connection::Url { url, service_account },
+                None => {
+                    return Err(Error::config(
+                        "option inClusterConfig=false: give the apiserver URL (kubernetes:https://host:6443?inClusterConfig=false) or auth=<kubeconfig>",
+                    ));
+                }
+            },
+            (None, Some(true)) => Connection::InCluster { url },
+            (None, None) if url.is_some() => Connection::InCluster { url },
+            (None, None) if service_account => {
+                return Err(Error::config(
+                    "option useServiceAccount: give the apiserver URL (kubernetes:https://host:6443?...)",
+                ));
+            }
+            (None, None) => Connection::Infer,
+        };
+        let api = match options.one("api")?.as_deref() {
+            None | Some("core" | "v1") => EventsApi::Core,
+            Some("events" | "events.k8s.io") => EventsApi::Events,
+            Some(other) => {
+                return Err(Error::config(format!("option api: invalid value `{other}` (expected core or events)")));
+            }
+        };
+        let mut namespaces = options.list("namespaces")?;
+        namespaces.sort_unstable();
+        namespaces.dedup();
+        let field_selector = options.one("fieldSelector")?.filter(|s| !s.trim().is_empty());
+        if let Some(sel) = &field_selector
+            && let Some(term) = sel.split(',').find(|t| !t.contains('='))
+        {
+            return Err(Error::config(format!(
+                "option fieldSelector: `{term}` is not a `field=value` or `field!=value` term"
+            )));
+        }
+        let start_from = match options.one("startFrom")?.as_deref() {
+            None | Some("now") => StartFrom::Now,
+            Some("all") => StartFrom::All,
+            Some(d) => StartFrom::Since(parse_duration(d).map_err(|e| {
+                Error::config(format!("option startFrom: expected now, all or a duration such as 30m ({e})"))
+            })?),
+        };
+        let insecure = options.bool("insecure")?.unwrap_or(false);
+        Ok(SourceConfig {
+            connection,
+            insecure,
+            namespaces,
+            api,
+            field_selector,
+            start_from,
+            ..SourceConfig::for_url("")
+        })
+    }
+
+    /// The collection path for `namespace` (`None`: all namespaces).
+    pub(crate) fn path(&self, namespace: Option<&str>) -> String {
+        let base = match self.api {
+            EventsApi::Core => "/api/v1",
+            EventsApi::Events => "/apis/events.k8s.io/v1",
+        };
+        match namespace {
+            Some(ns) => format!("{base}/namespaces/{ns}/events"),
+            None => format!("{base}/events"),
+        }
+    }
+
+    /// Build the kube-rs client config: reads files, no network.
+    ///
+    /// # Errors
+    /// A configuration error for a bad kubeconfig, a missing token file, or no way to
+    /// find the cluster.
+    pub async fn client_config(&self) -> Result<kube::Config> {
+        let mut config = match &self.connection {
+            Connection::Infer => kube::Config::infer().await.map_err(|e| {
+                Error::config(
+                    "cannot find the cluster: no kubeconfig (KUBECONFIG or ~/.kube/config) and not running in a pod; \
+                     give kubernetes:<url>?inClusterConfig=false or auth=<kubeconfig>",
+                )
+                .with_source(e)
+            })?,
+            Connection::InCluster { url } => {
+                let loaded = if url.is_some() { kube::Config::incluster_dns() } else { kube::Config::incluster() };
+                let mut config = loaded.map_err(|e| {
+                    Error::config(
+                        "inClusterConfig=true but the in-cluster configuration is unavailable (not running in a pod?); \
+                         outside a cluster use auth=<kubeconfig> or inClusterConfig=false",
+                    )
+                    .with_source(e)
+                })?;
+                if let Some(url) = url {
+                    config.cluster_url = parse_uri(url)?;
+                }
+                config
+            }
+            Connection::Kubeconfig { path, url } => {
+                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
+                    Error::config(format!("cannot read kubeconfig {} (option auth)", path.display())).with_source(e)
+                })?;
+                let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                    .await
+                    .map_err(|e| {
+                        Error::config(format!("kubeconfig {} is not usable (option auth)", path.display()))
+                            .with_source(e)
+                    })?;
+                if let Some(url) = url {
+                    config.cluster_url = parse_uri(url)?;
+                }
+                config
+            }
+            Connection::Url { url, service_account } => {
+                let mut config = kube::Config::new(parse_uri(url)?);
+                if *service_account {
+                    config.auth_info.token_file = Some(SERVICE_ACCOUNT_TOKEN.to_owned());
+                }
+                config
+            }
+        };
+        if let Some(file) = &config.auth_info.token_file
+            && !std::path::Path::new(file).is_file()
+        {
+            return Err(Error::config(format!(
+                "the service account token file {file} does not exist (useServiceAccount/inClusterConfig need a pod with a mounted token)"
+            )));
+        }
+        if self.insecure {
+            config.accept_invalid_certs = true;
+        }
+        Ok(config)
+    }
+
+    /// A client for this config.
+    ///
+    /// # Errors
+    /// As [`SourceConfig::client_config`], or when the TLS setup fails.
+    pub async fn client(&self) -> Result<kube::Client> {
+        let config = self.client_config().await?;
+        kube::Client::try_from(config)
+            .map_err(|e| Error::new(ErrorKind::Config, "cannot build the Kubernetes client").with_source(e))
+    }
+}
+
+fn check_url(url: &str) -> Result<String> {
+    let uri = parse_uri(url)?;
+    match uri.scheme_str() {
+        Some("http" | "https") if uri.authority().is_some() => Ok(url.to_owned()),
+        _ => Err(Error::config(format!("invalid apiserver URL `{url}`: expected http(s)://host[:port]"))),
+    }
+}
+
+fn parse_uri(url: &str) -> Result<http::Uri> {
+    url.parse::<http::Uri>().map_err(|e| Error::config(format!("invalid apiserver URL `{url}`")).with_source(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use eventer_core::uri::ComponentUri;
+
+    fn parse(uri: &str) -> Result<SourceConfig> {
+        let uri: ComponentUri = uri.parse()?;
+        let mut options = uri.options();
+        let config = SourceConfig::parse(uri.target(), &mut options)?;
+        options.finish(OPTIONS)?;
+        Ok(config)
+    }
+
+    #[test]
+    fn kube_eventer_syntax() {
+        assert_eq!(parse("kubernetes").unwrap().connection, Connection::Infer);
+        assert_eq!(
+            parse("kubernetes:https://kubernetes.default").unwrap().connection,
+            Connection::InCluster { url: Some("https://kubernetes.default".into()) }
+        );
+        assert_eq!(parse("kubernetes:?inClusterConfig=true").unwrap().connection, Connection::InCluster { url: None });
+        assert_eq!(
+            parse("kubernetes:http://127.0.0.1:8001?inClusterConfig=false").unwrap().connection,
+            Connection::Url { url: "http://127.0.0.1:8001".into(), service_account: false }
+        );
+        assert_eq!(
+            parse("kubernetes:https://10.0.0.1:6443?inClusterConfig=false&useServiceAccount=true&insecure=true")
+                .unwrap(),
+            SourceConfig {
+                connection: Connection::Url { url: "https://10.0.0.1:6443".into(), service_account: true },
+                insecure: true,
+                ..SourceConfig::for_url("")
+            }
+        );
+        assert_eq!(
+            parse("kubernetes:?inClusterConfig=false&auth=/etc/kube/config").unwrap().connection,
+            Connection::Kubeconfig { path: "/etc/kube/config".into(), url: None }
+        );
+    }
+
+    #[test]
+    fn beyond_kube_eventer() {
+        let c = parse("kubernetes?namespaces=b,a,b&api=events&fieldSelector=type=Warning&startFrom=15m").unwrap();
+        assert_eq!(c.namespaces, ["a", "b"]);
+        assert_eq!(c.api, EventsApi::Events);
+        assert_eq!(c.field_selector.as_deref(), Some("type=Warning"));
+        assert_eq!(c.start_from, StartFrom::Since(Duration::from_secs(900)));
+        assert_eq!(c.path(Some("a")), "/apis/events.k8s.io/v1/namespaces/a/events");
+        assert_eq!(parse("kubernetes?startFrom=all").unwrap().path(None), "/api/v1/events");
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        let err = |u: &str| parse(u).unwrap_err().to_string();
+        assert_eq!(err("kubernetes?api=v2"), "option api: invalid value `v2` (expected core or events)");
+        assert!(err("kubernetes?startFrom=yesterday").starts_with("option startFrom: expected now, all or a duration"));
+        assert!(
+            err("kubernetes?inClusterConfig=false").starts_with("option inClusterConfig=false: give the apiserver URL")
+        );
+        assert!(err("kubernetes?inClusterConfig=maybe").starts_with("option inClusterConfig: invalid boolean"));
+        assert!(err("kubernetes?auth=/x&inClusterConfig=true").starts_with("option auth:"));
+        assert!(err("kubernetes:ftp://x").starts_with("invalid apiserver URL `ftp://x`"));
+        assert!(err("kubernetes?fieldSelector=Warning").starts_with("option fieldSelector: `Warning`"));
+        assert!(err("kubernetes?colour=red").starts_with("unknown option colour for kubernetes"));
+        assert!(parse("kubernetes?useServiceAccount=true").is_err());
+    }
+}

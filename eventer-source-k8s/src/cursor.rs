@@ -1,0 +1,204 @@
+//! The resume position: what has been emitted, in a few bytes.
+//!
+//! A [`Cursor`] claims which object versions are *covered* (emitted, or deliberately
+//! skipped) for one list/watch stream:
+//! - every version with `resourceVersion <= rv`;
+//! - for each interrupted list `(snap, key)`: every version `<= snap` whose key
+//!   (`namespace/name`, the apiserver's list order) is `<= key`;
+//! - while a `startFrom=<duration>` list runs: every listed event last seen before `since`.
+//!
+//! Watch events arrive in resourceVersion order, so after one the cursor is just its
+//! version. A list is a snapshot in key order, not version order: after item `k` of a
+//! list at snapshot `L`, the cursor adds the mark `(L, k)`; once the list completes,
+//! everything `<= L` is covered and the cursor is `L` again. Nothing else is kept: no set
+//! of uids, however large the cluster.
+//!
+//! resourceVersions are compared as integers: they are etcd revisions in every apiserver
+//! (and in kine). When a version is not an integer nothing can be ordered, so nothing is
+//! considered covered: after a relist such a server's events may be emitted again, but
+//! none is lost.
+
+use std::collections::BTreeMap;
+
+use eventer_core::{Error, Position, Result};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Interrupted lists remembered at most; dropping the oldest can only cause repeats.
+const MAX_MARKS: usize = 4;
+
+/// Resume state of one stream (one namespace, or all).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Cursor {
+    /// Everything at or before this version is covered; `""` for nothing yet.
+    #[serde(default)]
+    pub(crate) rv: String,
+    /// Interrupted lists: `(snapshot version, last key)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) lists: Vec<(String, String)>,
+    /// `startFrom=<duration>`: listed events last seen before this are skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) since: Option<Timestamp>,
+}
+
+fn num(rv: &str) -> Option<u64> {
+    rv.parse().ok()
+}
+
+impl Cursor {
+    /// A cursor that covers everything up to `rv`.
+    pub(crate) fn at(rv: &str) -> Cursor {
+        Cursor { rv: rv.to_owned(), ..Cursor::default() }
+    }
+
+    /// Whether resuming needs a list: there is no version to watch from (`""` or `"0"`,
+    /// which a watch would read as "replay everything").
+    pub(crate) fn needs_list(&self) -> bool {
+        matches!(self.rv.as_str(), "" | "0")
+    }
+
+    /// Whether the version `rv` of the object at `key` was already emitted or skipped.
+    pub(crate) fn covers(&self, rv: &str, key: &str, last_seen: Option<Timestamp>) -> bool {
+        let Some(v) = num(rv) else { return false };
+        if num(&self.rv).is_some_and(|r| v <= r) {
+            return true;
+        }
+        if self.lists.iter().any(|(snap, k)| num(snap).is_some_and(|s| v <= s) && key <= k.as_str()) {
+            return true;
+        }
+        self.since.is_some_and(|since| last_seen.is_none_or(|t| t < since))
+    }
+
+    /// A watch delivered version `rv`: everything before it is covered.
+    pub(crate) fn advance(&mut self, rv: &str) {
+        if num(rv).is_none() || num(&self.rv).is_none_or(|cur| num(rv).is_some_and(|v| v > cur)) {
+            self.rv = rv.to_owned();
+        }
+        let cur = num(&self.rv);
+        self.lists.retain(|(snap, _)| match (num(snap), cur) {
+            (Some(s), Some(c)) => s > c,
+            _ => true,
+        });
+        self.since = None;
+    }
+
+    /// The list at snapshot `snap` handled every item up to `key`.
+    pub(crate) fn listed(&mut self, snap: &str, key: &str) {
+        let new = num(snap);
+        // This list's previous mark, and older marks inside the new one, add nothing.
+        self.lists.retain(|(s, k)| s != snap && !(num(s).zip(new).is_some_and(|(s, n)| s <= n) && k.as_str() <= key));
+        self.lists.push((snap.to_owned(), key.to_owned()));
+        if self.lists.len() > MAX_MARKS {
+            self.lists.remove(0);
+        }
+    }
+
+    /// The list at snapshot `snap` is complete: everything up to it is covered.
+    pub(crate) fn list_done(&mut self, snap: &str) {
+        *self = Cursor::at(snap);
+    }
+}
+
+/// Every stream's cursor, by namespace (`""` for all namespaces): the source's position.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Cursors {
+    v: u32,
+    ns: BTreeMap<String, Cursor>,
+}
+
+impl Cursors {
+    pub(crate) fn new() -> Self {
+        Cursors { v: 1, ns: BTreeMap::new() }
+    }
+
+    /// Parse a checkpointed position.
+    pub(crate) fn parse(position: &Position) -> Result<Cursors> {
+        match serde_json::from_str::<Cursors>(&position.0) {
+            Ok(c) if c.v == 1 => Ok(c),
+            _ => Err(Error::config(format!(
+                "checkpoint position `{position}` is not from the kubernetes source (or from a newer version of it)"
+            ))),
+        }
+    }
+
+    /// The cursor of `namespace`; a checkpoint of all namespaces also serves one of them
+    /// (versions are cluster-wide).
+    pub(crate) fn get(&self, namespace: &str) -> Option<&Cursor> {
+        self.ns.get(namespace).or_else(|| self.ns.get(""))
+    }
+
+    pub(crate) fn set(&mut self, namespace: &str, cursor: Cursor) {
+        self.ns.insert(namespace.to_owned(), cursor);
+    }
+
+    pub(crate) fn position(&self) -> Position {
+        Position(serde_json::to_string(self).expect("cursors serialise"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_versions_cover_what_came_before() {
+        let mut c = Cursor::at("100");
+        assert!(c.covers("100", "a/x", None));
+        assert!(!c.covers("101", "a/x", None));
+        c.advance("150");
+        assert!(c.covers("120", "z/z", None));
+        c.advance("140"); // never goes back
+        assert_eq!(c.rv, "150");
+        // Not integers: nothing can be ordered, nothing is covered (repeats, never loss).
+        assert!(!c.covers("abc", "a/x", None));
+        assert!(!Cursor::at("abc").covers("1", "a/x", None));
+    }
+
+    #[test]
+    fn interrupted_lists_cover_their_prefix() {
+        let mut c = Cursor::at("100");
+        c.listed("200", "b/2");
+        assert!(c.covers("150", "a/1", None)); // in the list prefix
+        assert!(c.covers("200", "b/2", None));
+        assert!(!c.covers("150", "c/1", None)); // after the prefix
+        assert!(!c.covers("201", "a/1", None)); // changed after the snapshot
+        assert!(c.covers("90", "z/9", None)); // before the old version
+        // A later relist that gets past the old mark replaces it.
+        c.listed("300", "a/0");
+        assert_eq!(c.lists.len(), 2);
+        c.listed("300", "c/0");
+        assert_eq!(c.lists, [("300".to_owned(), "c/0".to_owned())]);
+        c.list_done("300");
+        assert_eq!(c, Cursor::at("300"));
+        // Watching past a mark's snapshot makes it moot.
+        let mut c = Cursor::at("100");
+        c.listed("200", "b/2");
+        c.advance("250");
+        assert!(c.lists.is_empty());
+        for i in 0..10 {
+            c.listed(&(300 + i).to_string(), &format!("a/{}", 9 - i));
+        }
+        assert_eq!(c.lists.len(), MAX_MARKS);
+    }
+
+    #[test]
+    fn since_skips_old_listed_events() {
+        let since: Timestamp = "2024-01-01T00:10:00Z".parse().unwrap();
+        let c = Cursor { since: Some(since), ..Cursor::default() };
+        assert!(c.needs_list());
+        assert!(c.covers("5", "a/1", Some("2024-01-01T00:09:59Z".parse().unwrap())));
+        assert!(!c.covers("5", "a/1", Some(since)));
+    }
+
+    #[test]
+    fn positions_round_trip_and_reject_others() {
+        let mut all = Cursors::new();
+        all.set("", Cursor::at("42"));
+        let pos = all.position();
+        assert_eq!(pos.0, r#"{"v":1,"ns":{"":{"rv":"42"}}}"#);
+        let back = Cursors::parse(&pos).unwrap();
+        assert_eq!(back.get("prod"), Some(&Cursor::at("42")));
+        assert!(Cursors::parse(&Position("rv=12".into())).is_err());
+        assert!(Cursors::parse(&Position(r#"{"v":2,"ns":{}}"#.into())).is_err());
+    }
+}

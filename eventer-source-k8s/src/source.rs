@@ -1,0 +1,216 @@
+//! The [`Source`] implementation and its readiness handle.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use eventer_core::{Error, ErrorKind, Position, Result, Source, SourceItem};
+use jiff::Timestamp;
+use tokio::{sync::mpsc, task::JoinHandle};
+use tracing::info;
+
+use crate::{
+    config::{SourceConfig, StartFrom},
+    cursor::{Cursor, Cursors},
+    stream::{Msg, Stream},
+};
+
+/// Items buffered between the watch tasks and the pipeline.
+const BUFFER: usize = 256;
+
+/// Whether the source finished its initial sync (listed or found its starting point,
+/// and is watching), for a health endpoint; clones share the state.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    inner: Arc<ReadinessInner>,
+}
+
+#[derive(Debug)]
+struct ReadinessInner {
+    /// Streams that have not synced yet; ready at 0.
+    pending: tokio::sync::watch::Sender<Option<usize>>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness {
+            inner: Arc::new(ReadinessInner {
+                pending: tokio::sync::watch::channel(None).0,
+                last_error: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+impl Readiness {
+    /// A handle for a source not started yet.
+    pub fn new() -> Self {
+        Readiness::default()
+    }
+
+    /// Whether every stream has synced and is watching.
+    pub fn is_ready(&self) -> bool {
+        *self.inner.pending.borrow() == Some(0)
+    }
+
+    /// Wait until ready.
+    pub async fn wait(&self) {
+        let mut rx = self.inner.pending.subscribe();
+        // The sender lives in `self`, so this cannot fail.
+        rx.wait_for(|p| *p == Some(0)).await.ok();
+    }
+
+    /// The last error the source is retrying after, if it has not recovered since.
+    pub fn last_error(&self) -> Option<String> {
+        self.inner.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub(crate) fn expect(&self, streams: usize) {
+        self.inner.pending.send_replace(Some(streams));
+    }
+
+    pub(crate) fn synced(&self) {
+        self.inner.pending.send_modify(|p| *p = p.map(|n| n.saturating_sub(1)));
+    }
+
+    pub(crate) fn set_error(&self, e: &Error) {
+        *self.inner.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.chain());
+    }
+
+    pub(crate) fn clear_error(&self) {
+        self.inner.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
+}
+
+/// Kubernetes Events as a [`Source`]: one list/watch loop per namespace (or one for all).
+///
+/// Positions record, per namespace, the resourceVersion up to which everything was
+/// emitted, plus the progress of an interrupted list (see the crate docs), so a restart
+/// emits exactly what changed since the checkpoint.
+pub struct KubernetesSource {
+    config: SourceConfig,
+    readiness: Readiness,
+    client: Option<kube::Client>,
+    rx: Option<mpsc::Receiver<Msg>>,
+    /// Namespace of each stream, by index.
+    namespaces: Vec<String>,
+    cursors: Cursors,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for KubernetesSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesSource")
+            .field("config", &self.config)
+            .field("cursors", &self.cursors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for KubernetesSource {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl KubernetesSource {
+    /// A source for `config`; connects in [`Source::start`].
+    pub fn new(config: SourceConfig) -> Self {
+        KubernetesSource::with_readiness(config, Readiness::new())
+    }
+
+    /// A source reporting to a readiness handle made beforehand (by the program that
+    /// serves health checks).
+    pub fn with_readiness(config: SourceConfig, readiness: Readiness) -> Self {
+        KubernetesSource {
+            config,
+            readiness,
+            client: None,
+            rx: None,
+            namespaces: Vec::new(),
+            cursors: Cursors::new(),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Use this client instead of building one from the config's connection settings.
+    #[must_use]
+    pub fn with_client(mut self, client: kube::Client) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// The readiness handle.
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+}
+
+#[async_trait]
+impl Source for KubernetesSource {
+    async fn start(&mut self, resume: Option<Position>) -> Result<()> {
+        let resumed = resume.as_ref().map(Cursors::parse).transpose()?;
+        let client = match self.client.take() {
+            Some(c) => c,
+            None => self.config.client().await?,
+        };
+        let namespaces: Vec<Option<String>> = if self.config.namespaces.is_empty() {
+            vec![None]
+        } else {
+            self.config.namespaces.iter().cloned().map(Some).collect()
+        };
+        let (tx, rx) = mpsc::channel(BUFFER);
+        self.readiness.expect(namespaces.len());
+        for (index, ns) in namespaces.into_iter().enumerate() {
+            let key = ns.clone().unwrap_or_default();
+            let (cursor, from_now) = match resumed.as_ref().and_then(|c| c.get(&key)) {
+                Some(c) => (c.clone(), false),
+                None => match self.config.start_from {
+                    StartFrom::Now => (Cursor::default(), true),
+                    StartFrom::All => (Cursor::default(), false),
+                    StartFrom::Since(d) => {
+                        let since = Timestamp::now()
+                            .checked_sub(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX));
+                        (Cursor { since: Some(since.unwrap_or(Timestamp::MIN)), ..Cursor::default() }, false)
+                    }
+                },
+            };
+            info!(namespace = %if key.is_empty() { "*" } else { &key }, resume = %cursor.rv, "Kubernetes source starting.");
+            self.cursors.set(&key, cursor.clone());
+            self.namespaces.push(key);
+            let stream = Stream {
+                index,
+                client: client.clone(),
+                path: self.config.path(ns.as_deref()),
+                field_selector: self.config.field_selector.clone(),
+                cursor,
+                from_now,
+                watch_timeout: self.config.watch_timeout,
+                tx: tx.clone(),
+                readiness: self.readiness.clone(),
+            };
+            self.tasks.push(tokio::spawn(stream.run()));
+        }
+        self.rx = Some(rx);
+        Ok(())
+    }
+
+    async fn next(&mut self) -> Result<Option<SourceItem>> {
+        let rx = self.rx.as_mut().ok_or_else(|| Error::new(ErrorKind::Unexpected, "kubernetes source not started"))?;
+        // `recv` is cancel safe: an item not returned stays in the channel.
+        match rx.recv().await {
+            Some(Msg::Item { stream, cursor, event }) => {
+                self.cursors.set(&self.namespaces[stream], cursor);
+                let position = self.cursors.position();
+                Ok(Some(match event {
+                    Some(event) => SourceItem::Event { event: *event, position: Some(position) },
+                    None => SourceItem::Progress(position),
+                }))
+            }
+            Some(Msg::Failed(e)) => Err(e),
+            None => Err(Error::new(ErrorKind::Unexpected, "kubernetes watch tasks stopped")),
+        }
+    }
+}
