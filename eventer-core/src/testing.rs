@@ -120,20 +120,19 @@ impl MemorySink {
 
     /// Wait until at least `n` events are delivered.
     pub async fn wait_for(&self, n: usize) {
-        loop {
-            let notified = self.inner.sent.notified();
-            if self.len() >= n {
-                return;
-            }
-            notified.await;
-        }
+        self.wait_until(|sink| sink.len() >= n).await;
     }
 
     /// Wait until `send` was called with at least `n` events in all.
     pub async fn wait_for_attempts(&self, n: usize) {
+        self.wait_until(|sink| sink.attempts() >= n).await;
+    }
+
+    async fn wait_until(&self, done: impl Fn(&Self) -> bool) {
         loop {
+            // Register before checking, so a send between the check and the await is seen.
             let notified = self.inner.sent.notified();
-            if self.attempts() >= n {
+            if done(self) {
                 return;
             }
             notified.await;
