@@ -1,6 +1,8 @@
 //! The `eventer` binary with the DingTalk sink against the fake robot.
 #![cfg(feature = "sink-dingtalk")]
 
+use std::time::{Duration, Instant};
+
 use eventer_fake_dingtalk::FakeDingTalk;
 use tokio::process::Command;
 
@@ -57,4 +59,43 @@ async fn missing_token_is_a_clear_usage_error() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("access_token"), "{err}");
     assert!(!err.contains("SECxyz"), "{err}");
+}
+
+/// Issue scenario: 20 Warnings among 20 Normal events from the apiserver → all 20 Warnings,
+/// no Normal, the first within about a second.
+#[cfg(feature = "source-k8s")]
+#[tokio::test]
+async fn warnings_from_the_apiserver_arrive_fast_and_alone() {
+    use eventer_fake_apiserver::{FakeApiServer, NewEvent};
+
+    let api = FakeApiServer::start().await.unwrap();
+    let robot = FakeDingTalk::builder().token("t0k").start().await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventer"))
+        .args([
+            &format!("--source=kubernetes:{}?inClusterConfig=false", api.url()),
+            &format!("--sink={}", robot.sink_uri()),
+        ])
+        .env_remove("RUST_LOG")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), api.wait_for_watchers(1)).await.expect("eventer watches");
+    let started = Instant::now();
+    for i in 0..20 {
+        api.create_event(NewEvent::new("shop", &format!("web-{i}")).reason(&format!("Crash{i}")).warning());
+        api.create_event(NewEvent::new("shop", &format!("web-{i}")).reason(&format!("Pulled{i}")));
+    }
+    let all_listed = |r: &FakeDingTalk| {
+        let text: String = r.messages().iter().map(|m| m.text.clone()).collect();
+        (0..20).all(|i| text.contains(&format!("Crash{i}\n")) || text.contains(&format!("Crash{i} ")))
+    };
+    assert!(robot.wait_until(Duration::from_secs(30), all_listed).await, "all 20 Warnings listed");
+    let first = robot.messages()[0].received;
+    assert!(first.duration_since(started) < Duration::from_millis(1500), "first alert after {:?}", first - started);
+    let text: String = robot.messages().iter().map(|m| m.text.clone()).collect();
+    assert!(!text.contains("Pulled"), "Normal events must not be sent:\n{text}");
+    assert_eq!(robot.errcode_count(130101), 0);
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap().success());
 }
