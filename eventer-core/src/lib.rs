@@ -32,6 +32,7 @@
 pub mod builtin;
 pub mod checkpoint;
 pub mod decode;
+pub mod duration;
 mod error;
 pub mod event;
 pub mod filter;

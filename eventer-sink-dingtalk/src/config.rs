@@ -83,27 +83,27 @@ pub struct DingTalkConfig {
     #[serde(default)]
     pub timezone: Option<String>,
     /// After the first alert arrives, wait this long for more to send with it. Default 1s.
-    #[serde(default = "default_group_wait", with = "duration")]
+    #[serde(default = "default_group_wait", with = "eventer_core::duration")]
     pub group_wait: Duration,
     /// Least time between two sends; alerts arriving sooner are held and sent together.
     /// Default 2s.
-    #[serde(default = "default_group_interval", with = "duration")]
+    #[serde(default = "default_group_interval", with = "eventer_core::duration")]
     pub group_interval: Duration,
     /// The same object and reason alerts again at most this often; repeats in between are
     /// counted into the next notification. Default 1h.
-    #[serde(default = "default_repeat_interval", with = "duration")]
+    #[serde(default = "default_repeat_interval", with = "eventer_core::duration")]
     pub repeat_interval: Duration,
     /// Messages allowed per `budget_window` (DingTalk allows 20 per minute). Default 18.
     #[serde(default = "default_budget")]
     pub budget: u32,
     /// The rolling window of the budget. Default 1m, DingTalk's.
-    #[serde(default = "default_budget_window", with = "duration")]
+    #[serde(default = "default_budget_window", with = "eventer_core::duration")]
     pub budget_window: Duration,
     /// Largest request body in bytes (DingTalk refuses messages over 20000). Default 20000.
     #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
     /// Timeout of one request. Default 10s.
-    #[serde(default = "default_timeout", with = "duration")]
+    #[serde(default = "default_timeout", with = "eventer_core::duration")]
     pub timeout: Duration,
 }
 
@@ -346,22 +346,6 @@ impl fmt::Debug for DingTalkConfig {
             .field("max_bytes", &self.max_bytes)
             .field("timeout", &self.timeout)
             .finish()
-    }
-}
-
-/// Durations as text: `1s`, `500ms`, `1h`.
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(*d))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        eventer_core::uri::parse_duration(&text).map_err(D::Error::custom)
     }
 }
 

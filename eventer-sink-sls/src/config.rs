@@ -90,10 +90,10 @@ pub struct SlsConfig {
     #[serde(default = "default_max_bytes")]
     pub max_batch_bytes: usize,
     /// How long a batch waits for more events. Default: `--frequency` when given, else 1 s.
-    #[serde(default, with = "opt_duration")]
+    #[serde(default, with = "eventer_core::duration::option")]
     pub batch_window: Option<Duration>,
     /// Timeout of one PutLogs request. Default 30 s.
-    #[serde(default = "default_timeout", with = "duration")]
+    #[serde(default = "default_timeout", with = "eventer_core::duration")]
     pub timeout: Duration,
     /// The ECS metadata service, for RAM-role credentials and the region. Default `http://100.100.100.200`.
     #[serde(default = "default_metadata")]
@@ -391,42 +391,6 @@ impl Endpoint {
     /// The endpoint for messages: scheme, host and port.
     pub(crate) fn display(&self) -> String {
         self.url.as_str().trim_end_matches('/').to_owned()
-    }
-}
-
-mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(*d))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let s = String::deserialize(d)?;
-        eventer_core::uri::parse_duration(&s).map_err(serde::de::Error::custom)
-    }
-}
-
-mod opt_duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    // serde's `with` hands the field by reference.
-    #[allow(clippy::ref_option)]
-    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => super::duration::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|s| eventer_core::uri::parse_duration(&s).map_err(serde::de::Error::custom))
-            .transpose()
     }
 }
 
