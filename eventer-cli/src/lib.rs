@@ -13,18 +13,23 @@
 //! problem), 1 when the pipeline fails at run time.
 
 mod args;
+mod config;
+mod server;
 
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
 use eventer_core::{
-    BuildContext, ErrorKind, Pipeline, PipelineConfig, Registry,
-    uri::{ComponentUri, redact},
+    BoxSource, BuildContext, ErrorKind, Pipeline, PipelineConfig, Registry, SharedEvent, SourceItem, Telemetry,
+    checkpoint::BoxCheckpointStore, registry::BuiltSink, uri::redact,
 };
 use tracing::{error, info};
 
-use crate::args::{Args, LogFormat};
+use crate::{
+    args::{Args, Command, Flags, LogFormat},
+    config::{Located, Settings},
+};
 
 /// The registry of everything this build of eventer knows.
 pub fn default_registry() -> Registry {
@@ -40,6 +45,7 @@ pub fn default_registry() -> Registry {
 }
 
 /// A failure with its exit code.
+#[derive(Debug)]
 struct Failure {
     code: u8,
     message: String,
@@ -48,6 +54,10 @@ struct Failure {
 impl Failure {
     fn usage(message: impl Into<String>) -> Self {
         Failure { code: 2, message: message.into() }
+    }
+
+    fn runtime(message: impl Into<String>) -> Self {
+        Failure { code: 1, message: message.into() }
     }
 }
 
@@ -64,7 +74,12 @@ pub fn main_with(registry: Registry) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(args, registry) {
+    let result = match args.command {
+        None => run(&args.flags, &registry),
+        Some(Command::Check(flags)) => check(&flags, &registry),
+        Some(Command::Preview(flags)) => preview(&flags, &registry),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("eventer: error: {}", redact(&f.message));
@@ -73,11 +88,27 @@ pub fn main_with(registry: Registry) -> ExitCode {
     }
 }
 
-fn run(args: Args, registry: Registry) -> Result<(), Failure> {
-    let pipeline = build(&args, &registry)?;
-    init_logging(&args);
-    let runtime = runtime(args.max_procs).map_err(|e| Failure { code: 1, message: format!("{e:#}") })?;
+fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
+    let settings = Settings::resolve(flags)?;
+    let telemetry = Telemetry::default();
+    let components = Components::build(&settings, registry, &telemetry)?;
+    init_logging(&settings);
+    let runtime = runtime(settings.max_procs).map_err(|e| Failure::runtime(format!("{e:#}")))?;
     runtime.block_on(async move {
+        match server::bind(settings.healthz).await {
+            Ok((listener, addr)) => {
+                info!(%addr, "Serving /healthz, /readyz and /metrics.");
+                tokio::spawn(server::serve(listener, telemetry.clone()));
+            }
+            Err(e) => {
+                return Err(Failure::usage(format!(
+                    "--healthz-port={}: cannot listen on {}: {e}",
+                    settings.healthz.port(),
+                    settings.healthz
+                )));
+            }
+        }
+        let pipeline = components.into_pipeline(&settings, &telemetry)?;
         let report = pipeline.run(shutdown_signal()).await.map_err(|e| Failure {
             code: if e.kind() == ErrorKind::Config { 2 } else { 1 },
             message: e.chain(),
@@ -93,56 +124,151 @@ fn run(args: Args, registry: Registry) -> Result<(), Failure> {
     })
 }
 
-/// Validate every flag and build the pipeline, before any I/O.
-fn build(args: &Args, registry: &Registry) -> Result<Pipeline, Failure> {
-    let cx = BuildContext::default().with_frequency(args.frequency);
-    let source_flag = args.source.as_deref().ok_or_else(|| {
-        Failure::usage("--source: a source is required (e.g. --source=kubernetes:https://kubernetes.default)")
-    })?;
-    let source = parse_uri("--source", source_flag)
-        .and_then(|uri| registry.build_source(&uri, &cx).map_err(|e| flag_error("--source", source_flag, &e)))?;
-    if args.sinks.is_empty() {
-        return Err(Failure::usage("--sink: at least one sink is required (e.g. --sink=stdout)"));
-    }
-    let mut pipeline = Pipeline::new(source);
-    let mut names: Vec<String> = Vec::new();
-    for flag in &args.sinks {
-        let uri = parse_uri("--sink", flag)?;
-        let mut built = registry.build_sink(&uri, &cx).map_err(|e| flag_error("--sink", flag, &e))?;
-        // Repeated schemes get -2, -3... so logs and metrics tell them apart.
-        let base = built.name.clone();
-        let mut n = 1;
-        while names.contains(&built.name) {
-            n += 1;
-            built.name = format!("{base}-{n}");
+/// The parts of a pipeline, validated and built before any I/O.
+struct Components {
+    source: BoxSource,
+    sinks: Vec<BuiltSink>,
+    checkpoint: Option<BoxCheckpointStore>,
+}
+
+impl Components {
+    fn build(settings: &Settings, registry: &Registry, telemetry: &Telemetry) -> Result<Self, Failure> {
+        let cx = BuildContext::default().with_frequency(settings.frequency).with_telemetry(telemetry);
+        let fail = |at: &Located, e: eventer_core::Error| Failure::usage(format!("{}: {}", at.origin, e.chain()));
+        let source = registry.build_source(&settings.source.uri, &cx).map_err(|e| fail(&settings.source, e))?;
+        let mut sinks = Vec::with_capacity(settings.sinks.len());
+        for at in &settings.sinks {
+            sinks.push(registry.build_sink(&at.uri, &cx).map_err(|e| fail(at, e))?);
         }
-        names.push(built.name.clone());
-        pipeline = pipeline.route(built.into_route().map_err(|e| flag_error("--sink", flag, &e))?);
+        let checkpoint = match &settings.checkpoint {
+            Some(at) => Some(registry.build_checkpoint(&at.uri).map_err(|e| fail(at, e))?),
+            None => None,
+        };
+        Ok(Components { source, sinks, checkpoint })
     }
-    if let Some(flag) = &args.checkpoint {
-        let uri = parse_uri("--checkpoint", flag)?;
-        let store = registry.build_checkpoint(&uri).map_err(|e| flag_error("--checkpoint", flag, &e))?;
-        pipeline = pipeline.checkpoint(store);
+
+    fn into_pipeline(self, settings: &Settings, telemetry: &Telemetry) -> Result<Pipeline, Failure> {
+        let mut pipeline = Pipeline::new(self.source).telemetry(telemetry);
+        for (built, at) in self.sinks.into_iter().zip(&settings.sinks) {
+            let route = built.into_route().map_err(|e| Failure::usage(format!("{}: {}", at.origin, e.chain())))?;
+            pipeline = pipeline.route(route);
+        }
+        if let Some(store) = self.checkpoint {
+            pipeline = pipeline.checkpoint(store);
+        }
+        let mut config = PipelineConfig::default();
+        config.shutdown_timeout = settings.shutdown_timeout;
+        Ok(pipeline.config(config))
     }
-    let mut config = PipelineConfig::default();
-    config.shutdown_timeout = args.shutdown_timeout;
-    Ok(pipeline.config(config))
 }
 
-fn parse_uri(flag: &str, value: &str) -> Result<ComponentUri, Failure> {
-    value.parse().map_err(|e: eventer_core::Error| flag_error(flag, value, &e))
+/// `eventer check`: build everything offline and print the resolved pipeline.
+fn check(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
+    let settings = Settings::resolve(flags)?;
+    let components = Components::build(&settings, registry, &Telemetry::default())?;
+    let mut out = vec![format!("source      {}", settings.source.uri)];
+    for sink in &components.sinks {
+        out.push(format!("sink        {} = {}", sink.name, sink.uri));
+        let filter = describe_filter(&sink.filter);
+        if !filter.is_empty() {
+            out.push(format!("  filter    {filter}"));
+        }
+        out.push(format!("  queue     {} events, overflow {:?}", sink.route.queue_size, sink.route.overflow));
+    }
+    out.push(match &settings.checkpoint {
+        Some(at) => format!("checkpoint  {}", at.uri),
+        None => "checkpoint  none (a restart starts from the source's default)".into(),
+    });
+    if let Some(f) = settings.frequency {
+        out.push(format!("frequency   {}", humantime::format_duration(f)));
+    }
+    out.push(format!("shutdown    drain for up to {}", humantime::format_duration(settings.shutdown_timeout)));
+    out.push(format!("health      http://{}/healthz /readyz /metrics", settings.healthz));
+    out.push(match &settings.leader {
+        Some(l) => {
+            format!("leader      lease {}/{}", l.namespace.as_deref().unwrap_or("(pod namespace)"), l.lease_name)
+        }
+        None => "leader      no election (every replica exports)".into(),
+    });
+    out.push("valid".into());
+    println!("{}", redact(&out.join("\n")));
+    Ok(())
 }
 
-/// `--flag=<value as typed, secrets redacted>: <problem>`.
-fn flag_error(flag: &str, value: &str, e: &eventer_core::Error) -> Failure {
-    Failure::usage(format!("{flag}={}: {}", redact(value), e.chain()))
+/// `level=Warning kinds=Pod,Node`: the filter's non-empty fields.
+fn describe_filter(filter: &eventer_core::FilterSpec) -> String {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(filter) else { return String::new() };
+    fields
+        .into_iter()
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some(format!("{k}={s}")),
+            serde_json::Value::Array(items) if !items.is_empty() => {
+                let items: Vec<String> = items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect();
+                Some(format!("{k}={}", items.join(",")))
+            }
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-fn init_logging(args: &Args) {
+/// `eventer preview`: what each sink would send for the source's events, sending nothing.
+fn preview(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
+    let settings = Settings::resolve(flags)?;
+    if settings.source.uri.scheme() != "file" {
+        return Err(Failure::usage(format!(
+            "{}: preview reads a finite source; use --source=file:<events.json> (e.g. from `kubectl get events -A -o json`)",
+            settings.source.origin
+        )));
+    }
+    let Components { mut source, mut sinks, .. } = Components::build(&settings, registry, &Telemetry::default())?;
+    let runtime = runtime(1).map_err(|e| Failure::runtime(format!("{e:#}")))?;
+    let events = runtime.block_on(async {
+        source.start(None).await?;
+        let mut events = Vec::new();
+        while let Some(item) = source.next().await? {
+            if let SourceItem::Event { event, .. } = item {
+                events.push(SharedEvent::new(event));
+            }
+        }
+        Ok::<_, eventer_core::Error>(events)
+    });
+    let events = events.map_err(|e| Failure::usage(format!("{}: {}", settings.source.origin, e.chain())))?;
+    let mut out = String::new();
+    for built in &mut sinks {
+        let filter = built.filter.build().map_err(|e| Failure::usage(e.chain()))?;
+        let matching: Vec<SharedEvent> = events.iter().filter(|e| filter.matches(e)).cloned().collect();
+        out.push_str(&format!(
+            "=== sink {} ({}): {} of {} events\n",
+            built.name,
+            built.uri,
+            matching.len(),
+            events.len()
+        ));
+        match built.sink.preview(&matching) {
+            _ if matching.is_empty() => {}
+            Some(rendered) => {
+                for (i, item) in rendered.iter().enumerate() {
+                    out.push_str(&format!("--- {} {}\n{}\n", built.name, i + 1, item.trim_end()));
+                }
+            }
+            None => out.push_str("(this sink has no preview)\n"),
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
+
+fn init_logging(settings: &Settings) {
+    let level = match settings.verbosity {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(args.log_level()));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match args.log_format {
+    match settings.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }

@@ -3,7 +3,12 @@
 use std::process::{Command, Output};
 
 fn eventer(args: &[&str]) -> Output {
+    // Tests run in parallel: each server takes a free port unless the test sets one.
+    let own_port = !args
+        .iter()
+        .any(|a| a.starts_with("--healthz-port") || matches!(*a, "check" | "preview" | "--help" | "--version"));
     Command::new(env!("CARGO_BIN_EXE_eventer"))
+        .args(own_port.then_some("--healthz-port=0"))
         .args(args)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .env_remove("RUST_LOG")
@@ -164,4 +169,94 @@ fn help_and_version() {
     let out = eventer(&["--version"]);
     assert!(out.status.success());
     assert!(stdout(&out).starts_with("eventer "));
+}
+
+#[test]
+fn config_file_runs_the_same_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("eventer.yaml");
+    std::fs::write(
+        &config,
+        "source: file:examples/events.json\n\
+         sinks:\n\
+         - uri: stdout\n\
+         \x20 options: { format: json, level: Warning, kinds: [Node] }\n\
+         log: { format: json }\n",
+    )
+    .unwrap();
+    let flag = format!("--config={}", config.display());
+    let out = eventer(&[&flag]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 6, "the six Node Warnings");
+    // A --sink flag replaces the file's sinks.
+    let out = eventer(&[&flag, "--sink=stdout?reasons=OOMKilling"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 1);
+}
+
+#[test]
+fn check_prints_the_resolved_pipeline_redacted() {
+    let out = eventer(&[
+        "check",
+        "--source=file:examples/events.json",
+        "--sink=dingtalk:https://oapi.dingtalk.com/robot/send?access_token=TOKEN-SECRET&sign=SEC-SECRET&label=prod&kinds=Node",
+        "--sink=sls:https://cn-hangzhou.log.aliyuncs.com?project=p&logStore=l&accessKeyId=AKID-SECRET&accessKeySecret=KEY-SECRET",
+        "--checkpoint=file:/tmp/eventer-check-cp.json",
+        "--leader-elect",
+        "--leader-elect-namespace=ops",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("SECRET"), "{text}");
+    for want in [
+        "source      file:examples/events.json",
+        "sink        dingtalk = dingtalk:https://oapi.dingtalk.com/robot/send?access_token=***&sign=***&label=prod&kinds=Node",
+        "  filter    kinds=Node level=Warning",
+        "sink        sls = sls:https://cn-hangzhou.log.aliyuncs.com?project=p&logStore=l&accessKeyId=***&accessKeySecret=***",
+        "checkpoint  file:/tmp/eventer-check-cp.json",
+        "leader      lease ops/eventer",
+        "valid",
+    ] {
+        assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
+    }
+    assert!(!std::path::Path::new("/tmp/eventer-check-cp.json").exists(), "check writes nothing");
+
+    let out = eventer(&["check", "--source=file:examples/events.json", "--sink=dingtalk:?label=x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("eventer: error: --sink=dingtalk:?label=x: "), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
+fn preview_renders_without_sending() {
+    // The endpoints are unroutable: a preview that tried to send would fail or hang.
+    let out = eventer(&[
+        "preview",
+        "--source=file:examples/events.json",
+        "--sink=dingtalk:http://192.0.2.1/robot/send?access_token=TOKEN-SECRET&label=prod&kinds=Node&msg_type=markdown",
+        "--sink=sls:http://192.0.2.1?project=p&logStore=l&accessKeyId=AKID-SECRET&accessKeySecret=KEY-SECRET&reasons=BackOff",
+        "--sink=stdout?reasons=BackOff",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("SECRET"), "{text}");
+    assert!(text.contains("=== sink dingtalk (dingtalk:http://192.0.2.1/robot/send?access_token=***&label=prod&kinds=Node&msg_type=markdown): 6 of 23 events"), "{text}");
+    let messages: Vec<serde_json::Value> =
+        text.lines().filter(|l| l.starts_with("{\"msgtype\"")).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(messages.len(), 6, "{text}");
+    assert!(messages[0]["markdown"]["text"].as_str().unwrap().contains("**KernelOops**"));
+    let logs: Vec<serde_json::Value> =
+        text.lines().filter(|l| l.starts_with("{\"__source__\"")).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(logs.len(), 2, "{text}");
+    assert!(logs.iter().all(|l| l["reason"] == "BackOff"), "{text}");
+    assert_eq!(logs[0]["pod_name"], "payment-5f8b7c9d6-qw7rt");
+    assert!(
+        text.contains("=== sink stdout (stdout?reasons=BackOff): 2 of 23 events\n--- stdout 1\n2024-06-03T08:14:30Z Warning shop Pod/payment-5f8b7c9d6-qw7rt BackOff: "),
+        "{text}"
+    );
+
+    let out = eventer(&["preview", "--source=kubernetes:http://127.0.0.1:1?inClusterConfig=false", "--sink=stdout"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("preview reads a finite source"), "{}", stderr(&out));
 }

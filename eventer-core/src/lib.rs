@@ -40,6 +40,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod sink;
 pub mod source;
+pub mod telemetry;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod testing;
@@ -52,3 +53,4 @@ pub use pipeline::{Pipeline, PipelineConfig, Report, Route, RouteOptions};
 pub use registry::{BuildContext, Registry, SinkFactory, SourceFactory};
 pub use sink::{Batching, BoxSink, Outcome, Sink};
 pub use source::{BoxSource, Position, Source, SourceItem};
+pub use telemetry::Telemetry;

@@ -35,6 +35,7 @@ use crate::{
     filter::{BoxFilter, Filter},
     sink::{BoxSink, Outcome},
     source::{BoxSource, Position, SourceItem},
+    telemetry::{Check, HealthComponent, StatsCollector, Telemetry},
 };
 
 /// What to do when a sink's queue is full.
@@ -258,6 +259,7 @@ pub struct Pipeline {
     checkpoint: Option<BoxCheckpointStore>,
     config: PipelineConfig,
     stats: Arc<Stats>,
+    telemetry: Option<Telemetry>,
 }
 
 impl fmt::Debug for Pipeline {
@@ -279,6 +281,7 @@ impl Pipeline {
             checkpoint: None,
             config: PipelineConfig::default(),
             stats: Arc::new(Stats::new(&[])),
+            telemetry: None,
         }
     }
 
@@ -305,6 +308,14 @@ impl Pipeline {
         self
     }
 
+    /// Export the counters as metrics and report each sink's health (`sink/<name>`: ready
+    /// once started; failing while whole batches are rejected, until one is delivered).
+    #[must_use]
+    pub fn telemetry(mut self, telemetry: &Telemetry) -> Self {
+        self.telemetry = Some(telemetry.clone());
+        self
+    }
+
     /// Live counters; take the handle before [`Pipeline::run`].
     pub fn stats(&self) -> Arc<Stats> {
         self.stats.clone()
@@ -317,7 +328,10 @@ impl Pipeline {
     /// When the checkpoint cannot be loaded, a sink or the source fails to start, or the
     /// source fails for good. Queued events are drained before a source error is returned.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<Report> {
-        let Pipeline { mut source, routes, checkpoint, config, stats } = self;
+        let Pipeline { mut source, routes, checkpoint, config, stats, telemetry } = self;
+        if let Some(t) = &telemetry {
+            t.metrics.register_collector(StatsCollector(stats.clone()));
+        }
 
         let resume = match &checkpoint {
             Some(store) => store.load().await?,
@@ -334,9 +348,13 @@ impl Pipeline {
         let mut workers = Vec::with_capacity(routes.len());
         for (i, route) in routes.into_iter().enumerate() {
             let Route { name, mut sink, filter, options } = route;
+            let health = telemetry.as_ref().map(|t| t.health.component(format!("sink/{name}")));
             sink.start()
                 .await
                 .map_err(|e| Error::new(e.kind(), format!("sink {name} failed to start: {}", e.chain())))?;
+            if let Some(h) = &health {
+                h.set(Check::Ready);
+            }
             let (tx, rx) = mpsc::channel(options.queue_size.max(1));
             senders.push((tx, options.overflow));
             filters.push(filter);
@@ -349,6 +367,7 @@ impl Pipeline {
                 hard_stop: hard_stop.clone(),
                 backoff: config.backoff,
                 max_pending: options.queue_size.max(1),
+                health,
             };
             workers.push(tokio::spawn(worker.run()));
         }
@@ -559,6 +578,7 @@ struct Worker {
     hard_stop: CancellationToken,
     backoff: Backoff,
     max_pending: usize,
+    health: Option<HealthComponent>,
 }
 
 impl Worker {
@@ -655,6 +675,8 @@ impl Worker {
         let mut finished = Vec::with_capacity(batch.len());
         let (mut delivered, mut failed, mut retried, mut deferred) = (0u64, 0u64, 0u64, 0u64);
         let mut first_retry: Option<(Arc<Error>, Duration)> = None;
+        let mut last_rejection: Option<Arc<Error>> = None;
+        let total = batch.len();
         let now = Instant::now();
         for (mut pending, outcome) in batch.drain(..).zip(outcomes) {
             match outcome {
@@ -674,6 +696,7 @@ impl Worker {
                         "Event rejected permanently."
                     );
                     finished.push(pending.envelope.seq);
+                    last_rejection = Some(err);
                 }
                 Outcome::Retry(err) => {
                     retried += 1;
@@ -698,6 +721,15 @@ impl Worker {
         }
         if let Some((err, delay)) = first_retry {
             warn!(sink = %self.name, events = retried, retry_in = ?delay, error = %err.chain(), "Delivery failed; will retry.");
+        }
+        if let Some(health) = &self.health {
+            // A whole batch refused means the sink itself is misconfigured (a bad token, a
+            // missing logstore), not one odd event.
+            match last_rejection {
+                Some(err) if failed as usize == total => health.set(Check::Failing(err.chain())),
+                _ if delivered > 0 => health.set(Check::Ready),
+                _ => {}
+            }
         }
         self.stats.delivered.fetch_add(delivered, Relaxed);
         self.stats.failed.fetch_add(failed, Relaxed);

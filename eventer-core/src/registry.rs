@@ -4,7 +4,12 @@
 //! program embedding eventer) registers what it wants. Nothing is closed: a third-party
 //! crate adds a scheme without touching eventer's code.
 
-use std::{collections::BTreeMap, fmt, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use crate::{
     Error, Result,
@@ -14,15 +19,23 @@ use crate::{
     pipeline::{Overflow, Route, RouteOptions},
     sink::BoxSink,
     source::BoxSource,
+    telemetry::{Health, Metrics, Telemetry},
     uri::{ComponentUri, Options},
 };
 
-/// Settings from outside a URI that factories may use.
+/// Settings from outside a URI that factories may use. Build every component of one
+/// pipeline with clones of one context: sink names are made unique within it.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct BuildContext {
     /// `--frequency`: the batch window of batching (archive) sinks; alerting sinks ignore it.
     pub frequency: Option<Duration>,
+    /// Where components register their own metrics; a sink factory gets a handle already
+    /// labelled with the sink's name.
+    pub metrics: Metrics,
+    /// Where components report readiness (a source: synced; a sink: not failing).
+    pub health: Health,
+    names: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl BuildContext {
@@ -31,6 +44,27 @@ impl BuildContext {
     pub fn with_frequency(mut self, frequency: Option<Duration>) -> Self {
         self.frequency = frequency;
         self
+    }
+
+    /// A context whose components report to `telemetry`.
+    #[must_use]
+    pub fn with_telemetry(mut self, telemetry: &Telemetry) -> Self {
+        self.metrics = telemetry.metrics.clone();
+        self.health = telemetry.health.clone();
+        self
+    }
+
+    /// `name`, or `name-2`, `name-3`... if a sink of this context already has it.
+    fn unique_name(&self, name: String) -> String {
+        let mut names = self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut candidate = name.clone();
+        let mut n = 1;
+        while names.contains(&candidate) {
+            n += 1;
+            candidate = format!("{name}-{n}");
+        }
+        names.insert(candidate.clone());
+        candidate
     }
 }
 
@@ -78,7 +112,8 @@ pub trait CheckpointFactory: Send + Sync + 'static {
 /// pipeline [`Route`].
 #[non_exhaustive]
 pub struct BuiltSink {
-    /// Name for logs and metrics: the `name` option, else the scheme (`-2`, `-3`... for repeats).
+    /// Name for logs and metrics: the `name` option, else the scheme; `-2`, `-3`... are
+    /// appended when another sink built with the same context has it.
     pub name: String,
     /// The URI, redacted for display.
     pub uri: String,
@@ -201,8 +236,10 @@ impl Registry {
         let mut options = uri.options();
         let filter = FilterSpec::from_options(&mut options, factory.default_level())?;
         let route = route_options(&mut options)?;
-        let name = options.one("name")?.unwrap_or_else(|| uri.scheme().to_owned());
-        let sink = factory.build(uri.target(), &mut options, cx)?;
+        let name = cx.unique_name(options.one("name")?.unwrap_or_else(|| uri.scheme().to_owned()));
+        let mut scoped = cx.clone();
+        scoped.metrics = cx.metrics.with_label("sink", name.clone());
+        let sink = factory.build(uri.target(), &mut options, &scoped)?;
         let known: Vec<&str> = factory.options().iter().chain(FILTER_OPTIONS).chain(ROUTE_OPTIONS).copied().collect();
         options.finish(&known)?;
         Ok(BuiltSink { name, uri: uri.to_string(), filter, route, sink })
@@ -340,5 +377,18 @@ mod tests {
         let built = r.build_sink(&"nop:?depth=3".parse().unwrap(), &BuildContext::default()).unwrap();
         assert_eq!(built.filter.level.as_deref(), Some("Warning"));
         assert_eq!(r.sink_schemes(), ["log", "nop", "stdout"]);
+    }
+
+    #[test]
+    fn names_are_unique_within_a_context() {
+        let r = Registry::with_builtins();
+        let cx = BuildContext::default();
+        let name = |u: &str| r.build_sink(&u.parse().unwrap(), &cx).unwrap().name;
+        assert_eq!(name("stdout"), "stdout");
+        assert_eq!(name("stdout?format=json"), "stdout-2");
+        assert_eq!(name("log?name=stdout"), "stdout-3");
+        assert_eq!(name("log"), "log");
+        // Another pipeline, another context: names start afresh.
+        assert_eq!(r.build_sink(&"stdout".parse().unwrap(), &BuildContext::default()).unwrap().name, "stdout");
     }
 }

@@ -469,3 +469,50 @@ async fn deferred_events_come_back_without_counting_as_failures() {
     assert_eq!((s.delivered, s.retried, s.failed), (3, 0, 0));
     assert_eq!(sink.batch_sizes(), [3, 3], "held events come back together in one batch");
 }
+
+#[tokio::test]
+async fn telemetry_exports_counters_and_sink_health() {
+    // R0 and R1 are refused (a misconfigured sink refuses whole batches), then R2 is
+    // delivered; the sink's health is recorded when R2 is sent.
+    let telemetry = Telemetry::default();
+    let health = telemetry.health.clone();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let sink = MemorySink::new().with_batching(Batching { max_events: 1, window: Duration::ZERO }).scripted(move |e| {
+        let check = health.report().into_iter().find(|(n, _)| n == "sink/alerts").map(|(_, c)| c);
+        record.lock().unwrap().push(check);
+        if e.reason == "R2" {
+            Outcome::Delivered
+        } else {
+            Outcome::Rejected(Arc::new(Error::new(ErrorKind::Unauthorized, "token refused")))
+        }
+    });
+    let report = Pipeline::new(Box::new(VecSource::new(events(3))))
+        .route(Route::new("alerts", Box::new(sink.clone())))
+        .route(Route::new("archive", Box::new(MemorySink::new())).filter(Arc::new(filter_fn(|_| false))))
+        .telemetry(&telemetry)
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(report.received, 3);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            Some(Check::Ready),
+            Some(Check::Failing("token refused".into())),
+            Some(Check::Failing("token refused".into()))
+        ]
+    );
+    assert!(telemetry.health.is_ready(), "{:?}", telemetry.health.report());
+
+    let text = telemetry.metrics.encode();
+    for line in [
+        "eventer_events_received_total 3",
+        "eventer_sink_events_failed_total{sink=\"alerts\"} 2",
+        "eventer_sink_events_delivered_total{sink=\"alerts\"} 1",
+        "eventer_sink_events_filtered_total{sink=\"archive\"} 3",
+        "eventer_sink_queue_depth{sink=\"alerts\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+    }
+}

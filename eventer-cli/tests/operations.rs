@@ -1,0 +1,138 @@
+//! The `eventer` binary's operational surface: the health and metrics server.
+#![cfg(feature = "source-k8s")]
+
+use std::{process::Stdio, time::Duration};
+
+use eventer_fake_apiserver::{FakeApiServer, NewEvent};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines},
+    net::TcpStream,
+    process::{Child, ChildStderr, ChildStdout, Command},
+};
+
+struct Eventer {
+    child: Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr: Lines<BufReader<ChildStderr>>,
+}
+
+fn spawn(args: &[&str]) -> Eventer {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eventer"))
+        .args(args)
+        .args(["--healthz-ip=127.0.0.1", "--log-format=json"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    Eventer { child, stdout, stderr }
+}
+
+impl Eventer {
+    /// The address the server bound, from the startup log line.
+    async fn server_addr(&mut self) -> String {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(30), self.stderr.next_line())
+                .await
+                .expect("startup log")
+                .unwrap()
+                .expect("eventer exited early");
+            let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if let Some(addr) = log["fields"]["addr"].as_str() {
+                return addr.to_owned();
+            }
+        }
+    }
+
+    async fn lines(&mut self, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let line = tokio::time::timeout(Duration::from_secs(30), self.stdout.next_line()).await.expect("output");
+            out.push(line.unwrap().expect("eventer exited early"));
+        }
+        out
+    }
+}
+
+/// A plain HTTP/1.1 GET: status and body.
+async fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: eventer\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// Poll `path` until `done` holds for its status and body.
+async fn poll(addr: &str, path: &str, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let (status, body) = get(addr, path).await;
+            if done(status, &body) {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{path} never reached the expected state"))
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let api = FakeApiServer::start().await.unwrap();
+    for i in 0..3 {
+        api.create_event(NewEvent::new("shop", &format!("pod-{i}")).reason("BackOff").warning());
+    }
+    let source = format!("--source=kubernetes:{}?inClusterConfig=false&startFrom=all", api.url());
+    let mut eventer = spawn(&[&source, "--sink=stdout", "--sink=stdout?level=Warning&kinds=Node", "--healthz-port=0"]);
+    let addr = eventer.server_addr().await;
+    eventer.lines(3).await;
+
+    assert_eq!(get(&addr, "/healthz").await, (200, "ok\n".into()));
+    let (_, ready) = poll(&addr, "/readyz", |status, _| status == 200).await;
+    assert!(ready.lines().any(|l| l == "ok sink/stdout"), "{ready}");
+    assert!(ready.lines().any(|l| l == "ok sink/stdout-2"), "{ready}");
+
+    let (status, metrics) =
+        poll(&addr, "/metrics", |_, body| body.contains("eventer_sink_events_delivered_total{sink=\"stdout\"} 3"))
+            .await;
+    assert_eq!(status, 200);
+    for line in [
+        "eventer_events_received_total 3",
+        "eventer_sink_events_filtered_total{sink=\"stdout-2\"} 3",
+        "eventer_sink_queue_depth{sink=\"stdout\"} 0",
+        "# TYPE eventer_sink_events_delivered counter",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "missing {line:?} in\n{metrics}");
+    }
+    assert!(metrics.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+    assert_eq!(get(&addr, "/nope").await.0, 404);
+
+    // A second eventer on the same port: one clear line, exit 2, nothing else started.
+    let port = addr.rsplit(':').next().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventer"))
+        .args([&source, "--sink=stdout", "--healthz-ip=127.0.0.1", &format!("--healthz-port={port}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("eventer: error: --healthz-port={port}: cannot listen on 127.0.0.1:{port}: ")),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let pid = eventer.child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::time::timeout(Duration::from_secs(30), eventer.child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "{status:?}");
+}
