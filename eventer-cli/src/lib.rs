@@ -14,6 +14,7 @@
 
 mod args;
 mod config;
+mod leader;
 mod server;
 
 use std::process::ExitCode;
@@ -108,11 +109,36 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
                 )));
             }
         }
+        // With --leader-elect, wait for the lease; losing it stops everything at once.
+        let leadership = match &settings.leader {
+            Some(leader) => {
+                let elect = leader::acquire(&settings.source, leader);
+                tokio::select! {
+                    leadership = elect => Some(leadership?),
+                    () = shutdown_signal() => return Ok(()),
+                }
+            }
+            None => None,
+        };
         let pipeline = components.into_pipeline(&settings, &telemetry)?;
-        let report = pipeline.run(shutdown_signal()).await.map_err(|e| Failure {
+        let run = pipeline.run(shutdown_signal());
+        let result = match &leadership {
+            Some(leadership) => tokio::select! {
+                result = run => result,
+                // Returning drops the runtime and with it every in-flight send; what was not
+                // checkpointed is re-read by the next leader (at least once, never lost).
+                () = leadership.lost() => return Err(Failure::runtime("lost the leader-election lease; stopped at once")),
+            },
+            None => run.await,
+        };
+        let report = result.map_err(|e| Failure {
             code: if e.kind() == ErrorKind::Config { 2 } else { 1 },
             message: e.chain(),
         })?;
+        // The final checkpoint is saved: hand over now so that a standby starts from it.
+        if let Some(leadership) = leadership {
+            leader::release(leadership).await;
+        }
         for sink in &report.sinks {
             info!(sink = %sink.name, delivered = sink.delivered, failed = sink.failed, dropped = sink.dropped, "Sink totals.");
         }
@@ -133,7 +159,11 @@ struct Components {
 
 impl Components {
     fn build(settings: &Settings, registry: &Registry, telemetry: &Telemetry) -> Result<Self, Failure> {
-        let cx = BuildContext::default().with_frequency(settings.frequency).with_telemetry(telemetry);
+        leader::validate(&settings.source, settings.leader.as_ref())?;
+        let cx = BuildContext::default()
+            .with_frequency(settings.frequency)
+            .with_telemetry(telemetry)
+            .with_source(settings.source.uri.clone());
         let fail = |at: &Located, e: eventer_core::Error| Failure::usage(format!("{}: {}", at.origin, e.chain()));
         let source = registry.build_source(&settings.source.uri, &cx).map_err(|e| fail(&settings.source, e))?;
         let mut sinks = Vec::with_capacity(settings.sinks.len());
@@ -141,7 +171,7 @@ impl Components {
             sinks.push(registry.build_sink(&at.uri, &cx).map_err(|e| fail(at, e))?);
         }
         let checkpoint = match &settings.checkpoint {
-            Some(at) => Some(registry.build_checkpoint(&at.uri).map_err(|e| fail(at, e))?),
+            Some(at) => Some(registry.build_checkpoint(&at.uri, &cx).map_err(|e| fail(at, e))?),
             None => None,
         };
         Ok(Components { source, sinks, checkpoint })
@@ -267,7 +297,9 @@ fn init_logging(settings: &Settings) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for people: a pipe or a log collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match settings.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

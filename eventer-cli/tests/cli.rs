@@ -198,7 +198,7 @@ fn config_file_runs_the_same_pipeline() {
 fn check_prints_the_resolved_pipeline_redacted() {
     let out = eventer(&[
         "check",
-        "--source=file:examples/events.json",
+        "--source=kubernetes:https://10.0.0.1:6443?inClusterConfig=false&namespaces=shop",
         "--sink=dingtalk:https://oapi.dingtalk.com/robot/send?access_token=TOKEN-SECRET&sign=SEC-SECRET&label=prod&kinds=Node",
         "--sink=sls:https://cn-hangzhou.log.aliyuncs.com?project=p&logStore=l&accessKeyId=AKID-SECRET&accessKeySecret=KEY-SECRET",
         "--checkpoint=file:/tmp/eventer-check-cp.json",
@@ -209,7 +209,7 @@ fn check_prints_the_resolved_pipeline_redacted() {
     let text = stdout(&out);
     assert!(!text.contains("SECRET"), "{text}");
     for want in [
-        "source      file:examples/events.json",
+        "source      kubernetes:https://10.0.0.1:6443?inClusterConfig=false&namespaces=shop",
         "sink        dingtalk = dingtalk:https://oapi.dingtalk.com/robot/send?access_token=***&sign=***&label=prod&kinds=Node",
         "  filter    kinds=Node level=Warning",
         "sink        sls = sls:https://cn-hangzhou.log.aliyuncs.com?project=p&logStore=l&accessKeyId=***&accessKeySecret=***",
@@ -221,11 +221,19 @@ fn check_prints_the_resolved_pipeline_redacted() {
     }
     assert!(!std::path::Path::new("/tmp/eventer-check-cp.json").exists(), "check writes nothing");
 
-    let out = eventer(&["check", "--source=file:examples/events.json", "--sink=dingtalk:?label=x"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
-    assert!(stderr(&out).starts_with("eventer: error: --sink=dingtalk:?label=x: "), "{}", stderr(&out));
-    assert!(stdout(&out).is_empty());
+    for (args, want) in [
+        (&["--sink=dingtalk:?label=x"][..], "eventer: error: --sink=dingtalk:?label=x: "),
+        (
+            &["--sink=stdout", "--leader-elect"][..],
+            "eventer: error: --leader-elect: needs the kubernetes source, whose connection holds the lease (got --source=file:examples/events.json)",
+        ),
+    ] {
+        let out = eventer(&[&["check", "--source=file:examples/events.json"][..], args].concat());
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+        assert!(stderr(&out).starts_with(want), "{}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+    }
 }
 
 #[test]

@@ -35,6 +35,9 @@ pub struct BuildContext {
     pub metrics: Metrics,
     /// Where components report readiness (a source: synced; a sink: not failing).
     pub health: Health,
+    /// The pipeline's source, so that a checkpoint store can reuse its connection (the
+    /// `configmap:` store talks to the cluster the `kubernetes:` source watches).
+    pub source: Option<ComponentUri>,
     names: Arc<Mutex<BTreeSet<String>>>,
 }
 
@@ -51,6 +54,13 @@ impl BuildContext {
     pub fn with_telemetry(mut self, telemetry: &Telemetry) -> Self {
         self.metrics = telemetry.metrics.clone();
         self.health = telemetry.health.clone();
+        self
+    }
+
+    /// A context for components of a pipeline reading from `source`.
+    #[must_use]
+    pub fn with_source(mut self, source: ComponentUri) -> Self {
+        self.source = Some(source);
         self
     }
 
@@ -105,14 +115,14 @@ pub trait CheckpointFactory: Send + Sync + 'static {
     ///
     /// # Errors
     /// A configuration error naming the problem.
-    fn build(&self, target: &str, options: &mut Options) -> Result<BoxCheckpointStore>;
+    fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxCheckpointStore>;
 }
 
 /// A sink built from a URI, with its filter and routing options, ready to become a
 /// pipeline [`Route`].
 #[non_exhaustive]
 pub struct BuiltSink {
-    /// Name for logs and metrics: the `name` option, else the scheme; `-2`, `-3`... are
+    /// Name for logs and metrics: the `id` option, else the scheme; `-2`, `-3`... are
     /// appended when another sink built with the same context has it.
     pub name: String,
     /// The URI, redacted for display.
@@ -148,7 +158,8 @@ impl BuiltSink {
 }
 
 /// Routing options every sink accepts.
-pub const ROUTE_OPTIONS: &[&str] = &["name", "queue_size", "overflow"];
+/// (`id` names the sink; `name` is the filter's object-name regex.)
+pub const ROUTE_OPTIONS: &[&str] = &["id", "queue_size", "overflow"];
 
 /// Factories by scheme.
 #[derive(Clone, Default)]
@@ -236,7 +247,7 @@ impl Registry {
         let mut options = uri.options();
         let filter = FilterSpec::from_options(&mut options, factory.default_level())?;
         let route = route_options(&mut options)?;
-        let name = cx.unique_name(options.one("name")?.unwrap_or_else(|| uri.scheme().to_owned()));
+        let name = cx.unique_name(options.one("id")?.unwrap_or_else(|| uri.scheme().to_owned()));
         let mut scoped = cx.clone();
         scoped.metrics = cx.metrics.with_label("sink", name.clone());
         let sink = factory.build(uri.target(), &mut options, &scoped)?;
@@ -267,13 +278,13 @@ impl Registry {
     ///
     /// # Errors
     /// An unknown scheme (listing the known ones), or an invalid option.
-    pub fn build_checkpoint(&self, uri: &ComponentUri) -> Result<BoxCheckpointStore> {
+    pub fn build_checkpoint(&self, uri: &ComponentUri, cx: &BuildContext) -> Result<BoxCheckpointStore> {
         let factory = self.checkpoints.get(uri.scheme()).ok_or_else(|| {
             let known: Vec<&str> = self.checkpoints.keys().map(String::as_str).collect();
             Error::config(format!("unknown checkpoint scheme `{}` (known: {})", uri.scheme(), known.join(", ")))
         })?;
         let mut options = uri.options();
-        let store = factory.build(uri.target(), &mut options)?;
+        let store = factory.build(uri.target(), &mut options, cx)?;
         options.finish(&[])?;
         Ok(store)
     }
@@ -300,7 +311,7 @@ fn route_options(options: &mut Options) -> Result<RouteOptions> {
 struct FileCheckpointFactory;
 
 impl CheckpointFactory for FileCheckpointFactory {
-    fn build(&self, target: &str, _options: &mut Options) -> Result<BoxCheckpointStore> {
+    fn build(&self, target: &str, _options: &mut Options, _cx: &BuildContext) -> Result<BoxCheckpointStore> {
         if target.is_empty() {
             return Err(Error::config("file checkpoint needs a path: file:<path>"));
         }
@@ -321,7 +332,7 @@ mod tests {
         let r = Registry::with_builtins();
         let built = r
             .build_sink(
-                &"log?level=Warning&namespaces=a,b&reasons=BackOff&queue_size=10&overflow=drop&name=audit"
+                &"log?level=Warning&namespaces=a,b&reasons=BackOff&queue_size=10&overflow=drop&id=audit&name=^web-"
                     .parse()
                     .unwrap(),
                 &BuildContext::default(),
@@ -331,6 +342,7 @@ mod tests {
         assert_eq!(built.filter.level.as_deref(), Some("Warning"));
         assert_eq!(built.filter.namespaces, ["a", "b"]);
         assert_eq!(built.filter.reasons, ["BackOff"]);
+        assert_eq!(built.filter.name.as_deref(), Some("^web-"), "name is the filter's, id the sink's");
         assert_eq!(built.route, RouteOptions { queue_size: 10, overflow: Overflow::Drop });
     }
 
@@ -344,9 +356,9 @@ mod tests {
         assert!(err("stdout?colour=red").starts_with("unknown option colour for stdout (known: "));
         let e = r.build_source(&"kubernetes:https://x".parse().unwrap(), &cx).unwrap_err();
         assert_eq!(e.to_string(), "unknown source scheme `kubernetes` (known: file)");
-        let e = r.build_checkpoint(&"file:/no/such/dir/cp".parse().unwrap()).unwrap_err();
+        let e = r.build_checkpoint(&"file:/no/such/dir/cp".parse().unwrap(), &cx).unwrap_err();
         assert_eq!(e.to_string(), "checkpoint directory /no/such/dir does not exist");
-        let e = r.build_checkpoint(&"configmap:ns/name".parse().unwrap()).unwrap_err();
+        let e = r.build_checkpoint(&"configmap:ns/name".parse().unwrap(), &cx).unwrap_err();
         assert_eq!(e.to_string(), "unknown checkpoint scheme `configmap` (known: file)");
     }
 
@@ -386,7 +398,7 @@ mod tests {
         let name = |u: &str| r.build_sink(&u.parse().unwrap(), &cx).unwrap().name;
         assert_eq!(name("stdout"), "stdout");
         assert_eq!(name("stdout?format=json"), "stdout-2");
-        assert_eq!(name("log?name=stdout"), "stdout-3");
+        assert_eq!(name("log?id=stdout"), "stdout-3");
         assert_eq!(name("log"), "log");
         // Another pipeline, another context: names start afresh.
         assert_eq!(r.build_sink(&"stdout".parse().unwrap(), &BuildContext::default()).unwrap().name, "stdout");

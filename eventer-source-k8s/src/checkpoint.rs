@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, sync::Mutex};
 
 use async_trait::async_trait;
 use eventer_core::{
-    Error, ErrorKind, Position, Result,
+    BuildContext, Error, ErrorKind, Position, Result,
     checkpoint::{BoxCheckpointStore, CheckpointStore},
     registry::CheckpointFactory,
     uri::Options,
@@ -16,6 +16,8 @@ use kube::{
 };
 use tokio::sync::OnceCell;
 
+use crate::SourceConfig;
+
 /// The data key holding the position.
 const KEY: &str = "position";
 
@@ -25,6 +27,8 @@ const KEY: &str = "position";
 /// Needs `get`, `create` and `update` on configmaps in its namespace.
 pub struct ConfigMapCheckpoint {
     client: OnceCell<Client>,
+    /// The source's connection, used for the client when none was given.
+    connection: Option<SourceConfig>,
     namespace: String,
     name: String,
     /// resourceVersion of the ConfigMap as last written or read.
@@ -45,6 +49,7 @@ impl ConfigMapCheckpoint {
     pub fn new(client: Client, namespace: &str, name: &str) -> Self {
         ConfigMapCheckpoint {
             client: OnceCell::new_with(Some(client)),
+            connection: None,
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             version: Mutex::new(None),
@@ -55,16 +60,25 @@ impl ConfigMapCheckpoint {
     pub fn infer(namespace: &str, name: &str) -> Self {
         ConfigMapCheckpoint {
             client: OnceCell::new(),
+            connection: None,
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             version: Mutex::new(None),
         }
     }
 
+    /// A store connecting as the `kubernetes:` source does, on first use.
+    pub fn for_source(source: SourceConfig, namespace: &str, name: &str) -> Self {
+        ConfigMapCheckpoint { connection: Some(source), ..ConfigMapCheckpoint::infer(namespace, name) }
+    }
+
     async fn api(&self) -> Result<Api<ConfigMap>> {
         let client = self
             .client
             .get_or_try_init(|| async {
+                if let Some(source) = &self.connection {
+                    return source.client().await;
+                }
                 let config = kube::Config::infer()
                     .await
                     .map_err(|e| Error::config("configmap checkpoint: cannot find the cluster").with_source(e))?;
@@ -166,10 +180,18 @@ impl CheckpointStore for ConfigMapCheckpoint {
 pub struct ConfigMapCheckpointFactory;
 
 impl CheckpointFactory for ConfigMapCheckpointFactory {
-    fn build(&self, target: &str, _options: &mut Options) -> Result<BoxCheckpointStore> {
+    fn build(&self, target: &str, _options: &mut Options, cx: &BuildContext) -> Result<BoxCheckpointStore> {
         match target.split_once('/') {
             Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-                Ok(Box::new(ConfigMapCheckpoint::infer(ns, name)))
+                // The cluster the source watches, when it is the kubernetes source.
+                Ok(Box::new(match cx.source.as_ref().filter(|s| s.scheme() == crate::SCHEME) {
+                    Some(source) => ConfigMapCheckpoint::for_source(
+                        SourceConfig::parse(source.target(), &mut source.options())?,
+                        ns,
+                        name,
+                    ),
+                    None => ConfigMapCheckpoint::infer(ns, name),
+                }))
             }
             _ => Err(Error::config(format!("configmap checkpoint needs configmap:<namespace>/<name>, got `{target}`"))),
         }

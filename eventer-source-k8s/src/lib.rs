@@ -21,6 +21,7 @@
 mod checkpoint;
 mod config;
 mod cursor;
+mod leader;
 mod source;
 mod stream;
 mod wire;
@@ -31,6 +32,7 @@ use eventer_core::{BoxSource, BuildContext, Registry, Result, SourceFactory, uri
 
 pub use checkpoint::{ConfigMapCheckpoint, ConfigMapCheckpointFactory};
 pub use config::{Connection, EventsApi, OPTIONS, SERVICE_ACCOUNT_TOKEN, SourceConfig, StartFrom};
+pub use leader::{DEFAULT_LEASE_NAME, LeaderElector, Leadership, LeaseConfig, default_identity, default_namespace};
 pub use source::{KubernetesSource, Readiness};
 pub use wire::{WatchLine, decode_watch_line};
 
@@ -87,8 +89,8 @@ mod tests {
         assert!(err.to_string().starts_with("option startFrom"), "{err}");
         let err = registry.build_source(&"kubernetes?colour=red".parse().unwrap(), &cx).unwrap_err();
         assert!(err.to_string().starts_with("unknown option colour for kubernetes"), "{err}");
-        registry.build_checkpoint(&"configmap:kube-system/eventer".parse().unwrap()).unwrap();
-        let err = registry.build_checkpoint(&"configmap:eventer".parse().unwrap()).unwrap_err();
+        registry.build_checkpoint(&"configmap:kube-system/eventer".parse().unwrap(), &cx).unwrap();
+        let err = registry.build_checkpoint(&"configmap:eventer".parse().unwrap(), &cx).unwrap_err();
         assert_eq!(err.to_string(), "configmap checkpoint needs configmap:<namespace>/<name>, got `eventer`");
     }
 }

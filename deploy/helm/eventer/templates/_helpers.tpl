@@ -1,0 +1,207 @@
+{{/* Names and labels. */}}
+{{- define "eventer.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "eventer.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "eventer.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "eventer.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "eventer.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "eventer.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: event-exporter
+{{- end -}}
+
+{{- define "eventer.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "eventer.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "eventer.secretName" -}}
+{{- default (include "eventer.fullname" .) .Values.eventer.existingSecret -}}
+{{- end -}}
+
+{{- define "eventer.leaseName" -}}
+{{- default (include "eventer.fullname" .) .Values.eventer.leaderElection.leaseName -}}
+{{- end -}}
+
+{{- define "eventer.checkpointName" -}}
+{{- default (printf "%s-checkpoint" (include "eventer.fullname" .)) .Values.eventer.checkpoint.configMapName -}}
+{{- end -}}
+
+{{/*
+One URI option value, percent-encoded for a query string. Whole numbers from a values file
+arrive as floats; print them as integers (3145728, not 3.145728e+06).
+*/}}
+{{- define "eventer.q" -}}
+{{- if and (kindIs "float64" .) (eq (float64 (int64 .)) .) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- urlquery . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A comma list from a string ("Node,Pod") or a list ([Node, Pod]). */}}
+{{- define "eventer.commaList" -}}
+{{- if kindIs "slice" . -}}
+{{- $items := list -}}
+{{- range . -}}{{- $items = append $items (include "eventer.q" .) -}}{{- end -}}
+{{- join "," $items -}}
+{{- else if . -}}
+{{- $items := list -}}
+{{- range (splitList "," (toString .)) -}}
+{{- if trim . -}}{{- $items = append $items (include "eventer.q" (trim .)) -}}{{- end -}}
+{{- end -}}
+{{- join "," $items -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Extra options of a sink: {key: value} or {key: [v1, v2]} (repeated). Secrets may not be
+given this way. Input: dict "options" <map> "sink" <name>. Output: k=v&k=v.
+*/}}
+{{- define "eventer.extraOptions" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := .options -}}
+{{- if has (lower $k) (list "access_token" "sign" "accesskeyid" "accesskeysecret") -}}
+{{- fail (printf "eventer.sinks.%s.options.%s: secrets do not belong in values that end up in the Deployment; use the %s sink's own keys (stored in a Secret) or existingSecret" $.sink $k $.sink) -}}
+{{- end -}}
+{{- if kindIs "slice" $v -}}
+{{- range $v -}}{{- $pairs = append $pairs (printf "%s=%s" $k (include "eventer.q" .)) -}}{{- end -}}
+{{- else -}}
+{{- $pairs = append $pairs (printf "%s=%s" $k (include "eventer.q" $v)) -}}
+{{- end -}}
+{{- end -}}
+{{- join "&" $pairs -}}
+{{- end -}}
+
+{{/* Whether DingTalk requests are signed (non-empty output means yes). */}}
+{{- define "eventer.dingtalkSigned" -}}
+{{- $d := .Values.eventer.sinks.dingtalk -}}
+{{- if .Values.eventer.existingSecret -}}
+{{- if $d.signFromExistingSecret -}}yes{{- end -}}
+{{- else if $d.secret -}}yes{{- end -}}
+{{- end -}}
+
+{{/* Whether the SLS AccessKey comes from the chart's Secret (values). */}}
+{{- define "eventer.slsKeysFromValues" -}}
+{{- $s := .Values.eventer.sinks.sls -}}
+{{- if and (not .Values.eventer.existingSecret) (or $s.accessKeyId $s.accessKeySecret) -}}
+{{- if not (and $s.accessKeyId $s.accessKeySecret) -}}
+{{- fail "eventer.sinks.sls: set both accessKeyId and accessKeySecret, or neither (to use the node's RAM role)" -}}
+{{- end -}}
+yes
+{{- end -}}
+{{- end -}}
+
+{{/* --sink=dingtalk:... , seed keys: level, label, token, monitorkinds, monitornamespaces. */}}
+{{- define "eventer.dingtalkUri" -}}
+{{- $d := .Values.eventer.sinks.dingtalk -}}
+{{- if not (or $d.token .Values.eventer.existingSecret) -}}
+{{- fail "eventer.sinks.dingtalk.token is required (the robot's access_token), or set eventer.existingSecret to a Secret with a dingtalk-token key" -}}
+{{- end -}}
+{{- $q := list "access_token=${DINGTALK_TOKEN}" -}}
+{{- if include "eventer.dingtalkSigned" . -}}{{- $q = append $q "sign=${DINGTALK_SECRET}" -}}{{- end -}}
+{{- if $d.level -}}{{- $q = append $q (printf "level=%s" (include "eventer.q" $d.level)) -}}{{- end -}}
+{{- if kindIs "slice" $d.label -}}
+{{- range $d.label -}}{{- $q = append $q (printf "label=%s" (include "eventer.q" .)) -}}{{- end -}}
+{{- else if $d.label -}}
+{{- $q = append $q (printf "label=%s" (include "eventer.q" $d.label)) -}}
+{{- end -}}
+{{- $kinds := include "eventer.commaList" $d.monitorkinds -}}
+{{- if $kinds -}}{{- $q = append $q (printf "kinds=%s" $kinds) -}}{{- end -}}
+{{- $namespaces := include "eventer.commaList" $d.monitornamespaces -}}
+{{- if $namespaces -}}{{- $q = append $q (printf "namespaces=%s" $namespaces) -}}{{- end -}}
+{{- if and $d.msgType (ne (lower (toString $d.msgType)) "text") -}}
+{{- $q = append $q (printf "msg_type=%s" (include "eventer.q" $d.msgType)) -}}
+{{- end -}}
+{{- $extra := include "eventer.extraOptions" (dict "options" $d.options "sink" "dingtalk") -}}
+{{- if $extra -}}{{- $q = append $q $extra -}}{{- end -}}
+{{- printf "dingtalk:%s?%s" $d.webhook (join "&" $q) -}}
+{{- end -}}
+
+{{/* --sink=sls:... , seed keys: project, logstore. */}}
+{{- define "eventer.slsUri" -}}
+{{- $s := .Values.eventer.sinks.sls -}}
+{{- if not (and $s.project $s.logstore) -}}
+{{- fail "eventer.sinks.sls.project and eventer.sinks.sls.logstore are required when the SLS sink is enabled" -}}
+{{- end -}}
+{{- $q := list (printf "project=%s" (include "eventer.q" $s.project)) (printf "logStore=%s" (include "eventer.q" $s.logstore)) -}}
+{{- if $s.region -}}{{- $q = append $q (printf "regionId=%s" (include "eventer.q" $s.region)) -}}{{- end -}}
+{{- if $s.endpoint -}}{{- $q = append $q (printf "endpoint=%s" (include "eventer.q" $s.endpoint)) -}}{{- end -}}
+{{- if not (kindIs "invalid" $s.internal) -}}{{- $q = append $q (printf "internal=%t" (eq (toString $s.internal) "true")) -}}{{- end -}}
+{{- if $s.topic -}}{{- $q = append $q (printf "topic=%s" (include "eventer.q" $s.topic)) -}}{{- end -}}
+{{- range $k, $v := $s.labels -}}
+{{- $q = append $q (printf "label=%s,%s" (include "eventer.q" $k) (include "eventer.q" $v)) -}}
+{{- end -}}
+{{- $extra := include "eventer.extraOptions" (dict "options" $s.options "sink" "sls") -}}
+{{- if $extra -}}{{- $q = append $q $extra -}}{{- end -}}
+{{- printf "sls:?%s" (join "&" $q) -}}
+{{- end -}}
+
+{{- define "eventer.stdoutUri" -}}
+{{- $o := .Values.eventer.sinks.stdout -}}
+{{- $q := list -}}
+{{- if and $o.format (ne (toString $o.format) "text") -}}{{- $q = append $q (printf "format=%s" (include "eventer.q" $o.format)) -}}{{- end -}}
+{{- $extra := include "eventer.extraOptions" (dict "options" $o.options "sink" "stdout") -}}
+{{- if $extra -}}{{- $q = append $q $extra -}}{{- end -}}
+{{- if $q -}}{{- printf "stdout?%s" (join "&" $q) -}}{{- else -}}stdout{{- end -}}
+{{- end -}}
+
+{{/* The container's arguments, as a YAML list. */}}
+{{- define "eventer.args" -}}
+{{- $e := .Values.eventer -}}
+{{- $sinks := list -}}
+{{- if $e.sinks.dingtalk.enabled -}}{{- $sinks = append $sinks (include "eventer.dingtalkUri" .) -}}{{- end -}}
+{{- if $e.sinks.sls.enabled -}}{{- $sinks = append $sinks (include "eventer.slsUri" .) -}}{{- end -}}
+{{- if $e.sinks.stdout.enabled -}}{{- $sinks = append $sinks (include "eventer.stdoutUri" .) -}}{{- end -}}
+{{- range $e.extraSinks -}}{{- $sinks = append $sinks . -}}{{- end -}}
+{{- if and (not $sinks) (not $e.config) -}}
+{{- fail "no sink: enable eventer.sinks.dingtalk, eventer.sinks.sls or eventer.sinks.stdout, or give eventer.extraSinks or eventer.config" -}}
+{{- end -}}
+{{- if and (not $e.source) (not $e.config) -}}
+{{- fail "eventer.source is empty: give a source URI (kubernetes:https://kubernetes.default), or one in eventer.config" -}}
+{{- end -}}
+{{- if and (gt (int $e.replicas) 1) (not $e.leaderElection.enabled) -}}
+{{- fail "eventer.replicas > 1 needs eventer.leaderElection.enabled, or every replica sends every event" -}}
+{{- end -}}
+{{- $args := list -}}
+{{- if $e.config -}}{{- $args = append $args "--config=/etc/eventer/eventer.yaml" -}}{{- end -}}
+{{- if $e.source -}}{{- $args = append $args (printf "--source=%s" $e.source) -}}{{- end -}}
+{{- range $sinks -}}{{- $args = append $args (printf "--sink=%s" .) -}}{{- end -}}
+{{- if $e.checkpoint.enabled -}}
+{{- $args = append $args (printf "--checkpoint=configmap:%s/%s" .Release.Namespace (include "eventer.checkpointName" .)) -}}
+{{- end -}}
+{{- if $e.leaderElection.enabled -}}
+{{- $args = append $args "--leader-elect" -}}
+{{- $args = append $args (printf "--leader-elect-lease-name=%s" (include "eventer.leaseName" .)) -}}
+{{- $args = append $args (printf "--leader-elect-namespace=%s" .Release.Namespace) -}}
+{{- end -}}
+{{- $args = append $args (printf "--healthz-port=%d" (int $e.healthz.port)) -}}
+{{- if $e.frequency -}}{{- $args = append $args (printf "--frequency=%s" $e.frequency) -}}{{- end -}}
+{{- if $e.shutdownTimeout -}}{{- $args = append $args (printf "--shutdown-timeout=%s" $e.shutdownTimeout) -}}{{- end -}}
+{{- if $e.logFormat -}}{{- $args = append $args (printf "--log-format=%s" $e.logFormat) -}}{{- end -}}
+{{- if gt (int $e.verbosity) 0 -}}{{- $args = append $args (printf "-%s" (repeat (int $e.verbosity) "v")) -}}{{- end -}}
+{{- range $e.extraArgs -}}{{- $args = append $args . -}}{{- end -}}
+{{- toYaml $args -}}
+{{- end -}}
