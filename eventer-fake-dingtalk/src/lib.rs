@@ -246,6 +246,30 @@ impl FakeDingTalk {
         self.shared.changed.notify_waiters();
     }
 
+    /// An outage: answer every request with `failure` for `duration` from now, however
+    /// many arrive. Failures queued by [`FakeDingTalk::fail_next`] still go first.
+    pub fn fail_for(&self, duration: Duration, failure: Failure) {
+        self.shared.lock().outage = Some((Instant::now() + duration, failure));
+        self.shared.changed.notify_waiters();
+    }
+
+    /// The most requests (accepted or not) that arrived within any `window`: what a
+    /// rate limit of that window saw at its busiest.
+    pub fn peak_rate(&self, window: Duration) -> usize {
+        let mut times: Vec<Instant> = self.shared.lock().attempts.iter().map(|a| a.received).collect();
+        // Concurrent requests are recorded when answered, not quite in arrival order.
+        times.sort_unstable();
+        let mut start = 0;
+        let mut peak = 0;
+        for (end, t) in times.iter().enumerate() {
+            while start < end && t.duration_since(times[start]) >= window {
+                start += 1;
+            }
+            peak = peak.max(end + 1 - start);
+        }
+        peak
+    }
+
     /// Wait until `condition` holds (checked after every request), or `timeout` passes.
     /// Returns whether it holds.
     pub async fn wait_until(&self, timeout: Duration, condition: impl Fn(&Self) -> bool) -> bool {
@@ -280,6 +304,8 @@ struct RobotState {
     messages: Vec<Message>,
     attempts: Vec<Attempt>,
     failures: VecDeque<Failure>,
+    /// Until when every request fails, and how.
+    outage: Option<(Instant, Failure)>,
     /// Arrival times of the rate-limited requests within the window.
     recent: VecDeque<Instant>,
     blocked_until: Option<Instant>,
@@ -301,7 +327,11 @@ async fn send(
     body: Bytes,
 ) -> Response {
     let received = Instant::now();
-    let injected = shared.lock().failures.pop_front();
+    let injected = {
+        let mut state = shared.lock();
+        let outage = state.outage.clone().filter(|(until, _)| received < *until).map(|(_, failure)| failure);
+        state.failures.pop_front().or(outage)
+    };
     let (response, attempt) = match injected {
         Some(Failure::Status(code)) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -183,3 +183,39 @@ async fn wait_until_wakes_on_arrival() {
     sender.await.unwrap();
     assert!(!robot.wait_until(Duration::from_millis(20), |r| r.messages().len() == 2).await);
 }
+
+#[tokio::test]
+async fn an_outage_fails_every_request_until_it_ends() {
+    let robot = FakeDingTalk::builder().token("t").start().await;
+    let q = "access_token=t";
+    let outage = Duration::from_secs(1);
+    robot.fail_for(outage, Failure::Status(503));
+    let started = std::time::Instant::now();
+    robot.fail_next(1, Failure::NotJson);
+    // Scripted failures first, then the outage however many requests come.
+    assert_eq!(post(&robot, q, &text("x")).await, (200, None));
+    for _ in 0..3 {
+        assert_eq!(post(&robot, q, &text("x")).await, (503, None));
+    }
+    assert!(started.elapsed() < outage, "too slow to test the outage");
+    tokio::time::sleep(outage.saturating_sub(started.elapsed())).await;
+    assert_eq!(post(&robot, q, &text("x")).await, (200, Some(0)));
+    assert_eq!(robot.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn peak_rate_counts_the_busiest_window() {
+    let robot = FakeDingTalk::builder().token("t").start().await;
+    assert_eq!(robot.peak_rate(Duration::from_secs(60)), 0);
+    for _ in 0..3 {
+        post(&robot, "access_token=t", &text("x")).await;
+    }
+    let first = robot.attempts();
+    let spread = first[2].received - first[0].received;
+    tokio::time::sleep(spread + Duration::from_millis(200)).await;
+    // Refused requests count too.
+    post(&robot, "access_token=wrong", &text("x")).await;
+    assert_eq!(robot.peak_rate(Duration::from_secs(60)), 4);
+    assert_eq!(robot.peak_rate(spread + Duration::from_millis(100)), 3);
+    assert_eq!(robot.peak_rate(Duration::ZERO), 1);
+}

@@ -7,7 +7,12 @@ use url::Url;
 
 use crate::{error::DingTalkError, sign};
 
-/// How long the robot refuses messages after 130101 (DingTalk: 10 minutes).
+/// How long the sink stops sending after 130101: DingTalk blocks the robot for 10 minutes
+/// once it exceeds 20 messages a minute. No probing meanwhile: every try would be refused,
+/// and robots that keep sending are reported to get redirects instead of errcodes. The
+/// budget keeps the sink under the limit, so this happens only when something else sends
+/// through the same robot, or eventer restarted within a minute of a burst (the budget is
+/// not persisted).
 pub(crate) const THROTTLE_PAUSE: Duration = Duration::from_secs(600);
 
 /// Posts message bodies to one robot, signing each request afresh.
