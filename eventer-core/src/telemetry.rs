@@ -9,7 +9,7 @@
 //! use eventer_core::telemetry::{Check, Telemetry};
 //! let telemetry = Telemetry::default();
 //! // A sink counts something of its own; the registry labels it with the sink's name.
-//! let sent = telemetry.metrics.with_label("sink", "alerts").counter("messages_sent", "Messages sent.");
+//! let sent = telemetry.metrics.with_label("sink", "alerts").counter("messages_sent", "Messages sent");
 //! sent.inc();
 //! // A component reports whether it is ready.
 //! let source = telemetry.health.component("source");
@@ -36,16 +36,15 @@ use std::{
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric},
-    metrics::{
-        MetricType,
-        counter::{ConstCounter, Counter},
-        family::Family,
-        gauge::{ConstGauge, Gauge},
-    },
+    metrics::{MetricType, counter::ConstCounter, family::Family, gauge::ConstGauge},
     registry::Registry,
 };
 
 use crate::pipeline::Stats;
+
+/// The metric types [`Metrics`] hands out (prometheus-client's), so components need no
+/// direct dependency.
+pub use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 
 /// Metric name prefix.
 const PREFIX: &str = "eventer";
@@ -215,30 +214,30 @@ pub(crate) struct StatsCollector(pub(crate) Arc<Stats>);
 impl Collector for StatsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         let s = &self.0;
-        counter(&mut encoder, "events_received", "Events read from the source.", &s.received)?;
+        counter(&mut encoder, "events_received", "Events read from the source", &s.received)?;
         gauge(
             &mut encoder,
             "last_event_timestamp_seconds",
-            "Unix time of the last occurrence of the last event read.",
+            "Unix time of the last occurrence of the last event read",
             s.last_event_unix.load(Relaxed),
         )?;
         gauge(
             &mut encoder,
             "checkpoint_lag_events",
-            "Events read but not yet finished by every sink.",
+            "Events read but not yet finished by every sink",
             s.checkpoint_lag.load(Relaxed),
         )?;
-        counter(&mut encoder, "checkpoints_saved", "Checkpoints written.", &s.checkpoints_saved)?;
-        counter(&mut encoder, "checkpoint_failures", "Checkpoint writes that failed.", &s.checkpoint_failures)?;
+        counter(&mut encoder, "checkpoints_saved", "Checkpoints written", &s.checkpoints_saved)?;
+        counter(&mut encoder, "checkpoint_failures", "Checkpoint writes that failed", &s.checkpoint_failures)?;
         type Field = fn(&crate::pipeline::SinkStats) -> u64;
         let per_sink: [(&str, &str, Field); 7] = [
-            ("sink_events_routed", "Events queued for the sink.", |s| s.routed.load(Relaxed)),
-            ("sink_events_filtered", "Events the sink's filter turned away.", |s| s.filtered.load(Relaxed)),
-            ("sink_events_delivered", "Events delivered.", |s| s.delivered.load(Relaxed)),
-            ("sink_events_retried", "Retry attempts scheduled.", |s| s.retried.load(Relaxed)),
-            ("sink_events_deferred", "Events held back by the sink (rate budget).", |s| s.deferred.load(Relaxed)),
-            ("sink_events_failed", "Events rejected permanently.", |s| s.failed.load(Relaxed)),
-            ("sink_events_dropped", "Events dropped by overflow=drop.", |s| s.dropped.load(Relaxed)),
+            ("sink_events_routed", "Events queued for the sink", |s| s.routed.load(Relaxed)),
+            ("sink_events_filtered", "Events the sink's filter turned away", |s| s.filtered.load(Relaxed)),
+            ("sink_events_delivered", "Events delivered", |s| s.delivered.load(Relaxed)),
+            ("sink_events_retried", "Retry attempts scheduled", |s| s.retried.load(Relaxed)),
+            ("sink_events_deferred", "Events held back by the sink (rate budget)", |s| s.deferred.load(Relaxed)),
+            ("sink_events_failed", "Events rejected permanently", |s| s.failed.load(Relaxed)),
+            ("sink_events_dropped", "Events dropped by overflow=drop", |s| s.dropped.load(Relaxed)),
         ];
         for (name, help, field) in per_sink {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
@@ -249,7 +248,7 @@ impl Collector for StatsCollector {
         }
         let mut family = encoder.encode_descriptor(
             "sink_queue_depth",
-            "Events queued for the sink or awaiting a retry.",
+            "Events queued for the sink or awaiting a retry",
             None,
             MetricType::Gauge,
         )?;

@@ -11,7 +11,9 @@ use std::{
 use async_trait::async_trait;
 use eventer_core::{
     Batching, BoxSink, BuildContext, Error, ErrorKind, Event, Level, Outcome, Registry, Result, SharedEvent, Sink,
-    SinkFactory, uri::Options,
+    SinkFactory,
+    telemetry::{Counter, Gauge},
+    uri::Options,
 };
 use tokio::time::Instant;
 use tracing::{debug, error, warn};
@@ -53,6 +55,36 @@ pub struct DingTalkSink {
     repeats: Repeats,
     paused_until: Option<Instant>,
     last_send: Option<Instant>,
+    metrics: Metrics,
+}
+
+/// The sink's own metrics (the pipeline counts events; these count messages).
+#[derive(Debug, Clone, Default)]
+struct Metrics {
+    sent: Counter,
+    in_use: Gauge,
+    throttled: Counter,
+    refused: Counter,
+    rejected: Counter,
+}
+
+impl Metrics {
+    fn new(m: &eventer_core::telemetry::Metrics, budget: u32) -> Self {
+        m.gauge("dingtalk_budget_messages", "Messages the sink allows itself per budget window").set(budget.into());
+        let errors = |kind| {
+            m.with_label("errcode", kind).counter("dingtalk_errors", "Errors DingTalk answered, by errcode class")
+        };
+        Metrics {
+            sent: m.counter("dingtalk_messages_sent", "Messages DingTalk accepted"),
+            in_use: m.gauge(
+                "dingtalk_budget_in_use",
+                "Messages counted against the rolling budget, as of the last send or hold",
+            ),
+            throttled: errors("130101"),
+            refused: errors("config"),
+            rejected: errors("content"),
+        }
+    }
 }
 
 impl fmt::Debug for DingTalkSink {
@@ -72,6 +104,7 @@ impl DingTalkSink {
         let client = Client::new(&config.webhook, &config.access_token, config.sign.as_deref(), config.timeout)?;
         Ok(DingTalkSink {
             budget: Budget::new(config.budget as usize, config.budget_window),
+            metrics: Metrics::default(),
             repeats: Repeats::new(config.repeat_interval),
             renderer,
             client,
@@ -79,6 +112,13 @@ impl DingTalkSink {
             paused_until: None,
             last_send: None,
         })
+    }
+
+    /// Report message counts and the budget to `metrics` (labelled with the sink's name).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: &eventer_core::telemetry::Metrics) -> Self {
+        self.metrics = Metrics::new(metrics, self.config.budget);
+        self
     }
 
     /// The zone times are shown in (`timezone`, else `TZ`, else UTC).
@@ -92,7 +132,9 @@ impl DingTalkSink {
             let message = format!("holding {alerts} alerts: the dingtalk robot is throttling after errcode 130101");
             return Some(Error::new(ErrorKind::RateLimited, message).with_retry_after(until - now));
         }
-        if self.budget.free(now) == 0 {
+        let free = self.budget.free(now);
+        self.metrics.in_use.set((self.config.budget as usize - free.min(self.config.budget as usize)) as i64);
+        if free == 0 {
             let message = format!(
                 "holding {alerts} alerts: the budget of {} messages per {:?} is spent",
                 self.config.budget, self.config.budget_window
@@ -237,6 +279,7 @@ impl Sink for DingTalkSink {
             self.last_send = Some(done);
             let err = match result {
                 Ok(()) => {
+                    self.metrics.sent.inc();
                     for key in &grouped.keys[planned.alerts.clone()] {
                         self.repeats.record(key, done);
                     }
@@ -261,15 +304,18 @@ impl Sink for DingTalkSink {
             let outcome = Outcome::from_error(err.clone());
             grouped.mark(&mut outcomes, planned.alerts.clone(), &outcome);
             if content_refused {
+                self.metrics.rejected.inc();
                 // Only this message's content is at fault: the others may still go.
                 warn!(error = %err.chain(), "DingTalk refused a message; its events are rejected.");
                 continue;
             }
             if let Some(pause) = throttled {
+                self.metrics.throttled.inc();
                 self.paused_until = Some(done + pause);
                 error!(pause = ?pause, "DingTalk robot is throttling (errcode 130101); holding alerts until it lifts.");
             }
             if config_refused {
+                self.metrics.refused.inc();
                 error!(error = %err, "DingTalk robot refused the sink's configuration; fix the URI. Alerts are rejected.");
             }
             // The robot is down, throttling or misconfigured: stop here, same outcome for the rest.
@@ -417,9 +463,9 @@ impl SinkFactory for DingTalkFactory {
         Some(Level::Warning)
     }
 
-    fn build(&self, target: &str, options: &mut Options, _cx: &BuildContext) -> Result<BoxSink> {
+    fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSink> {
         let config = DingTalkConfig::from_options(target, options)?;
-        Ok(Box::new(DingTalkSink::new(config)?))
+        Ok(Box::new(DingTalkSink::new(config)?.with_metrics(&cx.metrics)))
     }
 }
 

@@ -151,3 +151,42 @@ async fn an_outage_loses_nothing() {
     assert!(robot.attempts().iter().filter(|a| a.status == 503).count() == 6);
     listed_once(&robot, (0..12).map(|i| format!("pod-{i:03}")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_and_refusals_are_counted_in_metrics() {
+    let robot = FakeDingTalk::builder().token("t0k").secret(SECRET).start().await;
+    // The second request is refused as misconfigured (310000), the third's content (keyword).
+    robot.fail_next(1, Failure::Pass);
+    robot.fail_next(1, Failure::Errcode(310_000, "sign not match".into()));
+    robot.fail_next(1, Failure::Errcode(310_000, "keywords not in content".into()));
+    let telemetry = eventer_core::Telemetry::default();
+    let mut registry = Registry::new();
+    eventer_sink_dingtalk::register(&mut registry);
+    let cx = eventer_core::BuildContext::default().with_telemetry(&telemetry);
+    let uri = format!("{}&group_wait=10ms&group_interval=10ms", robot.sink_uri());
+    let built = registry.build_sink(&uri.parse().unwrap(), &cx).unwrap();
+    // One event per batch: each is one message.
+    let report = Pipeline::new(paced((0..4).map(|i| event(i, Level::Warning)).collect(), Duration::from_millis(300)))
+        .route(built.into_route().unwrap())
+        .telemetry(&telemetry)
+        .run(std::future::pending());
+    let report = tokio::time::timeout(Duration::from_secs(30), report).await.unwrap().unwrap();
+    assert_eq!((report.sinks[0].delivered, report.sinks[0].failed), (2, 2));
+    let text = telemetry.metrics.encode();
+    for line in [
+        "eventer_dingtalk_messages_sent_total{sink=\"dingtalk\"} 2",
+        "eventer_dingtalk_errors_total{sink=\"dingtalk\",errcode=\"config\"} 1",
+        "eventer_dingtalk_errors_total{sink=\"dingtalk\",errcode=\"content\"} 1",
+        "eventer_dingtalk_errors_total{sink=\"dingtalk\",errcode=\"130101\"} 0",
+        "eventer_dingtalk_budget_messages{sink=\"dingtalk\"} 18",
+        "eventer_sink_events_failed_total{sink=\"dingtalk\"} 2",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    assert!(!text.contains("t0k") && !text.contains(SECRET), "no secrets in metrics");
+    assert_eq!(
+        telemetry.health.report(),
+        [("sink/dingtalk".to_owned(), eventer_core::telemetry::Check::Ready)],
+        "delivered after the refusal: ready again"
+    );
+}
