@@ -187,6 +187,15 @@ impl Settings {
             Some(path) => (read(path)?, path.display().to_string()),
             None => (File::default(), String::new()),
         };
+        Settings::combine(flags, file, &name)
+    }
+
+    /// Parse a config file's text and combine it with `flags` (`name` for messages).
+    pub(crate) fn from_text(flags: &Flags, text: &str, name: &str) -> Result<Settings, Failure> {
+        Settings::combine(flags, parse(text, name)?, name)
+    }
+
+    fn combine(flags: &Flags, file: File, name: &str) -> Result<Settings, Failure> {
         let in_file = |what: String| Origin(format!("--config={name}: {what}"));
 
         let source = match (&flags.source, file.source) {
@@ -248,10 +257,15 @@ impl Settings {
 }
 
 fn read(path: &Path) -> Result<File, Failure> {
-    let flag = format!("--config={}", path.display());
-    let text = std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("{flag}: cannot read: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("--config={}: cannot read: {e}", path.display())))?;
+    parse(&text, &path.display().to_string())
+}
+
+fn parse(text: &str, name: &str) -> Result<File, Failure> {
+    let flag = format!("--config={name}");
     // The message names the field (`sinks[1].options`) and never echoes a value.
-    serde_path_to_error::deserialize::<_, Option<File>>(serde_norway::Deserializer::from_str(&text))
+    serde_path_to_error::deserialize::<_, Option<File>>(serde_norway::Deserializer::from_str(text))
         .map(Option::unwrap_or_default)
         .map_err(|e| {
             let path = e.path().to_string();

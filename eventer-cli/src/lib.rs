@@ -45,6 +45,17 @@ pub fn default_registry() -> Registry {
     registry
 }
 
+/// Validate a `--config` file's text as `eventer check --config` would, offline: the
+/// error is the one line eventer prints. For the fuzz targets.
+///
+/// # Errors
+/// The problem, naming the field.
+#[doc(hidden)]
+pub fn check_config_text(text: &str, registry: &Registry) -> Result<(), String> {
+    let settings = Settings::from_text(&Flags::default(), text, "fuzz.yaml").map_err(|f| f.message)?;
+    Components::build(&settings, registry, &Telemetry::default()).map(drop).map_err(|f| f.message)
+}
+
 /// A failure with its exit code.
 #[derive(Debug)]
 struct Failure {
