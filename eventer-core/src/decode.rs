@@ -3,13 +3,15 @@
 //! Lives in core, without k8s-openapi, so the file source, the Kubernetes source and
 //! third-party tools share one fast decoder that also keeps the original JSON.
 
+use std::borrow::Cow;
+
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::{
     Error, ErrorKind, Result,
-    event::{Event, EventSource, Level, ObjectRef, Series},
+    event::{Event, EventSource, Level, ObjectRef, RawJson, Series},
 };
 
 /// Decode one Event object, keeping its JSON as [`Event::raw`].
@@ -29,8 +31,12 @@ use crate::{
 /// # Errors
 /// [`ErrorKind::Decode`] when the text is not a JSON object of Event shape.
 pub fn event_from_json(json: &str) -> Result<Event> {
-    let raw: &RawValue = serde_json::from_str(json).map_err(decode_error)?;
-    event_from_raw(raw)
+    // One pass: a successful parse also proves the text is one JSON value, so it is
+    // kept as the raw JSON without a second, validating scan.
+    let wire: Wire<'_> = serde_json::from_str(json).map_err(decode_error)?;
+    let mut event = wire.into_event();
+    event.raw = Some(RawJson::validated(json));
+    Ok(event)
 }
 
 /// Decode one Event object given as a borrowed raw JSON value.
@@ -38,10 +44,7 @@ pub fn event_from_json(json: &str) -> Result<Event> {
 /// # Errors
 /// [`ErrorKind::Decode`] when the value is not of Event shape.
 pub fn event_from_raw(raw: &RawValue) -> Result<Event> {
-    let wire: Wire = serde_json::from_str(raw.get()).map_err(decode_error)?;
-    let mut event = wire.into_event();
-    event.raw = Some(raw.to_owned());
-    Ok(event)
+    event_from_json(raw.get())
 }
 
 /// Decode a file of events as `kubectl get events -o json` writes it (a `List` or
@@ -102,7 +105,7 @@ struct Meta {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", default)]
-struct Wire {
+struct Wire<'a> {
     #[serde(deserialize_with = "nullable")]
     metadata: Meta,
     #[serde(alias = "regarding", deserialize_with = "nullable")]
@@ -111,8 +114,9 @@ struct Wire {
     reason: String,
     #[serde(alias = "note", deserialize_with = "nullable")]
     message: String,
-    #[serde(rename = "type", deserialize_with = "nullable")]
-    level: String,
+    /// Borrowed: `Normal` and `Warning` need no allocation.
+    #[serde(rename = "type", borrow, deserialize_with = "nullable_str")]
+    level: Cow<'a, str>,
     #[serde(alias = "deprecatedCount", deserialize_with = "nullable")]
     count: i64,
     #[serde(alias = "deprecatedFirstTimestamp", deserialize_with = "timestamp")]
@@ -142,7 +146,7 @@ struct WireSeries {
     last_observed_time: Option<Timestamp>,
 }
 
-impl Wire {
+impl Wire<'_> {
     fn into_event(self) -> Event {
         Event {
             uid: self.metadata.uid,
@@ -182,13 +186,69 @@ where
     Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
+/// A string borrowed from the input when it has no escapes (`Cow`'s own `Deserialize`
+/// always copies).
+#[derive(Deserialize)]
+struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// [`Borrowed`]; `null` is empty.
+fn nullable_str<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Cow<'de, str>, D::Error> {
+    Ok(Option::<Borrowed<'de>>::deserialize(d)?.map(|b| b.0).unwrap_or_default())
+}
+
 /// RFC 3339 time; `null` and `""` are absent.
 fn timestamp<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Timestamp>, D::Error> {
-    let s: Option<std::borrow::Cow<'de, str>> = Option::deserialize(d)?;
-    match s.as_deref() {
+    let s = Option::<Borrowed<'de>>::deserialize(d)?;
+    match s.as_ref().map(|b| &*b.0) {
         None | Some("") => Ok(None),
-        Some(s) => s.parse::<Timestamp>().map(Some).map_err(serde::de::Error::custom),
+        Some(s) => match utc_time(s) {
+            Some(t) => Ok(Some(t)),
+            None => s.parse::<Timestamp>().map(Some).map_err(serde::de::Error::custom),
+        },
     }
+}
+
+/// The two layouts Kubernetes writes, `2024-05-01T10:05:00Z` (`metav1.Time`) and
+/// `2024-05-01T10:05:00.123456Z` (`MicroTime`), parsed directly: a general RFC 3339
+/// parse costs more than the rest of a field. `None` for anything else (offsets, leap
+/// seconds, invalid dates), which the general parser then accepts or rejects.
+fn utc_time(s: &str) -> Option<Timestamp> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num =
+        |digits: &[u8]| digits.iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')));
+    let (year, month, day) = (num(&b[0..4])?, num(&b[5..7])?, num(&b[8..10])?);
+    let (hour, minute, second) = (num(&b[11..13])?, num(&b[14..16])?, num(&b[17..19])?);
+    let nanos = match &b[19..] {
+        b"Z" => 0,
+        [b'.', frac @ .., b'Z'] if (1..=9).contains(&frac.len()) => {
+            num(frac)? * 10i64.pow(9 - u32::try_from(frac.len()).ok()?)
+        }
+        _ => return None,
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&month) || day < 1 || day > month_days[usize::try_from(month - 1).ok()?] {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
+    Timestamp::new(seconds, i32::try_from(nanos).ok()?).ok()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -262,6 +322,72 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Decode);
         let err = events_from_document("{\"items\": [ {\"reason\": \"x\"},\n oops ]}").unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn kubernetes_time_layouts_parse_as_the_general_parser_does() {
+        let general = |s: &str| s.parse::<Timestamp>().ok();
+        let mut t: Timestamp = "1899-12-31T23:59:59Z".parse().unwrap();
+        // Every day for 120 years, at varying times and precisions: leap years, month ends.
+        for i in 0..120 * 366 {
+            let micros = (i * 7919) % 1_000_000;
+            for s in [
+                t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                format!("{}.{micros:06}Z", t.strftime("%Y-%m-%dT%H:%M:%S")),
+                format!("{}.{}Z", t.strftime("%Y-%m-%dT%H:%M:%S"), micros % 10),
+            ] {
+                assert_eq!(utc_time(&s), general(&s), "{s}");
+            }
+            t = t.checked_add(jiff::SignedDuration::from_secs(86_400 + 3_601)).unwrap();
+        }
+        for s in [
+            "2024-02-29T00:00:00.123456789Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59.5Z",
+        ] {
+            assert_eq!(utc_time(s), general(s), "{s}");
+        }
+        // Left to the general parser: offsets, leap seconds, lowercase; rejected by both:
+        // impossible dates, too many digits, junk.
+        for s in [
+            "2024-05-01T10:05:00+08:00",
+            "2016-12-31T23:59:60Z",
+            "2024-05-01t10:05:00z",
+            "2023-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2024-13-01T00:00:00Z",
+            "2024-04-31T00:00:00Z",
+            "2024-05-01T24:00:00Z",
+            "2024-05-01T10:05:00.1234567890Z",
+            "2024-05-01T10:05:00.Z",
+            "2024-05-01T10:05:00",
+            "+024-05-01T10:05:00Z",
+            "2024-05-01T1a:05:00Z",
+        ] {
+            assert_eq!(utc_time(s), None, "{s}");
+        }
+        let ev = event_from_json(r#"{"lastTimestamp":"2024-05-01T18:05:00+08:00"}"#).unwrap();
+        assert_eq!(ev.last_timestamp.unwrap().to_string(), "2024-05-01T10:05:00Z");
+        assert_eq!(
+            event_from_json(r#"{"lastTimestamp":"2023-02-29T00:00:00Z"}"#).unwrap_err().kind(),
+            ErrorKind::Decode
+        );
+    }
+
+    #[test]
+    fn strings_with_escapes_and_the_raw_text() {
+        let json =
+            " {\"type\":\"Warn\\u0069ng\",\"reason\":\"a\\\"b\",\"lastTimestamp\":\"2024-05-01T10:05:00\\u005a\"}\n";
+        let ev = event_from_json(json).unwrap();
+        assert_eq!(ev.level, Level::Warning);
+        assert_eq!(ev.reason, "a\"b");
+        assert_eq!(ev.last_timestamp.unwrap().to_string(), "2024-05-01T10:05:00Z");
+        assert_eq!(ev.raw.as_ref().unwrap().get(), json.trim());
+        assert!(event_from_json(r#"{"reason":"x"} {"reason":"y"}"#).is_err());
+        let missing = event_from_json("{}").unwrap();
+        assert_eq!(missing.level, Level::Other(String::new()));
     }
 
     #[test]

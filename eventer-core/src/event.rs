@@ -4,7 +4,6 @@ use std::{cmp::Ordering, fmt, sync::Arc};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 /// An event shared by every sink it is routed to.
 pub type SharedEvent = Arc<Event>;
@@ -55,7 +54,47 @@ pub struct Event {
     pub action: String,
     /// The original object as JSON, for sinks that archive it whole.
     #[serde(skip)]
-    pub raw: Option<Box<RawValue>>,
+    pub raw: Option<RawJson>,
+}
+
+/// One JSON value as received, shared by every clone of the event.
+///
+/// ```
+/// let raw = eventer_core::event::RawJson::new(r#" {"reason": "BackOff"} "#)?;
+/// assert_eq!(raw.get(), r#"{"reason": "BackOff"}"#);
+/// assert!(eventer_core::event::RawJson::new("{oops").is_err());
+/// # Ok::<(), eventer_core::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawJson(Arc<str>);
+
+impl RawJson {
+    /// Check that `json` is one JSON value and keep it, without surrounding whitespace.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Decode`] when it is not.
+    pub fn new(json: &str) -> crate::Result<RawJson> {
+        serde_json::from_str::<serde::de::IgnoredAny>(json)
+            .map_err(|e| crate::Error::new(crate::ErrorKind::Decode, "invalid raw JSON").with_source(e))?;
+        Ok(RawJson::validated(json))
+    }
+
+    /// Keep `json`, which the caller has just parsed successfully as one JSON value:
+    /// decoding checks it once, not twice.
+    pub(crate) fn validated(json: &str) -> RawJson {
+        RawJson(Arc::from(json.trim_matches([' ', '\t', '\n', '\r'])))
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// A reference to the object an event is about.

@@ -47,6 +47,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 /// Log every request and check the bearer token.
 async fn authenticate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     s.log_request(format!("{} {}", req.method(), req.uri()));
+    let failing = s.failing.load(std::sync::atomic::Ordering::SeqCst);
+    if let Ok(code) = StatusCode::from_u16(failing) {
+        let reason = if code == StatusCode::SERVICE_UNAVAILABLE { "ServiceUnavailable" } else { "InternalError" };
+        return status(code, reason, "the fake apiserver was told to fail", None).into_response();
+    }
     if let Some(token) = &s.token {
         let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         if given.and_then(|v| v.strip_prefix("Bearer ")) != Some(token.as_str()) {

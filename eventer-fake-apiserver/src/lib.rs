@@ -8,11 +8,13 @@
 //! history replay and streaming lists (`sendInitialEvents`); compaction, after which old
 //! revisions answer `410 Expired` (as a watch ERROR event, as the apiserver does, or as an
 //! HTTP status in [`FakeApiServer::set_expired_as_status`] mode); optimistic concurrency
-//! with real `Status` objects; bearer-token auth and optional TLS.
+//! with real `Status` objects; bearer-token auth and optional TLS; Event TTL expiry
+//! ([`Builder::event_ttl`]).
 //!
 //! Tests drive it with controls that a real cluster lacks: create, update and delete
-//! events, bulk-load many, compact, drop watches, make the server unreachable, and wait
-//! on conditions (watchers connected, connections refused) instead of sleeping.
+//! events, bulk-load many, compact, drop watches, make the server unreachable or answer
+//! every request with an error status, and wait on conditions (watchers connected,
+//! connections refused) instead of sleeping.
 //!
 //! ```no_run
 //! use eventer_fake_apiserver::{FakeApiServer, NewEvent};
@@ -33,7 +35,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, AtomicU64, Ordering::SeqCst},
+        atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering::SeqCst},
     },
     time::Duration,
 };
@@ -43,7 +45,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use events::NewEvent;
-use store::{Obj, Resource, Store};
+use store::{Obj, Resource, Store, Template};
 
 /// How many request lines [`FakeApiServer::requests`] keeps.
 const REQUEST_LOG: usize = 10_000;
@@ -55,11 +57,12 @@ pub struct Builder {
     token: Option<String>,
     tls: bool,
     bookmark_interval: Duration,
+    event_ttl: Option<Duration>,
 }
 
 impl Default for Builder {
     fn default() -> Self {
-        Builder { token: None, tls: false, bookmark_interval: Duration::from_secs(1) }
+        Builder { token: None, tls: false, bookmark_interval: Duration::from_secs(1), event_ttl: None }
     }
 }
 
@@ -83,6 +86,13 @@ impl Builder {
         self
     }
 
+    /// Delete Events not written for `ttl` (a watch sees DELETED), as kube-apiserver's
+    /// `--event-ttl` (default 1h) does; an update renews the TTL. Off by default.
+    pub fn event_ttl(mut self, ttl: Duration) -> Self {
+        self.event_ttl = Some(ttl);
+        self
+    }
+
     /// Bind 127.0.0.1 on a free port and serve.
     ///
     /// # Errors
@@ -98,6 +108,7 @@ impl Builder {
             bookmark_interval: self.bookmark_interval,
             unreachable: AtomicBool::new(false),
             forbidden: AtomicBool::new(false),
+            failing: AtomicU16::new(0),
             expired_as_status: AtomicBool::new(false),
             connections: Mutex::new(CancellationToken::new()),
             watches: Mutex::new(CancellationToken::new()),
@@ -110,7 +121,27 @@ impl Builder {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let ca = tls.as_ref().map(|t| (t.ca_pem.clone(), t.ca_der.clone()));
         tokio::spawn(server::serve(listener, api::router(shared.clone()), shared.clone(), tls, stop.clone()));
+        if let Some(ttl) = self.event_ttl {
+            tokio::spawn(expire_events(shared.clone(), ttl, stop.clone()));
+        }
         Ok(FakeApiServer { shared, addr, url: format!("{scheme}://{addr}"), ca, stop })
+    }
+}
+
+/// Delete the Events whose TTL ran out, checking a few times per TTL.
+async fn expire_events(shared: Arc<Shared>, ttl: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval((ttl / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(cutoff) = std::time::Instant::now().checked_sub(ttl) else { continue };
+        shared.write(|store| {
+            for key in store.written_before(Resource::Events, cutoff) {
+                store.delete(Resource::Events, &key);
+            }
+        });
     }
 }
 
@@ -123,6 +154,8 @@ pub(crate) struct Shared {
     pub(crate) bookmark_interval: Duration,
     pub(crate) unreachable: AtomicBool,
     pub(crate) forbidden: AtomicBool,
+    /// A status to answer every request with (0: none).
+    pub(crate) failing: AtomicU16,
     pub(crate) expired_as_status: AtomicBool,
     /// Cancelled (and replaced) to drop every open connection.
     pub(crate) connections: Mutex<CancellationToken>,
@@ -322,15 +355,20 @@ impl FakeApiServer {
     /// all); returns the last revision.
     pub fn bulk_load_events(&self, namespace: &str, n: usize) -> u64 {
         let now = now_rfc3339();
-        let template = NewEvent::new(namespace, "bulk").reason("Pulled").message("Successfully pulled image");
+        let mut value = NewEvent::new(namespace, "@object@")
+            .reason("Pulled")
+            .message("Successfully pulled image")
+            .to_value("@name@".into(), &now);
+        value["metadata"]["uid"] = "@uid@".into();
+        value["metadata"]["resourceVersion"] = "@rv@".into();
+        let template = Template::new(&Obj::new(Resource::Events, &value, 0), &["@name@", "@object@", "@uid@", "@rv@"]);
         self.shared.write(|store| {
             for i in 0..n {
                 let rv = store.next_rv();
-                let mut value = template.to_value(format!("bulk-{i:07}.{rv:x}"), &now);
-                value["involvedObject"]["name"] = format!("bulk-{i:07}").into();
-                value["metadata"]["uid"] = self.shared.uid().into();
-                value["metadata"]["resourceVersion"] = rv.to_string().into();
-                store.put(Resource::Events, Obj::new(Resource::Events, &value, rv));
+                let object = format!("bulk-{i:07}");
+                let name = format!("{object}.{rv:x}");
+                let (uid, rv_text) = (self.shared.uid(), rv.to_string());
+                store.put(Resource::Events, template.instantiate(rv, &[&name, &object, &uid, &rv_text]));
             }
             store.rv()
         })
@@ -351,6 +389,17 @@ impl FakeApiServer {
     /// Answer every resource request with 403 Forbidden (RBAC missing).
     pub fn set_forbidden(&self, on: bool) {
         self.shared.forbidden.store(on, SeqCst);
+    }
+
+    /// Answer every request with this HTTP status (e.g. 503, as an overloaded apiserver
+    /// or a load balancer in front of it does) until `None`.
+    ///
+    /// # Panics
+    /// When `code` is not a status between 100 and 999.
+    pub fn set_failing(&self, code: Option<u16>) {
+        let code = code.unwrap_or(0);
+        assert!(code == 0 || (100..1000).contains(&code), "invalid HTTP status {code}");
+        self.shared.failing.store(code, SeqCst);
     }
 
     /// Cut every open watch stream abruptly (no clean end of the chunked body).

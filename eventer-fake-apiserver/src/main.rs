@@ -1,4 +1,5 @@
-//! Run the fake kube-apiserver by hand: `eventer-fake-apiserver [--token T] [--tls] [--events N]`.
+//! Run the fake kube-apiserver by hand:
+//! `eventer-fake-apiserver [--token T] [--tls] [--events N] [--event-ttl SECONDS]`.
 //! Prints a kubeconfig for it, then serves until Ctrl-C.
 
 use eventer_fake_apiserver::FakeApiServer;
@@ -11,6 +12,11 @@ fn main() -> std::io::Result<()> {
         match arg.as_str() {
             "--token" => builder = builder.token(&args.next().ok_or_else(|| usage("--token needs a value"))?),
             "--tls" => builder = builder.tls(),
+            "--event-ttl" => {
+                let secs =
+                    args.next().and_then(|n| n.parse().ok()).ok_or_else(|| usage("--event-ttl needs seconds"))?;
+                builder = builder.event_ttl(std::time::Duration::from_secs(secs));
+            }
             "--events" => {
                 events = args.next().and_then(|n| n.parse().ok()).ok_or_else(|| usage("--events needs a number"))?;
             }
@@ -31,6 +37,6 @@ fn main() -> std::io::Result<()> {
 fn usage(problem: &str) -> std::io::Error {
     std::io::Error::new(
         std::io::ErrorKind::InvalidInput,
-        format!("{problem}\nusage: eventer-fake-apiserver [--token T] [--tls] [--events N]"),
+        format!("{problem}\nusage: eventer-fake-apiserver [--token T] [--tls] [--events N] [--event-ttl SECONDS]"),
     )
 }

@@ -78,6 +78,14 @@ async fn list_pages_with_continue_tokens() {
 
     let warnings = api.list(&ListParams::default().fields("type=Warning")).await.unwrap();
     assert_eq!(warnings.items.len(), 1);
+    // Bulk-loaded events are whole objects, each with its own name, uid and version.
+    let second = api.list(&ListParams::default().fields("involvedObject.name=bulk-0000001")).await.unwrap();
+    let [e] = &second.items[..] else { panic!("{:?}", second.items) };
+    assert_eq!((name(e), e.metadata.resource_version.as_deref()), ("bulk-0000001.3", Some("3")));
+    assert_eq!(e.involved_object.field_path.as_deref(), Some("spec.containers{bulk-0000001}"));
+    let all = api.list(&ListParams::default()).await.unwrap().items;
+    let uids: std::collections::HashSet<_> = all.iter().filter_map(|e| e.metadata.uid.as_deref()).collect();
+    assert_eq!(uids.len(), server.event_count());
     assert_eq!(warnings.items[0].reason.as_deref(), Some("BackOff"));
     let in_ns: Api<Event> = Api::namespaced(client(&server), "other");
     assert_eq!(in_ns.list(&ListParams::default()).await.unwrap().items.len(), 1);
@@ -257,6 +265,19 @@ async fn configmaps_and_leases_with_optimistic_concurrency() {
         .await
         .unwrap();
     assert_eq!(applied.spec.unwrap().holder_identity.as_deref(), Some("b"));
+}
+
+#[tokio::test]
+async fn events_expire_after_their_ttl_as_deletions() {
+    let server = FakeApiServer::builder().event_ttl(Duration::from_millis(300)).start().await.unwrap();
+    let api: Api<Event> = Api::all(client(&server));
+    let mut stream = spawn_stream(watcher(api, watcher::Config::default()));
+    assert!(matches!(next(&mut stream).await.unwrap(), watcher::Event::Init));
+    assert!(matches!(next(&mut stream).await.unwrap(), watcher::Event::InitDone));
+    let ev = server.create_event(NewEvent::new("default", "web-0"));
+    assert!(matches!(next(&mut stream).await.unwrap(), watcher::Event::Apply(e) if name(&e) == ev.name));
+    assert!(matches!(next(&mut stream).await.unwrap(), watcher::Event::Delete(e) if name(&e) == ev.name));
+    assert_eq!(server.event_count(), 0);
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use eventer_core::SharedEvent;
 use eventer_sink_sls::{
     Credentials, SignatureVersion,
-    proto::Body,
+    proto::Compressor,
     schema::Schema,
     sign::{SignableRequest, sign},
 };
@@ -37,13 +37,14 @@ fn bench(c: &mut Criterion) {
     let mut schema =
         Schema::new("k8s-event", &BTreeMap::from([("cluster".to_owned(), "prod".to_owned())]), "eventer-0");
     let credentials = Credentials::new("LTAI5tExampleKeyId", "ExampleSecretExampleSecret");
+    let mut compressor = Compressor::default();
     let mut group = c.benchmark_group("put_logs");
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.bench_function("build_compress_sign_4096_events", |b| {
         b.iter(|| {
             // The default 3 MiB limit splits these events into a few requests, as the sink does.
             for planned in schema.plan(black_box(&batch), now, 4096, 3 << 20) {
-                let body = Body::compress(&planned.raw);
+                let body = compressor.compress(&planned.raw);
                 let mut request = SignableRequest::new("POST", "/logstores/k8s-events/shards/lb");
                 request
                     .header("content-type", "application/x-protobuf")

@@ -92,8 +92,9 @@ impl SlsError {
 
     fn kind(&self) -> ErrorKind {
         match self {
-            SlsError::Config(_) => ErrorKind::Config,
-            SlsError::NoCredentials(_) => ErrorKind::Unauthorized,
+            // No credentials at all is a deployment to fix (set a key or attach a RAM role),
+            // found at start: `eventer` exits with the usage code, as for a bad option.
+            SlsError::Config(_) | SlsError::NoCredentials(_) => ErrorKind::Config,
             SlsError::Metadata { .. } | SlsError::Transport { .. } => ErrorKind::Unavailable,
             SlsError::Server(e) => match (e.status, self.retry()) {
                 (403, Retry::Later) => ErrorKind::RateLimited,

@@ -2,13 +2,16 @@
 //! The schema, the time rules and truncation are described in the crate docs
 //! ("Log schema").
 
-use std::{borrow::Cow, collections::BTreeMap, fmt::Write as _};
+use std::{collections::BTreeMap, fmt::Write as _};
 
 use eventer_core::{Event, SharedEvent};
 use jiff::{SignedDuration, Timestamp};
 use prost::Message as _;
 
-use crate::proto::{Log, LogContent, LogGroup, LogTag, framed, group_trailer, log_len, put_log};
+use crate::proto::{
+    Log, LogContent, LogGroup, LogTag, content_size, framed, group_trailer, log_len, put_content, put_log_end,
+    put_log_start,
+};
 
 /// kube-eventer's key holding the event as JSON.
 pub const EVENT_ID: &str = "eventId";
@@ -76,15 +79,38 @@ pub struct PlannedGroup {
 /// Values formatted per event, kept across a batch so their buffers are reused.
 #[derive(Default)]
 struct Scratch {
-    json: String,
     count: String,
-    first: String,
-    last: String,
+    first: Stamp,
+    last: Stamp,
 }
 
-fn set(buf: &mut String, value: impl std::fmt::Display) {
-    buf.clear();
-    write!(buf, "{value}").expect("writing to a String cannot fail");
+/// A formatted timestamp and the time it shows: events of a burst share their
+/// (second-precision) timestamps, so most are formatted once per batch, not once per event.
+#[derive(Default)]
+struct Stamp {
+    at: Option<Timestamp>,
+    text: String,
+}
+
+impl Stamp {
+    fn set(&mut self, at: Option<Timestamp>) {
+        if self.at != at {
+            self.text.clear();
+            if let Some(t) = at {
+                write!(self.text, "{t}").expect("writing to a String cannot fail");
+            }
+            self.at = at;
+        }
+    }
+}
+
+impl Scratch {
+    fn prepare(&mut self, event: &Event) {
+        self.count.clear();
+        write!(self.count, "{}", event.occurrences()).expect("writing to a String cannot fail");
+        self.first.set(event.first_timestamp);
+        self.last.set(event.last_seen());
+    }
 }
 
 /// A group being filled.
@@ -138,32 +164,27 @@ impl Schema {
         (u32::try_from(time.as_second()).unwrap_or(0), time.subsec_nanosecond().unsigned_abs())
     }
 
-    /// The fields of an event's log, in order.
-    fn fields<'a>(&'a self, event: &'a Event, scratch: &'a mut Scratch) -> Vec<(&'a str, &'a str)> {
-        set(&mut scratch.count, event.occurrences());
-        scratch.first.clear();
-        if let Some(t) = event.first_timestamp {
-            set(&mut scratch.first, t);
-        }
-        scratch.last.clear();
-        if let Some(t) = event.last_seen() {
-            set(&mut scratch.last, t);
-        }
-        let json = match event.raw_json() {
-            Cow::Borrowed(json) => json,
-            Cow::Owned(json) => {
-                scratch.json = json;
-                &scratch.json
-            }
-        };
-        let scratch: &'a Scratch = scratch;
+    /// Call `f` with each field of an event's log, in order; `json` is its `eventId` and
+    /// `scratch` was prepared for it. A visitor rather than a list: the encoder walks the
+    /// fields twice (sizes, then bytes) and a list would be an allocation per event.
+    fn each_field<'a>(
+        &'a self,
+        event: &'a Event,
+        json: &'a str,
+        scratch: &'a Scratch,
+        mut f: impl FnMut(&'a str, &'a str),
+    ) {
         let obj = &event.involved_object;
-        let mut fields = Vec::with_capacity(17 + self.labels.len());
-        fields.extend([(EVENT_ID, json), ("hostname", &event.source.host), ("level", event.level.as_str())]);
+        f(EVENT_ID, json);
+        f("hostname", &event.source.host);
+        f("level", event.level.as_str());
         if obj.kind == "Pod" {
-            fields.extend([("pod_id", obj.uid.as_str()), ("pod_name", &obj.name)]);
+            f("pod_id", &obj.uid);
+            f("pod_name", &obj.name);
         }
-        fields.extend(self.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        for (k, v) in &self.labels {
+            f(k, v);
+        }
         let namespace = if obj.namespace.is_empty() { &event.namespace } else { &obj.namespace };
         let flat = [
             ("namespace", namespace.as_str()),
@@ -172,27 +193,32 @@ impl Schema {
             ("reason", &event.reason),
             ("message", &event.message),
             ("count", &scratch.count),
-            ("first_timestamp", &scratch.first),
-            ("last_timestamp", &scratch.last),
+            ("first_timestamp", &scratch.first.text),
+            ("last_timestamp", &scratch.last.text),
             ("event_name", &event.name),
             ("event_uid", &event.uid),
             ("source_component", &event.source.component),
             ("reporting_controller", &event.reporting_controller),
         ];
-        fields.extend(flat.into_iter().filter(|(_, v)| !v.is_empty()));
-        fields
+        for (k, v) in flat {
+            if !v.is_empty() {
+                f(k, v);
+            }
+        }
+    }
+
+    fn contents(&self, event: &Event, json: &str, scratch: &Scratch) -> Vec<LogContent> {
+        let mut contents = Vec::new();
+        self.each_field(event, json, scratch, |k, v| contents.push(LogContent { key: k.into(), value: v.into() }));
+        contents
     }
 
     /// The log of one event, sent at `now`.
     pub fn log(&self, event: &Event, now: Timestamp) -> Log {
         let (time, time_ns) = Self::time(event, now);
         let mut scratch = Scratch::default();
-        let contents = self
-            .fields(event, &mut scratch)
-            .into_iter()
-            .map(|(k, v)| LogContent { key: k.to_owned(), value: v.to_owned() })
-            .collect();
-        Log { time, contents, time_ns: Some(time_ns) }
+        scratch.prepare(event);
+        Log { time, contents: self.contents(event, &event.raw_json(), &scratch), time_ns: Some(time_ns) }
     }
 
     /// An empty log group for `source`, with the topic and tags.
@@ -227,13 +253,15 @@ impl Schema {
                 open.len() - 1
             });
             let (time, time_ns) = Self::time(event, now);
-            let fields = this.fields(event, &mut scratch);
-            let len = log_len(time, &fields);
+            // Borrowed from the event, unless it was built in code and has no original JSON.
+            let json = event.raw_json();
+            scratch.prepare(event);
+            let mut contents = 0;
+            this.each_field(event, &json, &scratch, |k, v| contents += content_size(k, v));
+            let len = log_len(time, contents);
             let trailer = open[slot].trailer.len();
             let oversized = (trailer + framed(len) > max_bytes).then(|| {
-                let contents =
-                    fields.iter().map(|(k, v)| LogContent { key: (*k).into(), value: (*v).into() }).collect();
-                let mut log = Log { time, contents, time_ns: Some(time_ns) };
+                let mut log = Log { time, contents: this.contents(event, &json, &scratch), time_ns: Some(time_ns) };
                 truncate(&mut log, max_bytes.saturating_sub(trailer + LOG_FRAMING));
                 log
             });
@@ -251,7 +279,11 @@ impl Schema {
             }
             match &oversized {
                 Some(log) => prost::encoding::message::encode(1, log, &mut g.body),
-                None => put_log(&mut g.body, time, time_ns, &fields, len),
+                None => {
+                    put_log_start(&mut g.body, time, len);
+                    this.each_field(event, &json, &scratch, |k, v| put_content(&mut g.body, k, v));
+                    put_log_end(&mut g.body, time_ns);
+                }
             }
             g.events.push(i);
         }

@@ -16,7 +16,7 @@ use crate::{
     config::{self, DEFAULT_BATCH_WINDOW, SlsConfig},
     credentials::{CredentialProvider, Credentials, Metadata},
     error::{Retry, SlsError},
-    proto::Body,
+    proto::{Body, Compressor},
     schema::Schema,
     sign::SignatureVersion,
 };
@@ -32,6 +32,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SlsSink {
     config: SlsConfig,
     schema: Schema,
+    compressor: Compressor,
     batching: Batching,
     running: Option<Running>,
 }
@@ -54,7 +55,7 @@ impl SlsSink {
         let hostname = gethostname::gethostname().to_string_lossy().into_owned();
         let schema = Schema::new(&config.topic, &config.labels, hostname);
         let batching = Batching::new(config.max_batch_logs, config.batch_window.unwrap_or(DEFAULT_BATCH_WINDOW));
-        Ok(SlsSink { config, schema, batching, running: None })
+        Ok(SlsSink { config, schema, compressor: Compressor::default(), batching, running: None })
     }
 
     /// The settings.
@@ -146,7 +147,7 @@ impl Sink for SlsSink {
         for planned in plan {
             let outcome = match &transient {
                 Some(e) => Outcome::Retry(e.clone()),
-                None => match running.put(&Body::compress(&planned.raw)).await {
+                None => match running.put(&self.compressor.compress(&planned.raw)).await {
                     Ok(()) => Outcome::Delivered,
                     Err(e) => {
                         let n = planned.events.len();

@@ -403,7 +403,7 @@ async fn no_credentials_and_metadata_unreachable_is_a_clear_start_error() {
         "http://127.0.0.1:1?project=p&logStore=l&regionId=cn-hangzhou&metadataEndpoint=http://127.0.0.1:{port}"
     ));
     let err = sink.start().await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    assert_eq!(err.kind(), ErrorKind::Config);
     assert!(!err.is_temporary());
     assert_eq!(
         err.to_string(),

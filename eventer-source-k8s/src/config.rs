@@ -6,7 +6,8 @@ use eventer_core::{
     Error, ErrorKind, Result,
     uri::{Options, parse_duration},
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use futures::FutureExt;
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
 /// Where the service account token is mounted in a pod.
 pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -236,7 +237,14 @@ impl SourceConfig {
             }
             Connection::Kubeconfig { path, url } => {
                 let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-                    Error::config(format!("cannot read kubeconfig {} (option auth)", path.display())).with_source(e)
+                    let error = Error::config(format!("cannot read kubeconfig {} (option auth)", path.display()));
+                    match e {
+                        // The YAML parser quotes the offending text, which may be a token.
+                        KubeconfigError::Parse(_) => {
+                            error.with_source(std::io::Error::other("not a kubeconfig YAML file"))
+                        }
+                        e => error.with_source(e),
+                    }
                 })?;
                 let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                     .await
@@ -260,14 +268,40 @@ impl SourceConfig {
         if let Some(file) = &config.auth_info.token_file
             && !std::path::Path::new(file).is_file()
         {
-            return Err(Error::config(format!(
-                "the service account token file {file} does not exist (useServiceAccount/inClusterConfig need a pod with a mounted token)"
-            )));
+            return Err(Error::config(match &self.connection {
+                Connection::Kubeconfig { path, .. } => {
+                    format!("the token file {file} named by kubeconfig {} does not exist (option auth)", path.display())
+                }
+                _ => format!(
+                    "the service account token file {file} does not exist (useServiceAccount/inClusterConfig need a pod with a mounted token)"
+                ),
+            }));
         }
         if self.insecure {
             config.accept_invalid_certs = true;
         }
+        // kube retries 429/503/504 up to 15 times (minutes) without a word; the source's
+        // own loop retries with backoff too, and logs each failure.
+        config.default_retry = false;
         Ok(config)
+    }
+
+    /// Check the files that an explicit connection reads (an `auth=` kubeconfig, the
+    /// token file it or `useServiceAccount` names), so that a bad one stops eventer at
+    /// startup naming the option. Inferred and in-cluster settings depend on where eventer
+    /// runs, so [`SourceConfig::client_config`] checks those when the source starts.
+    ///
+    /// # Errors
+    /// As [`SourceConfig::client_config`].
+    pub fn check_files(&self) -> Result<()> {
+        match self.connection {
+            // Resolving these only reads files: the future completes on its first poll.
+            // Should a later kube version really wait, the check is left to the start.
+            Connection::Kubeconfig { .. } | Connection::Url { .. } => {
+                self.client_config().now_or_never().transpose().map(drop)
+            }
+            Connection::Infer | Connection::InCluster { .. } => Ok(()),
+        }
     }
 
     /// A client for this config.
@@ -358,5 +392,34 @@ mod tests {
         assert!(err("kubernetes?fieldSelector=Warning").starts_with("option fieldSelector: `Warning`"));
         assert!(err("kubernetes?colour=red").starts_with("unknown option colour for kubernetes"));
         assert!(parse("kubernetes?useServiceAccount=true").is_err());
+    }
+
+    #[test]
+    fn explicit_connections_check_their_files_without_quoting_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let check = |uri: &str| parse(uri).unwrap().check_files().map_err(|e| e.chain());
+        let good = file(
+            "good",
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:6443\n\
+             contexts:\n- name: c\n  context:\n    cluster: k\n    user: u\nusers:\n- name: u\n  user:\n    token: t0ken-value\n",
+        );
+        check(&format!("kubernetes:?auth={good}")).unwrap();
+        let err = check(&format!("kubernetes:?auth={}", file("garbage", "t0ken-value\n"))).unwrap_err();
+        assert!(err.contains("(option auth): not a kubeconfig YAML file") && !err.contains("t0ken"), "{err}");
+        let missing_token = file(
+            "missing-token",
+            &std::fs::read_to_string(&good).unwrap().replace("token: t0ken-value", "tokenFile: /no/such/token"),
+        );
+        let err = check(&format!("kubernetes:?auth={missing_token}")).unwrap_err();
+        assert!(err.starts_with("the token file /no/such/token named by kubeconfig"), "{err}");
+        check("kubernetes:http://127.0.0.1:8001?inClusterConfig=false").unwrap();
+        // Where eventer runs decides these: checked when the source starts.
+        check("kubernetes").unwrap();
+        check("kubernetes:https://kubernetes.default").unwrap();
     }
 }

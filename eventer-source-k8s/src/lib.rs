@@ -62,6 +62,7 @@ impl SourceFactory for KubernetesFactory {
 
     fn build(&self, target: &str, options: &mut Options, _cx: &BuildContext) -> Result<BoxSource> {
         let config = SourceConfig::parse(target, options)?;
+        config.check_files()?;
         Ok(Box::new(KubernetesSource::with_readiness(config, self.readiness.clone())))
     }
 }
@@ -87,6 +88,8 @@ mod tests {
         let err = registry.build_source(&"kubernetes?startFrom=soon".parse().unwrap(), &cx).unwrap_err();
         assert_eq!(err.kind(), eventer_core::ErrorKind::Config);
         assert!(err.to_string().starts_with("option startFrom"), "{err}");
+        let err = registry.build_source(&"kubernetes:?auth=/no/such/kubeconfig".parse().unwrap(), &cx).unwrap_err();
+        assert!(err.to_string().starts_with("cannot read kubeconfig /no/such/kubeconfig (option auth)"), "{err}");
         let err = registry.build_source(&"kubernetes?colour=red".parse().unwrap(), &cx).unwrap_err();
         assert!(err.to_string().starts_with("unknown option colour for kubernetes"), "{err}");
         registry.build_checkpoint(&"configmap:kube-system/eventer".parse().unwrap(), &cx).unwrap();

@@ -357,7 +357,7 @@ async fn unauthorized_and_forbidden_are_retried_until_fixed() {
 }
 
 #[tokio::test]
-async fn permanent_errors_stop_the_pipeline_and_bad_files_fail_start() {
+async fn permanent_errors_stop_the_pipeline_and_bad_config_fails_early() {
     let server = FakeApiServer::start().await.unwrap();
     let (source, _) = build(server.url(), "fieldSelector=colour=red");
     let err =
@@ -370,13 +370,11 @@ async fn permanent_errors_stop_the_pipeline_and_bad_files_fail_start() {
         "{err}"
     );
 
-    let start = |uri: &str| {
-        let mut registry = Registry::new();
-        eventer_source_k8s::register(&mut registry);
-        let mut source = registry.build_source(&uri.parse().unwrap(), &BuildContext::default()).unwrap();
-        async move { source.start(None).await.unwrap_err() }
-    };
-    let err = start("kubernetes:?inClusterConfig=false&auth=/no/such/kubeconfig").await;
+    let mut registry = Registry::new();
+    eventer_source_k8s::register(&mut registry);
+    let build_uri = |uri: &str| registry.build_source(&uri.parse().unwrap(), &BuildContext::default());
+    // Files an explicit connection names are checked when the source is built.
+    let err = build_uri("kubernetes:?inClusterConfig=false&auth=/no/such/kubeconfig").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.to_string().starts_with("cannot read kubeconfig /no/such/kubeconfig (option auth)"), "{err}");
 
@@ -384,14 +382,22 @@ async fn permanent_errors_stop_the_pipeline_and_bad_files_fail_start() {
     let garbage = dir.path().join("kubeconfig");
     std::fs::write(&garbage, "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\ncurrent-context: nowhere\n")
         .unwrap();
-    let err = start(&format!("kubernetes:?auth={}", garbage.display())).await;
+    let err = build_uri(&format!("kubernetes:?auth={}", garbage.display())).unwrap_err();
     assert!(err.to_string().contains("is not usable (option auth)"), "{err}");
 
     if std::path::Path::new(eventer_source_k8s::SERVICE_ACCOUNT_TOKEN).exists() {
-        eprintln!("SKIPPED the missing-token check: this machine has a service account token");
+        eprintln!("SKIPPED the missing-token checks: this machine has a service account token");
     } else {
-        let err = start(&format!("kubernetes:{}?inClusterConfig=false&useServiceAccount=true", server.url())).await;
+        let err = build_uri(&format!("kubernetes:{}?inClusterConfig=false&useServiceAccount=true", server.url()))
+            .unwrap_err();
         assert!(err.to_string().starts_with("the service account token file /var/run/secrets"), "{err}");
+        // In-cluster settings depend on where eventer runs: checked at start.
+        let err = build_uri("kubernetes:https://kubernetes.default").unwrap().start(None).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Config);
+        assert!(
+            err.to_string().starts_with("inClusterConfig=true but the in-cluster configuration is unavailable"),
+            "{err}"
+        );
     }
 
     let (mut source, _) = build(server.url(), "");
