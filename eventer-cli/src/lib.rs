@@ -52,8 +52,21 @@ pub fn default_registry() -> Registry {
 /// The problem, naming the field.
 #[doc(hidden)]
 pub fn check_config_text(text: &str, registry: &Registry) -> Result<(), String> {
-    let settings = Settings::from_text(&Flags::default(), text, "fuzz.yaml").map_err(|f| f.message)?;
-    Components::build(&settings, registry, &Telemetry::default()).map(drop).map_err(|f| f.message)
+    let settings = Settings::from_text(&Flags::default(), text, "fuzz.yaml").map_err(|f| printable(&f.message))?;
+    Components::build(&settings, registry, &Telemetry::default()).map(drop).map_err(|f| printable(&f.message))
+}
+
+/// One line whatever the input: control characters (a newline in a value or a YAML key)
+/// are shown escaped.
+fn printable(message: &str) -> String {
+    message.chars().fold(String::with_capacity(message.len()), |mut out, c| {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+        out
+    })
 }
 
 /// A failure with its exit code.
@@ -82,7 +95,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Err(e) => {
             let rendered = e.render().to_string();
             let line = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            eprintln!("eventer: error: {}", redact(line));
+            eprintln!("eventer: error: {}", printable(&redact(line)));
             return ExitCode::from(2);
         }
     };
@@ -94,7 +107,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("eventer: error: {}", redact(&f.message));
+            eprintln!("eventer: error: {}", printable(&redact(&f.message)));
             ExitCode::from(f.code)
         }
     }

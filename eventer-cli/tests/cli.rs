@@ -132,6 +132,7 @@ fn bad_input_table() {
             "eventer: error: invalid value '70000' for '--healthz-port <PORT>'",
         ),
         (vec![src, "--sink=stdout", "--bogus"], "eventer: error: unexpected argument '--bogus' found"),
+        (vec![src, "--sink=stdout?level=Warn\ning"], "option level: invalid value `Warn\\ning`"),
         (
             vec![src, src, "--sink=stdout"],
             "eventer: error: the argument '--source <URI>' cannot be used multiple times",

@@ -144,6 +144,20 @@ async fn health_readiness_and_metrics() {
         assert!(metrics.lines().any(|l| l == line), "missing {line:?} in\n{metrics}");
     }
     assert!(metrics.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF");
+    assert!(ready.lines().any(|l| l == "ok source"), "{ready}");
+
+    // The apiserver goes away: the source is not ready and counts its retries; then it is back.
+    api.set_unreachable(true);
+    api.drop_watches();
+    let (_, body) = poll(&addr, "/readyz", |status, _| status == 503).await;
+    assert!(body.lines().any(|l| l.starts_with("not ready source: retrying: ")), "{body}");
+    let restarts = |m: &str| -> u64 {
+        m.lines().find_map(|l| l.strip_prefix("eventer_source_watch_restarts_total ")).map_or(0, |v| v.parse().unwrap())
+    };
+    poll(&addr, "/metrics", |_, body| restarts(body) > 0).await;
+    api.set_unreachable(false);
+    poll(&addr, "/readyz", |status, _| status == 200).await;
+
     assert_eq!(get(&addr, "/nope").await.0, 404);
 
     // A second eventer on the same port: one clear line, exit 2, nothing else started.

@@ -214,8 +214,10 @@ fn redact_pairs(text: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'=' {
             let start = text[..i]
-                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
-                .map_or(0, |p| p + 1);
+                .char_indices()
+                .rev()
+                .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
+                .map_or(0, |(p, c)| p + c.len_utf8());
             let key = &text[start..i];
             if !key.is_empty() && is_secret_key(key) {
                 let end = text[i + 1..]
@@ -464,5 +466,8 @@ mod tests {
         );
         assert_eq!(redact("mysql:?root:pw@tcp(h:3306)/db"), "mysql:?root:pw@tcp(h:3306)/db");
         assert_eq!(redact("x password=abc y"), "x password=*** y");
+        // Found by the `uri` fuzz target: a multi-byte character before `=`.
+        assert_eq!(redact("file:ы=mp/cp.json"), "file:ы=mp/cp.json");
+        assert_eq!(redact("ыtoken=abc"), "ыtoken=***");
     }
 }

@@ -60,8 +60,9 @@ impl SourceFactory for KubernetesFactory {
         OPTIONS
     }
 
-    fn build(&self, target: &str, options: &mut Options, _cx: &BuildContext) -> Result<BoxSource> {
+    fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSource> {
         let config = SourceConfig::parse(target, options)?;
+        self.readiness.report_to(&cx.health, &cx.metrics);
         config.check_files()?;
         Ok(Box::new(KubernetesSource::with_readiness(config, self.readiness.clone())))
     }

@@ -1,9 +1,12 @@
 //! The [`Source`] implementation and its readiness handle.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
-use eventer_core::{Error, ErrorKind, Position, Result, Source, SourceItem};
+use eventer_core::{
+    Error, ErrorKind, Position, Result, Source, SourceItem,
+    telemetry::{Check, Counter, Health, HealthComponent, Metrics},
+};
 use jiff::Timestamp;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::info;
@@ -29,6 +32,16 @@ struct ReadinessInner {
     /// Streams that have not synced yet; ready at 0.
     pending: tokio::sync::watch::Sender<Option<usize>>,
     last_error: Mutex<Option<String>>,
+    report: OnceLock<Report>,
+}
+
+/// Where the state is also reported: the program's health (component `source`) and metrics.
+#[derive(Debug)]
+struct Report {
+    health: Health,
+    component: Mutex<Option<HealthComponent>>,
+    restarts: Counter,
+    relists: Counter,
 }
 
 impl Default for Readiness {
@@ -37,6 +50,7 @@ impl Default for Readiness {
             inner: Arc::new(ReadinessInner {
                 pending: tokio::sync::watch::channel(None).0,
                 last_error: Mutex::new(None),
+                report: OnceLock::new(),
             }),
         }
     }
@@ -62,24 +76,70 @@ impl Readiness {
 
     /// The last error the source is retrying after, if it has not recovered since.
     pub fn last_error(&self) -> Option<String> {
-        self.inner.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        lock(&self.inner.last_error).clone()
+    }
+
+    /// Also report to `health` (as component `source`, from [`Source::start`] on, so that a
+    /// standby replica that never starts its source stays ready) and count watch restarts
+    /// and relists in `metrics`. Only the first call counts.
+    pub fn report_to(&self, health: &Health, metrics: &Metrics) {
+        self.inner.report.get_or_init(|| Report {
+            health: health.clone(),
+            component: Mutex::new(None),
+            restarts: metrics.counter("source_watch_restarts", "Watches or lists that failed and were retried"),
+            relists: metrics.counter("source_relists", "Relists after the resume point expired (410 Gone)"),
+        });
     }
 
     pub(crate) fn expect(&self, streams: usize) {
         self.inner.pending.send_replace(Some(streams));
+        if let Some(report) = self.inner.report.get() {
+            *lock(&report.component) = Some(report.health.component("source"));
+        }
+        self.update();
     }
 
     pub(crate) fn synced(&self) {
         self.inner.pending.send_modify(|p| *p = p.map(|n| n.saturating_sub(1)));
+        self.update();
     }
 
     pub(crate) fn set_error(&self, e: &Error) {
-        *self.inner.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.chain());
+        *lock(&self.inner.last_error) = Some(e.chain());
+        if let Some(report) = self.inner.report.get() {
+            report.restarts.inc();
+        }
+        self.update();
     }
 
     pub(crate) fn clear_error(&self) {
-        self.inner.last_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if lock(&self.inner.last_error).take().is_some() {
+            self.update();
+        }
     }
+
+    pub(crate) fn relisted(&self) {
+        if let Some(report) = self.inner.report.get() {
+            report.relists.inc();
+        }
+    }
+
+    fn update(&self) {
+        let Some(report) = self.inner.report.get() else { return };
+        let check = match (self.is_ready(), self.last_error()) {
+            (_, Some(e)) => Check::NotReady(format!("retrying: {e}")),
+            (true, None) => Check::Ready,
+            (false, None) => Check::NotReady("listing or finding the starting point".into()),
+        };
+        if let Some(component) = lock(&report.component).as_ref() {
+            component.set(check);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain values: consistent even if a holder panicked.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Kubernetes Events as a [`Source`]: one list/watch loop per namespace (or one for all).

@@ -98,6 +98,7 @@ impl Stream {
             match result {
                 Ok(next) => step = next,
                 Err(Trouble::Gone) => {
+                    self.readiness.relisted();
                     info!(path = %self.path, rv = %self.cursor.rv, "Resource version expired (410); re-listing.");
                     step = Step::List;
                 }
