@@ -1,4 +1,4 @@
-//! The core of eventer: the event model, the [`Source`], [`Filter`](filter::Filter) and
+//! The core of eventer: the event model, the [`Source`], [`Filter`] and
 //! [`Sink`] traits, the scheme [`Registry`], and the delivery [`Pipeline`].
 //!
 //! A pipeline reads events from one source, routes each to the sinks whose filter matches,

@@ -16,7 +16,8 @@
 //! - the position is a few bytes per namespace (see `cursor.rs`): no cache of Events.
 //!
 //! Verbs used: events `list`, `watch`; for `--checkpoint=configmap:<ns>/<name>`,
-//! configmaps `get`, `create`, `update` in that namespace.
+//! configmaps `get`, `create`, `update` in that namespace; for leader election
+//! ([`LeaderElector`]), leases `get`, `create`, `update` in the lease's namespace.
 
 mod checkpoint;
 mod config;
