@@ -4,134 +4,15 @@
 use std::{
     collections::HashSet,
     path::Path,
-    process::Stdio,
     time::{Duration, Instant},
 };
 
+mod common;
+
+use common::Eventer;
 use eventer_fake_apiserver::{FakeApiServer, NewEvent};
 use eventer_source_k8s::SERVICE_ACCOUNT_TOKEN;
 use serde_json::Value;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader, Lines},
-    process::{Child, ChildStdout, Command},
-    sync::mpsc,
-};
-
-/// How long any expected output may take.
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// A running `eventer`, its stdout as lines and its stderr collected in the background
-/// (so that a chatty process never blocks on a full pipe).
-struct Eventer {
-    child: Child,
-    stdout: Lines<BufReader<ChildStdout>>,
-    stderr: mpsc::UnboundedReceiver<String>,
-    /// Stderr lines received so far.
-    log: Vec<String>,
-}
-
-impl Eventer {
-    /// `eventer --source=<source> <args>` with its own loopback health port.
-    fn spawn(source: &str, args: &[&str]) -> Eventer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eventer"))
-            .arg(format!("--source={source}"))
-            .args(args)
-            .args(["--healthz-ip=127.0.0.1", "--healthz-port=0"])
-            .env_remove("RUST_LOG")
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let (tx, stderr) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = err_lines.next_line().await {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Eventer { child, stdout, stderr, log: Vec::new() }
-    }
-
-    /// The next `n` stdout lines.
-    async fn lines(&mut self, n: usize) -> Vec<String> {
-        let mut out = Vec::with_capacity(n);
-        while out.len() < n {
-            let line = tokio::time::timeout(PATIENCE, self.stdout.next_line()).await;
-            match line {
-                Ok(Ok(Some(line))) => out.push(line),
-                Ok(_) => panic!("eventer exited after {} of {n} lines; stderr:\n{}", out.len(), self.log().await),
-                Err(_) => {
-                    panic!("no output for {PATIENCE:?} after {} of {n} lines; stderr:\n{}", out.len(), self.log().await)
-                }
-            }
-        }
-        out
-    }
-
-    /// The next `n` events, with `--sink=stdout?format=json`.
-    async fn events(&mut self, n: usize) -> Vec<Value> {
-        self.lines(n).await.iter().map(|l| serde_json::from_str(l).unwrap()).collect()
-    }
-
-    /// Wait for a stderr line matching `pred`; returns it.
-    async fn wait_log(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        if let Some(line) = self.log.iter().find(|l| pred(l)) {
-            return line.clone();
-        }
-        loop {
-            match tokio::time::timeout_at(deadline, self.stderr.recv()).await {
-                Ok(Some(line)) => {
-                    self.log.push(line.clone());
-                    if pred(&line) {
-                        return line;
-                    }
-                }
-                Ok(None) => panic!("eventer exited without logging {what}; stderr:\n{}", self.log.join("\n")),
-                Err(_) => panic!("eventer did not log {what} within {PATIENCE:?}; stderr:\n{}", self.log.join("\n")),
-            }
-        }
-    }
-
-    /// Every stderr line received so far.
-    async fn log(&mut self) -> String {
-        while let Ok(line) = self.stderr.try_recv() {
-            self.log.push(line);
-        }
-        self.log.join("\n")
-    }
-
-    /// Peak resident memory (`VmHWM`) of the process so far, in KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmHWM:")).expect("VmHWM in /proc/<pid>/status");
-        line.split_whitespace().nth(1).unwrap().parse().unwrap()
-    }
-
-    /// SIGTERM; returns the rest of stdout and the whole of stderr. The process must exit
-    /// cleanly and must not have panicked.
-    async fn stop(mut self) -> (Vec<String>, String) {
-        let pid = self.child.id().unwrap().to_string();
-        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let mut rest = Vec::new();
-        while let Some(line) = tokio::time::timeout(PATIENCE, self.stdout.next_line()).await.unwrap().unwrap() {
-            rest.push(line);
-        }
-        let status = tokio::time::timeout(PATIENCE, self.child.wait()).await.unwrap().unwrap();
-        while let Some(line) = tokio::time::timeout(PATIENCE, self.stderr.recv()).await.unwrap() {
-            self.log.push(line);
-        }
-        let log = self.log.join("\n");
-        assert!(status.success(), "{status:?}; stderr:\n{log}");
-        assert!(!log.contains("panicked"), "{log}");
-        (rest, log)
-    }
-}
 
 /// The source URI for the fake without credentials, with more options.
 fn source(api: &FakeApiServer, options: &str) -> String {
@@ -307,7 +188,7 @@ async fn unreachable_apiserver_is_retried_with_backoff_until_it_answers() {
         Eventer::spawn(&format!("kubernetes:http://127.0.0.1:{port}?inClusterConfig=false"), &["--sink=stdout"]);
     for _ in 0..2 {
         eventer.wait_log("a retry", |l| l.contains("will retry") && l.contains("cannot reach the apiserver")).await;
-        eventer.log.clear();
+        eventer.forget_log();
     }
     eventer.stop().await;
 

@@ -1,90 +1,16 @@
 //! The `eventer` binary's operational surface: the health and metrics server.
 #![cfg(feature = "source-k8s")]
 
-use std::{process::Stdio, time::Duration};
+use std::time::Duration;
 
+mod common;
+
+use common::Eventer;
 use eventer_fake_apiserver::{FakeApiServer, NewEvent};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines},
+    io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    process::{Child, ChildStdout, Command},
 };
-
-struct Eventer {
-    child: Child,
-    stdout: Lines<BufReader<ChildStdout>>,
-    /// Log lines, read as they come so the child never blocks on a full pipe.
-    stderr: tokio::sync::mpsc::UnboundedReceiver<String>,
-}
-
-fn spawn(args: &[&str]) -> Eventer {
-    spawn_as("eventer-test", args)
-}
-
-/// An eventer whose pod name (leader-election identity) is `pod`.
-fn spawn_as(pod: &str, args: &[&str]) -> Eventer {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eventer"))
-        .args(args)
-        .env("POD_NAME", pod)
-        .args(["--healthz-ip=127.0.0.1", "--log-format=json"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (tx, stderr) = tokio::sync::mpsc::unbounded_channel();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    Eventer { child, stdout, stderr }
-}
-
-impl Eventer {
-    /// The address the server bound, from the startup log line.
-    async fn server_addr(&mut self) -> String {
-        loop {
-            let line = tokio::time::timeout(Duration::from_secs(30), self.stderr.recv())
-                .await
-                .expect("startup log")
-                .expect("eventer exited early");
-            let log: serde_json::Value = serde_json::from_str(&line).unwrap();
-            if let Some(addr) = log["fields"]["addr"].as_str() {
-                return addr.to_owned();
-            }
-        }
-    }
-
-    async fn stop(&mut self, signal: &str) -> std::process::ExitStatus {
-        let pid = self.child.id().unwrap().to_string();
-        assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success());
-        tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.unwrap().unwrap()
-    }
-
-    /// The rest of stdout, once the process has exited.
-    async fn rest(mut self) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Some(line) = self.stdout.next_line().await.unwrap() {
-            out.push(line);
-        }
-        out
-    }
-
-    async fn lines(&mut self, n: usize) -> Vec<String> {
-        let mut out = Vec::new();
-        while out.len() < n {
-            let line = tokio::time::timeout(Duration::from_secs(30), self.stdout.next_line()).await.expect("output");
-            out.push(line.unwrap().expect("eventer exited early"));
-        }
-        out
-    }
-}
 
 /// A plain HTTP/1.1 GET: status and body.
 async fn get(addr: &str, path: &str) -> (u16, String) {
@@ -121,8 +47,8 @@ async fn health_readiness_and_metrics() {
     for i in 0..3 {
         api.create_event(NewEvent::new("shop", &format!("pod-{i}")).reason("BackOff").warning());
     }
-    let source = format!("--source=kubernetes:{}?inClusterConfig=false&startFrom=all", api.url());
-    let mut eventer = spawn(&[&source, "--sink=stdout", "--sink=stdout?level=Warning&kinds=Node", "--healthz-port=0"]);
+    let source = format!("kubernetes:{}?inClusterConfig=false&startFrom=all", api.url());
+    let mut eventer = Eventer::spawn(&source, &["--sink=stdout", "--sink=stdout?level=Warning&kinds=Node"]);
     let addr = eventer.server_addr().await;
     eventer.lines(3).await;
 
@@ -163,7 +89,12 @@ async fn health_readiness_and_metrics() {
     // A second eventer on the same port: one clear line, exit 2, nothing else started.
     let port = addr.rsplit(':').next().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventer"))
-        .args([&source, "--sink=stdout", "--healthz-ip=127.0.0.1", &format!("--healthz-port={port}")])
+        .args([
+            &format!("--source={source}"),
+            "--sink=stdout",
+            "--healthz-ip=127.0.0.1",
+            &format!("--healthz-port={port}"),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -174,8 +105,7 @@ async fn health_readiness_and_metrics() {
     );
     assert!(out.stdout.is_empty());
 
-    let status = eventer.stop("-TERM").await;
-    assert!(status.success(), "{status:?}");
+    eventer.stop().await;
 }
 
 fn reason_of(line: &str) -> String {
@@ -195,21 +125,20 @@ async fn leader_election_hands_over_without_loss_or_repeats() {
     let event = |reason: &str| {
         api.create_event(NewEvent::new("shop", &reason.to_lowercase()).reason(reason).warning());
     };
-    let source = format!("--source=kubernetes:{}?inClusterConfig=false&startFrom=all", api.url());
+    let source = format!("kubernetes:{}?inClusterConfig=false&startFrom=all", api.url());
     let args = [
-        source.as_str(),
         "--sink=stdout",
         "--checkpoint=configmap:ops/eventer-checkpoint",
         "--leader-elect",
         "--leader-elect-namespace=ops",
-        "--healthz-port=0",
     ];
+    let replica = |pod: &str| Eventer::spawn_with(&source, &args, &[("POD_NAME", Some(pod))]);
     for r in ["A1", "A2", "A3"] {
         event(r);
     }
-    let mut a = spawn_as("replica-a", &args);
+    let mut a = replica("replica-a");
     assert_eq!(reasons(&a.lines(3).await), ["A1", "A2", "A3"]);
-    let mut b = spawn_as("replica-b", &args);
+    let mut b = replica("replica-b");
     // The standby is up (its server answers) but not exporting.
     let b_addr = b.server_addr().await;
     assert_eq!(get(&b_addr, "/healthz").await.0, 200);
@@ -217,8 +146,7 @@ async fn leader_election_hands_over_without_loss_or_repeats() {
     assert_eq!(reasons(&a.lines(1).await), ["A4"]);
 
     // SIGTERM: the leader drains, saves the checkpoint and releases the lease.
-    assert!(a.stop("-TERM").await.success());
-    assert!(a.rest().await.is_empty());
+    assert!(a.stop().await.0.is_empty());
     let saved = api.configmap("ops", "eventer-checkpoint").expect("checkpoint saved at shutdown");
     event("B1");
     event("B2");
@@ -227,7 +155,7 @@ async fn leader_election_hands_over_without_loss_or_repeats() {
     assert!(started.elapsed() < Duration::from_secs(10), "handover after release took {:?}", started.elapsed());
 
     // SIGKILL once the checkpoint covers what B delivered: C takes over when the lease expires.
-    let mut c = spawn_as("replica-c", &args);
+    let mut c = replica("replica-c");
     c.server_addr().await;
     tokio::time::timeout(Duration::from_secs(30), async {
         while api.configmap("ops", "eventer-checkpoint").as_ref() == Some(&saved) {
@@ -237,13 +165,11 @@ async fn leader_election_hands_over_without_loss_or_repeats() {
     .await
     .expect("B saves its checkpoint within the checkpoint interval");
     let killed = std::time::Instant::now();
-    assert!(!b.stop("-KILL").await.success());
-    assert!(b.rest().await.is_empty());
+    assert!(b.kill().await.is_empty());
     event("C1");
     assert_eq!(reasons(&c.lines(1).await), ["C1"]);
     let takeover = killed.elapsed();
     assert!(takeover < Duration::from_secs(20), "takeover took {takeover:?}");
     eprintln!("takeover after SIGKILL: {takeover:?}");
-    assert!(c.stop("-TERM").await.success());
-    assert!(c.rest().await.is_empty(), "nothing repeated");
+    assert!(c.stop().await.0.is_empty(), "nothing repeated");
 }

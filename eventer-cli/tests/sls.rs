@@ -2,20 +2,15 @@
 //! apiserver as the source).
 #![cfg(all(feature = "sink-sls", feature = "source-k8s"))]
 
-use std::{
-    collections::HashSet,
-    process::Stdio,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::HashSet, time::Duration};
 
+mod common;
+
+use common::Eventer;
 use eventer_fake_apiserver::{FakeApiServer, NewEvent};
 use eventer_fake_sls::{Failure, FakeMetadata, FakeSls, StsCredentials, proto::Log};
 use jiff::Timestamp;
-use tokio::{
-    io::AsyncReadExt as _,
-    process::{Child, Command},
-};
+use tokio::process::Command;
 
 const KEY_ID: &str = "LTAI-test-id";
 const KEY_SECRET: &str = "kEy-SECRET-value";
@@ -67,51 +62,12 @@ async fn bad_sls_options_are_usage_errors() {
     }
 }
 
-/// A running `eventer` whose stderr (its log) is collected.
-struct Eventer {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Eventer {
-    /// `eventer` reading every Event of `api` into `sink`.
-    fn spawn(api: &FakeApiServer, sink: &str) -> Eventer {
-        let mut child = eventer()
-            .args([
-                &format!("--source=kubernetes:{}?inClusterConfig=false&startFrom=all", api.url()),
-                &format!("--sink={sink}"),
-                "--frequency=200ms",
-                "--healthz-port=0",
-            ])
-            .env_remove("AccessKeyId")
-            .env_remove("AccessKeySecret")
-            .env_remove("SLS_ENDPOINT")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let collected = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0; 4096];
-            while let Ok(n @ 1..) = pipe.read(&mut buf).await {
-                collected.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Eventer { child, stderr }
-    }
-
-    /// SIGTERM, then wait for a clean exit (queues drained); returns the log.
-    async fn stop(mut self) -> String {
-        let pid = self.child.id().unwrap().to_string();
-        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.unwrap().unwrap();
-        let log = self.stderr.lock().unwrap().clone();
-        assert!(status.success(), "{status:?}\n{log}");
-        log
-    }
+/// `eventer` reading every Event of `api` into `sink`, with no SLS credentials in its
+/// environment.
+fn spawn(api: &FakeApiServer, sink: &str) -> Eventer {
+    let source = format!("kubernetes:{}?inClusterConfig=false&startFrom=all", api.url());
+    let no_env = [("AccessKeyId", None), ("AccessKeySecret", None), ("SLS_ENDPOINT", None)];
+    Eventer::spawn_with(&source, &[&format!("--sink={sink}"), "--frequency=200ms"], &no_env)
 }
 
 fn keyed_sink(sls: &FakeSls, extra: &str) -> String {
@@ -135,9 +91,9 @@ async fn kubernetes_events_are_archived_exactly_once_with_the_documented_keys() 
     let api = FakeApiServer::start().await.unwrap();
     api.bulk_load_events("shop", 3000);
     let sls = FakeSls::start().await;
-    let eventer = Eventer::spawn(&api, &keyed_sink(&sls, ""));
+    let eventer = spawn(&api, &keyed_sink(&sls, ""));
     sls.wait_for_logs(3000, Duration::from_secs(60)).await;
-    let log = eventer.stop().await;
+    let (_, log) = eventer.stop().await;
 
     let logs = sls.logs();
     assert_eq!(logs.len(), 3000, "every event, and nothing more after a drained shutdown");
@@ -198,9 +154,9 @@ async fn refusals_mid_stream_lose_nothing_and_duplicate_nothing() {
     sls.fail_next(5, Failure::ServerBusy);
     sls.pass_next(2);
     sls.fail_next(2, Failure::WriteQuotaExceed);
-    let eventer = Eventer::spawn(&api, &keyed_sink(&sls, "&maxBatchLogs=100"));
+    let eventer = spawn(&api, &keyed_sink(&sls, "&maxBatchLogs=100"));
     sls.wait_for_logs(3000, Duration::from_secs(120)).await;
-    let log = eventer.stop().await;
+    let (_, log) = eventer.stop().await;
 
     let refusals = sls.refusals();
     let codes: Vec<(u16, &str)> = refusals.iter().map(|r| (r.status, r.code.as_str())).collect();
@@ -230,7 +186,7 @@ async fn ram_role_credentials_are_refreshed_before_they_expire() {
         sls.endpoint(),
         metadata.endpoint()
     );
-    let eventer = Eventer::spawn(&api, &sink);
+    let eventer = spawn(&api, &sink);
     sls.wait_for_logs(1, Duration::from_secs(30)).await;
     assert_eq!(metadata.credential_requests(), 1);
 
@@ -241,7 +197,7 @@ async fn ram_role_credentials_are_refreshed_before_they_expire() {
     tokio::time::sleep(wait).await;
     api.create_event(NewEvent::new("shop", "web-1").reason("Late").warning());
     sls.wait_for_logs(2, Duration::from_secs(30)).await;
-    let log = eventer.stop().await;
+    let (_, log) = eventer.stop().await;
 
     assert!(Timestamp::now() < first.expiration, "the test ran past the first expiry");
     assert_eq!(metadata.credential_requests(), 2, "one refresh");
