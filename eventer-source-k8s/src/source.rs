@@ -106,15 +106,19 @@ impl Readiness {
 
     pub(crate) fn set_error(&self, e: &Error) {
         *lock(&self.inner.last_error) = Some(e.chain());
-        if let Some(report) = self.inner.report.get() {
-            report.restarts.inc();
-        }
         self.update();
     }
 
     pub(crate) fn clear_error(&self) {
         if lock(&self.inner.last_error).take().is_some() {
             self.update();
+        }
+    }
+
+    /// A list or watch failed and will be retried.
+    pub(crate) fn restarted(&self) {
+        if let Some(report) = self.inner.report.get() {
+            report.restarts.inc();
         }
     }
 

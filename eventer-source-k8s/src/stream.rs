@@ -106,6 +106,7 @@ impl Stream {
                     failures += 1;
                     let delay = e.retry_after().unwrap_or_else(|| backoff.delay(failures));
                     warn!(path = %self.path, error = %e.chain(), retry_in = ?delay, "Kubernetes source: will retry.");
+                    self.readiness.restarted();
                     self.readiness.set_error(&e);
                     tokio::time::sleep(delay).await;
                 }
