@@ -82,7 +82,7 @@ pub(crate) struct Flags {
     #[arg(long = "leader-elect-namespace", value_name = "NAMESPACE")]
     pub(crate) leader_elect_namespace: Option<String>,
 
-    /// Worker threads (kube-eventer's `--max_procs`); 0 or less uses every CPU.
+    /// Worker threads (kube-eventer's `--max_procs`) [default: 1]; 0 or less uses every CPU.
     #[arg(long = "max_procs", alias = "max-procs", value_name = "N", allow_negative_numbers = true)]
     pub(crate) max_procs: Option<i64>,
 

@@ -251,7 +251,7 @@ impl Settings {
                 0 => file.log.verbosity.unwrap_or(0),
                 v => v,
             },
-            max_procs: flags.max_procs.or(file.max_procs).unwrap_or(0),
+            max_procs: flags.max_procs.or(file.max_procs).unwrap_or(1),
         })
     }
 }

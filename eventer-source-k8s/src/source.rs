@@ -14,11 +14,12 @@ use tracing::info;
 use crate::{
     config::{SourceConfig, StartFrom},
     cursor::{Cursor, Cursors},
-    stream::{Msg, Stream},
+    stream::{Emit, Item, Msg, Stream},
 };
 
-/// Items buffered between the watch tasks and the pipeline.
-const BUFFER: usize = 256;
+/// Messages buffered between the watch tasks and the pipeline: a message is a list page
+/// (up to 500 events) or a watch line, so this bounds memory while a list runs.
+const BUFFER: usize = 2;
 
 /// Whether the source finished its initial sync (listed or found its starting point,
 /// and is watching), for a health endpoint; clones share the state.
@@ -159,6 +160,9 @@ pub struct KubernetesSource {
     /// Namespace of each stream, by index.
     namespaces: Vec<String>,
     cursors: Cursors,
+    /// Items received and not yet yielded, from the stream of index `pending_stream`.
+    pending: std::vec::IntoIter<Item>,
+    pending_stream: usize,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -195,6 +199,8 @@ impl KubernetesSource {
             rx: None,
             namespaces: Vec::new(),
             cursors: Cursors::new(),
+            pending: Vec::new().into_iter(),
+            pending_stream: 0,
             tasks: Vec::new(),
         }
     }
@@ -262,19 +268,30 @@ impl Source for KubernetesSource {
     }
 
     async fn next(&mut self) -> Result<Option<SourceItem>> {
-        let rx = self.rx.as_mut().ok_or_else(|| Error::new(ErrorKind::Unexpected, "kubernetes source not started"))?;
-        // `recv` is cancel safe: an item not returned stays in the channel.
-        match rx.recv().await {
-            Some(Msg::Item { stream, cursor, event }) => {
-                self.cursors.set(&self.namespaces[stream], cursor);
-                let position = self.cursors.position();
-                Ok(Some(match event {
-                    Some(event) => SourceItem::Event { event: *event, position: Some(position) },
-                    None => SourceItem::Progress(position),
-                }))
+        loop {
+            // Only `recv` awaits, and it is cancel safe: an item not returned stays queued.
+            for Item { change, emit } in self.pending.by_ref() {
+                if let Some(change) = &change {
+                    self.cursors.apply(&self.namespaces[self.pending_stream], change);
+                }
+                match emit {
+                    Emit::Event(event) => {
+                        return Ok(Some(SourceItem::Event { event, position: Some(self.cursors.position()) }));
+                    }
+                    Emit::Progress => return Ok(Some(SourceItem::Progress(self.cursors.position()))),
+                    Emit::Silent => {}
+                }
             }
-            Some(Msg::Failed(e)) => Err(e),
-            None => Err(Error::new(ErrorKind::Unexpected, "kubernetes watch tasks stopped")),
+            let rx =
+                self.rx.as_mut().ok_or_else(|| Error::new(ErrorKind::Unexpected, "kubernetes source not started"))?;
+            match rx.recv().await {
+                Some(Msg::Items { stream, items }) => {
+                    self.pending = items.into_iter();
+                    self.pending_stream = stream;
+                }
+                Some(Msg::Failed(e)) => return Err(e),
+                None => return Err(Error::new(ErrorKind::Unexpected, "kubernetes watch tasks stopped")),
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! One list/watch loop (per namespace, or for all), run as a task.
 
-use std::time::Duration;
+use std::{fmt::Write as _, sync::Arc, time::Duration};
 
 use eventer_core::{Error, ErrorKind, Event, decode::event_from_raw, pipeline::Backoff};
 use futures::AsyncBufReadExt;
@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     Readiness,
-    cursor::Cursor,
+    cursor::{Change, Cursor},
     wire::{ListPage, WatchLine, decode_watch_line},
 };
 
@@ -26,10 +26,25 @@ const IDLE_MARGIN: Duration = Duration::from_secs(30);
 
 /// What a stream tells the source.
 pub(crate) enum Msg {
-    /// An occurrence (or `None`: only the cursor moved) and the stream's cursor after it.
-    Item { stream: usize, cursor: Cursor, event: Option<Box<Event>> },
+    /// Items in order: a list page at once, a watch line alone.
+    Items { stream: usize, items: Vec<Item> },
     /// A problem that retrying cannot fix: the source fails.
     Failed(Error),
+}
+
+/// One step of a stream: how its cursor moved, and what the source yields for it.
+pub(crate) struct Item {
+    pub(crate) change: Option<Change>,
+    pub(crate) emit: Emit,
+}
+
+pub(crate) enum Emit {
+    /// An occurrence.
+    Event(Event),
+    /// Only the cursor moved, to a point worth checkpointing.
+    Progress,
+    /// Only the cursor moved (an item already covered, inside a list).
+    Silent,
 }
 
 /// Why a step stopped.
@@ -121,9 +136,16 @@ impl Stream {
         }
     }
 
-    async fn emit(&self, event: Option<Box<Event>>) -> Result<(), Trouble> {
-        let item = Msg::Item { stream: self.index, cursor: self.cursor.clone(), event };
-        self.tx.send(item).await.map_err(|_| Trouble::Closed)
+    /// Move the cursor and queue what the source yields for it.
+    fn step(&mut self, items: &mut Vec<Item>, change: Option<Change>, emit: Emit) {
+        if let Some(change) = &change {
+            self.cursor.apply(change);
+        }
+        items.push(Item { change, emit });
+    }
+
+    async fn send(&self, items: Vec<Item>) -> Result<(), Trouble> {
+        self.tx.send(Msg::Items { stream: self.index, items }).await.map_err(|_| Trouble::Closed)
     }
 
     fn list_params(&self) -> ListParams {
@@ -139,14 +161,17 @@ impl Stream {
         let text = self.client.request_text(req).await.map_err(|e| classify(e, &self.path))?;
         let page = ListPage::parse(&text).map_err(Trouble::Retry)?;
         debug!(path = %self.path, rv = %page.metadata.resource_version, "Starting from now.");
-        self.cursor = Cursor::at(&page.metadata.resource_version);
+        let mut items = Vec::with_capacity(1);
+        self.step(&mut items, Some(Change::At(page.metadata.resource_version)), Emit::Progress);
         self.from_now = false;
-        self.emit(None).await
+        self.send(items).await
     }
 
-    /// A paged list from a consistent snapshot, emitting what the cursor does not cover.
+    /// A paged list from a consistent snapshot, emitting what the cursor does not cover;
+    /// each page goes to the source at once.
     async fn list(&mut self) -> Result<(), Trouble> {
         let mut token: Option<String> = None;
+        let mut key = String::new();
         let mut last_key = String::new();
         // Marks assume the apiserver's key order; without it they are not kept.
         let mut ordered = true;
@@ -158,7 +183,8 @@ impl Stream {
             let req = Request::new(&self.path).list(&lp).map_err(request_error)?;
             let text = self.client.request_text(req).await.map_err(|e| classify(e, &self.path))?;
             let page = ListPage::parse(&text).map_err(Trouble::Retry)?;
-            let snap = page.metadata.resource_version;
+            let snap: Arc<str> = page.metadata.resource_version.into();
+            let mut items = Vec::with_capacity(page.items.len() + 1);
             for raw in page.items {
                 let event = match event_from_raw(raw) {
                     Ok(e) => e,
@@ -167,26 +193,25 @@ impl Stream {
                         continue;
                     }
                 };
-                let key = format!("{}/{}", event.namespace, event.name);
+                key.clear();
+                write!(key, "{}/{}", event.namespace, event.name).expect("writing to a String cannot fail");
                 if ordered && key <= last_key {
                     warn!(path = %self.path, "List is not in key order; a restart during it may repeat events.");
                     ordered = false;
                 }
                 let covered = self.cursor.covers(&event.resource_version, &key, event.last_seen());
-                if ordered {
-                    self.cursor.listed(&snap, &key);
-                }
-                if !covered {
-                    self.emit(Some(Box::new(event))).await?;
-                }
-                last_key = key;
+                let change = ordered.then(|| Change::Listed { snap: snap.clone(), key: key.clone() });
+                self.step(&mut items, change, if covered { Emit::Silent } else { Emit::Event(event) });
+                std::mem::swap(&mut key, &mut last_key);
             }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            let next = page.metadata.continue_.filter(|c| !c.is_empty());
+            if next.is_none() {
+                self.step(&mut items, Some(Change::At(snap.to_string())), Emit::Progress);
+            }
+            self.send(items).await?;
+            match next {
                 Some(next) => token = Some(next),
-                None => {
-                    self.cursor.list_done(&snap);
-                    return self.emit(None).await;
-                }
+                None => return Ok(()),
             }
         }
     }
@@ -223,16 +248,16 @@ impl Stream {
             if line.trim().is_empty() {
                 continue;
             }
+            let mut items = Vec::with_capacity(1);
             match decode_watch_line(&line).map_err(Trouble::Retry)? {
                 WatchLine::Upsert(event) => {
                     let key = format!("{}/{}", event.namespace, event.name);
                     let covered = self.cursor.covers(&event.resource_version, &key, None);
-                    self.cursor.advance(&event.resource_version);
-                    self.emit(if covered { None } else { Some(event) }).await?;
+                    let change = Change::Advance(event.resource_version.clone());
+                    self.step(&mut items, Some(change), if covered { Emit::Progress } else { Emit::Event(*event) });
                 }
                 WatchLine::Deleted { resource_version } | WatchLine::Bookmark { resource_version } => {
-                    self.cursor.advance(&resource_version);
-                    self.emit(None).await?;
+                    self.step(&mut items, Some(Change::Advance(resource_version)), Emit::Progress);
                 }
                 WatchLine::Error { code: 410, .. } => return Err(Trouble::Gone),
                 WatchLine::Error { code, reason, message } => {
@@ -242,6 +267,7 @@ impl Stream {
                     )));
                 }
             }
+            self.send(items).await?;
         }
     }
 }
