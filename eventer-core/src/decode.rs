@@ -39,6 +39,33 @@ pub fn event_from_json(json: &str) -> Result<Event> {
     Ok(event)
 }
 
+/// Decode the Event object at the start of `text` (after any whitespace), keeping its JSON
+/// as [`Event::raw`], and return it with the number of bytes it took: a list's items are
+/// decoded where they stand, in one pass each, rather than delimited first.
+///
+/// ```
+/// let items = r#" {"reason":"Pulled","count":2} , {"reason":"Started"}]"#;
+/// let (ev, len) = eventer_core::decode::event_from_json_prefix(items)?;
+/// assert_eq!((ev.reason.as_str(), ev.count), ("Pulled", 2));
+/// assert_eq!(&items[len..], r#" , {"reason":"Started"}]"#);
+/// assert_eq!(ev.raw.unwrap().get(), r#"{"reason":"Pulled","count":2}"#);
+/// # Ok::<(), eventer_core::Error>(())
+/// ```
+///
+/// # Errors
+/// [`ErrorKind::Decode`] when the text does not start with a JSON object of Event shape.
+pub fn event_from_json_prefix(text: &str) -> Result<(Event, usize)> {
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Wire<'_>>();
+    let wire = match stream.next() {
+        Some(wire) => wire.map_err(decode_error)?,
+        None => return Err(Error::new(ErrorKind::Decode, "invalid event JSON: nothing but whitespace")),
+    };
+    let len = stream.byte_offset();
+    let mut event = wire.into_event();
+    event.raw = Some(RawJson::validated(&text[..len]));
+    Ok((event, len))
+}
+
 /// Decode one Event object given as a borrowed raw JSON value.
 ///
 /// # Errors
@@ -266,6 +293,17 @@ mod tests {
       "reportingController":"kubernetes.io/kubelet","reportingInstance":"kubelet-node-1","action":"Restart",
       "reason":"KernelOops","regarding":{"kind":"Node","name":"node-1","uid":"node-1"},"note":"kernel: BUG: unable to handle",
       "type":"Warning","deprecatedSource":{"component":"kernel-monitor","host":"node-1"},"deprecatedCount":2}"#;
+
+    #[test]
+    fn prefix_decodes_one_object_and_reports_its_length() {
+        let text = format!("\n {CORE},{{\"reason\":\"Next\"}}");
+        let (event, len) = event_from_json_prefix(&text).unwrap();
+        assert_eq!(format!("{event:?}"), format!("{:?}", event_from_json(CORE).unwrap()));
+        assert_eq!(&text[len..], r#",{"reason":"Next"}"#);
+        assert!(event_from_json_prefix("  ").is_err());
+        assert!(event_from_json_prefix("[1]").is_err());
+        assert!(event_from_json_prefix(r#"{"reason":"A""#).is_err(), "unterminated");
+    }
 
     #[test]
     fn core_v1_fields() {

@@ -2,7 +2,7 @@
 
 use std::{fmt::Write as _, sync::Arc, time::Duration};
 
-use eventer_core::{Error, ErrorKind, Event, decode::event_from_raw, pipeline::Backoff};
+use eventer_core::{Error, ErrorKind, Event, pipeline::Backoff};
 use futures::AsyncBufReadExt;
 use kube::{
     Client,
@@ -185,8 +185,8 @@ impl Stream {
             let page = ListPage::parse(&text).map_err(Trouble::Retry)?;
             let snap: Arc<str> = page.metadata.resource_version.into();
             let mut items = Vec::with_capacity(page.items.len() + 1);
-            for raw in page.items {
-                let event = match event_from_raw(raw) {
+            for item in page.items {
+                let event = match item {
                     Ok(e) => e,
                     Err(e) => {
                         warn!(path = %self.path, error = %e.chain(), "Skipping an undecodable Event.");

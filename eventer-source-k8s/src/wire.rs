@@ -2,8 +2,11 @@
 
 use std::borrow::Cow;
 
-use eventer_core::{Error, ErrorKind, Event, Result, decode::event_from_raw};
-use serde::Deserialize;
+use eventer_core::{
+    Error, ErrorKind, Event, Result,
+    decode::{event_from_json_prefix, event_from_raw},
+};
+use serde::{Deserialize, de::IgnoredAny};
 use serde_json::value::RawValue;
 
 /// One line of a watch stream.
@@ -113,13 +116,11 @@ fn upsert_object(line: &str) -> Option<&str> {
     rest.trim_end().strip_suffix('}')
 }
 
-/// A list response, items left raw so that a page is decoded one item at a time.
-#[derive(Deserialize)]
-pub(crate) struct ListPage<'a> {
-    #[serde(default)]
+/// A list response with its items decoded; an item that is JSON but not an Event is its
+/// decoding error, for the caller to skip.
+pub(crate) struct ListPage {
     pub(crate) metadata: ListMeta,
-    #[serde(borrow, default)]
-    pub(crate) items: Vec<&'a RawValue>,
+    pub(crate) items: Vec<Result<Event>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -130,9 +131,110 @@ pub(crate) struct ListMeta {
     pub(crate) continue_: Option<String>,
 }
 
-impl<'a> ListPage<'a> {
-    pub(crate) fn parse(text: &'a str) -> Result<ListPage<'a>> {
-        serde_json::from_str(text).map_err(|e| decode_error("list response", e))
+impl ListPage {
+    /// Parse a list response. The object's punctuation is read here and every value by
+    /// serde_json, so each item is scanned once, by its decoder, instead of being
+    /// delimited first (a quarter of the time of decoding a page).
+    pub(crate) fn parse(text: &str) -> Result<ListPage> {
+        let mut scan = Scan { text, at: 0 };
+        let mut page = ListPage { metadata: ListMeta::default(), items: Vec::new() };
+        scan.expect(b'{')?;
+        if !scan.eat(b'}') {
+            loop {
+                let key: Cow<'_, str> = scan.value::<Borrowed<'_>>()?.0;
+                scan.expect(b':')?;
+                match &*key {
+                    "metadata" => page.metadata = scan.value()?,
+                    "items" => scan.items(&mut page.items)?,
+                    _ => {
+                        scan.value::<IgnoredAny>()?;
+                    }
+                }
+                if !scan.eat(b',') {
+                    scan.expect(b'}')?;
+                    break;
+                }
+            }
+        }
+        if scan.peek().is_some() {
+            return Err(scan.error("trailing characters"));
+        }
+        Ok(page)
+    }
+}
+
+/// A string borrowed from the input when it has no escapes.
+#[derive(Deserialize)]
+struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// A cursor over a list response.
+struct Scan<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Scan<'a> {
+    /// The next byte that is not whitespace, left unread.
+    fn peek(&mut self) -> Option<u8> {
+        let rest = &self.text.as_bytes()[self.at..];
+        let skip = rest.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(rest.len());
+        self.at += skip;
+        rest.get(skip).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        if found {
+            self.at += 1;
+        }
+        found
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<()> {
+        if self.eat(byte) { Ok(()) } else { Err(self.error(&format!("expected `{}`", char::from(byte)))) }
+    }
+
+    fn error(&self, what: &str) -> Error {
+        Error::new(ErrorKind::Decode, format!("invalid list response from the apiserver: {what} at byte {}", self.at))
+    }
+
+    /// One JSON value, decoded by serde_json.
+    fn value<T: Deserialize<'a>>(&mut self) -> Result<T> {
+        let mut stream = serde_json::Deserializer::from_str(&self.text[self.at..]).into_iter::<T>();
+        let value = match stream.next() {
+            Some(value) => value.map_err(|e| decode_error("list response", e))?,
+            None => return Err(self.error("unexpected end")),
+        };
+        self.at += stream.byte_offset();
+        Ok(value)
+    }
+
+    /// The `items` array (Go writes an empty one as `null`).
+    fn items(&mut self, items: &mut Vec<Result<Event>>) -> Result<()> {
+        if self.peek() == Some(b'n') {
+            return self.value::<()>();
+        }
+        self.expect(b'[')?;
+        if self.eat(b']') {
+            return Ok(());
+        }
+        loop {
+            self.peek();
+            match event_from_json_prefix(&self.text[self.at..]) {
+                Ok((event, len)) => {
+                    self.at += len;
+                    items.push(Ok(event));
+                }
+                // Valid JSON of another shape: the caller skips it. Invalid JSON fails the page.
+                Err(e) => {
+                    self.value::<IgnoredAny>()?;
+                    items.push(Err(e));
+                }
+            }
+            if !self.eat(b',') {
+                return self.expect(b']');
+            }
+        }
     }
 }
 
@@ -173,6 +275,40 @@ mod tests {
     fn list_pages() {
         let page = ListPage::parse(r#"{"kind":"EventList","metadata":{"resourceVersion":"9","continue":"abc"},"items":[{"reason":"A"},{"reason":"B"}]}"#).unwrap();
         assert_eq!((page.metadata.resource_version.as_str(), page.metadata.continue_.as_deref()), ("9", Some("abc")));
-        assert_eq!(page.items.len(), 2);
+        let reasons: Vec<&str> = page.items.iter().map(|e| e.as_ref().unwrap().reason.as_str()).collect();
+        assert_eq!(reasons, ["A", "B"]);
+        assert_eq!(page.items[1].as_ref().unwrap().raw.as_ref().unwrap().get(), r#"{"reason":"B"}"#);
+
+        // Any order, whitespace, escaped keys, other fields, an item of another shape.
+        let text = " {\n \"items\" : [ {\"reason\":\"A\"} ,\n\t[1,2], {\"count\":\"x\"},{\"reason\":\"\\u0042\"} ] ,\"extra\":{\"items\":[3]}, \"metad\\u0061ta\":{\"resourceVersion\":\"12\"} }\n";
+        let page = ListPage::parse(text).unwrap();
+        assert_eq!(page.metadata.resource_version, "12");
+        assert_eq!(page.metadata.continue_, None);
+        assert_eq!(page.items.len(), 4);
+        assert_eq!(page.items[0].as_ref().unwrap().reason, "A");
+        assert!(page.items[1].is_err() && page.items[2].is_err(), "not events: skipped by the caller");
+        assert_eq!(page.items[3].as_ref().unwrap().reason, "B");
+        let empty = ListPage::parse(r#"{"metadata":{"resourceVersion":"1"},"items":[]}"#).unwrap();
+        assert!(empty.items.is_empty());
+        assert!(ListPage::parse("{}").unwrap().items.is_empty());
+        assert!(ListPage::parse(r#"{"items":null}"#).unwrap().items.is_empty());
+
+        // Malformed JSON fails the page (it is retried), wherever it is.
+        for bad in [
+            "",
+            "[]",
+            r#"{"items":[{"reason":"A"}"#,
+            r#"{"items":[{"reason":"A"},]}"#,
+            r#"{"items":[{"reason":"A"} {"reason":"B"}]}"#,
+            r#"{"items":[{"reason":"A}]}"#,
+            r#"{"metadata":{"resourceVersion":"1"}"#,
+            r#"{"metadata":{"resourceVersion":"1"}} x"#,
+            r#"{"metadata" {}}"#,
+            r#"{"items":[],}"#,
+            r#"{"items":nul}"#,
+            r#"{"items":{}}"#,
+        ] {
+            assert_eq!(ListPage::parse(bad).err().map(|e| e.kind()), Some(ErrorKind::Decode), "{bad}");
+        }
     }
 }
