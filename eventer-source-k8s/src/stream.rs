@@ -38,6 +38,8 @@ pub(crate) struct Item {
     pub(crate) emit: Emit,
 }
 
+// Most items are events, kept inline in the page's vector: boxing would be an allocation each.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Emit {
     /// An occurrence.
     Event(Event),
