@@ -3,8 +3,11 @@
 //! issue's targets being ≤ 0.7 s and ≤ 40 MiB.
 //!
 //! ```sh
-//! cargo run --release -p eventer-cli --example e2e_sls [-- <events>]
+//! cargo run --release -p eventer-cli --example e2e_sls [-- <events> [<runs>]]
 //! ```
+//!
+//! Each run starts fresh fakes and a fresh eventer; it prints every run and the medians
+//! (5 runs of 100 000 events by default).
 //!
 //! It builds the release `eventer` first (a no-op when it is up to date). The fakes run in
 //! this process, so on a small machine they compete with eventer for CPU: compare runs on
@@ -52,18 +55,23 @@ fn peak_rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmHWM value")
 }
 
-#[tokio::main]
-async fn main() {
-    let events: usize = std::env::args().nth(1).map_or(100_000, |n| n.parse().expect("a number of events"));
-    let binary = eventer_binary();
+/// One run's figures.
+struct Run {
+    cpu: f64,
+    rss_mib: f64,
+    wall: Duration,
+    requests: usize,
+}
 
+/// Archive `events` events through a fresh eventer and fresh fakes.
+async fn run_once(binary: &std::path::Path, events: usize) -> Run {
     let api = FakeApiServer::start().await.expect("start the fake apiserver");
     api.bulk_load_events("bench", events);
     let sls = FakeSls::start().await;
     sls.add_key(KEY_ID, KEY_SECRET);
 
     let started = Instant::now();
-    let mut eventer = Command::new(&binary)
+    let mut eventer = Command::new(binary)
         .args([
             &format!("--source=kubernetes:{}?inClusterConfig=false&startFrom=all", api.url()),
             &format!(
@@ -75,22 +83,50 @@ async fn main() {
         ])
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("start eventer");
     let pid = eventer.id().expect("eventer's pid");
 
     sls.wait_for_logs(events, Duration::from_secs(600)).await;
-    let elapsed = started.elapsed();
+    let wall = started.elapsed();
     // Read while eventer is still running: /proc/<pid> goes away with the process.
     let cpu = cpu_ticks(pid) as f64 / clock_ticks();
-    let rss = peak_rss_kib(pid) as f64 / 1024.0;
+    let rss_mib = peak_rss_kib(pid) as f64 / 1024.0;
     eventer.kill().await.expect("stop eventer");
+    assert_eq!(sls.logs().len(), events, "every event archived exactly once");
+    Run { cpu, rss_mib, wall, requests: sls.writes().len() }
+}
 
-    let archived = sls.logs().len();
-    println!("events      {events} sent, {archived} archived in {} requests", sls.writes().len());
-    println!("wall        {:.2} s", elapsed.as_secs_f64());
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let events: usize = args.next().map_or(100_000, |n| n.parse().expect("a number of events"));
+    let runs: usize = args.next().map_or(5, |n| n.parse().expect("a number of runs"));
+    let binary = eventer_binary();
+
+    let mut results = Vec::with_capacity(runs);
+    for i in 1..=runs {
+        let run = run_once(&binary, events).await;
+        println!(
+            "run {i}: CPU {:.2} s ({:.1} µs/event), peak RSS {:.1} MiB, wall {:.2} s, {} requests",
+            run.cpu,
+            run.cpu * 1e6 / events as f64,
+            run.rss_mib,
+            run.wall.as_secs_f64(),
+            run.requests
+        );
+        results.push(run);
+    }
+    let cpu = median(results.iter().map(|r| r.cpu).collect());
+    let rss = median(results.iter().map(|r| r.rss_mib).collect());
+    println!("{events} events, median of {runs} runs:");
     println!("eventer CPU {cpu:.2} s ({:.1} µs/event; target ≤ 0.7 s)", cpu * 1e6 / events as f64);
     println!("peak RSS    {rss:.1} MiB (target ≤ 40 MiB)");
 }

@@ -43,7 +43,8 @@ fn bench(c: &mut Criterion) {
     group.bench_function("build_compress_sign_4096_events", |b| {
         b.iter(|| {
             // The default 3 MiB limit splits these events into a few requests, as the sink does.
-            for planned in schema.plan(black_box(&batch), now, 4096, 3 << 20) {
+            let mut plan = schema.plan(black_box(&batch), now, 4096, 3 << 20);
+            while let Some(planned) = plan.next() {
                 let body = compressor.compress(&planned.raw);
                 let mut request = SignableRequest::new("POST", "/logstores/k8s-events/shards/lb");
                 request
@@ -55,7 +56,7 @@ fn bench(c: &mut Criterion) {
                     .header("x-log-compresstype", "lz4");
                 sign(&mut request, &body.bytes, SignatureVersion::V4, "cn-hangzhou", &credentials, now);
                 black_box((&request, &body));
-                schema.recycle(planned);
+                plan.recycle(planned);
             }
         });
     });

@@ -83,6 +83,8 @@ impl Compressor {
     pub fn compress(&mut self, raw: &[u8]) -> Body {
         let max = lz4_flex::block::get_maximum_output_size(raw.len());
         if self.out.len() < max {
+            // Exactly: `resize` alone may double the buffer.
+            self.out.reserve_exact(max - self.out.len());
             self.out.resize(max, 0);
         }
         let n = lz4_flex::block::compress_into(raw, &mut self.out).expect("the buffer has the maximum compressed size");

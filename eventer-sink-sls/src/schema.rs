@@ -51,18 +51,24 @@ const SPARE_BUFFERS: usize = 2;
 /// Turns events into logs and batches into log groups.
 #[derive(Clone)]
 pub struct Schema {
+    layout: Layout,
+    spare: Vec<Vec<u8>>,
+}
+
+/// What every log and group of a sink carries.
+#[derive(Clone)]
+struct Layout {
     topic: Option<String>,
     labels: Vec<(String, String)>,
     hostname: String,
-    spare: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Schema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Schema")
-            .field("topic", &self.topic)
-            .field("labels", &self.labels)
-            .field("hostname", &self.hostname)
+            .field("topic", &self.layout.topic)
+            .field("labels", &self.layout.labels)
+            .field("hostname", &self.layout.hostname)
             .finish_non_exhaustive()
     }
 }
@@ -132,15 +138,81 @@ impl Schema {
     /// A schema writing `topic` (none when empty) and `labels`; `hostname` is the log source
     /// of events that are not about a Node.
     pub fn new(topic: &str, labels: &BTreeMap<String, String>, hostname: impl Into<String>) -> Self {
-        Schema {
+        let layout = Layout {
             topic: (!topic.is_empty()).then(|| topic.to_owned()),
             labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             hostname: hostname.into(),
-            spare: Vec::new(),
+        };
+        Schema { layout, spare: Vec::new() }
+    }
+
+    /// The log group source (`__source__`) of an event: the node for Node events, else our host.
+    pub fn source<'a>(&'a self, event: &'a Event) -> &'a str {
+        self.layout.source(event)
+    }
+
+    /// The log of one event, sent at `now`.
+    pub fn log(&self, event: &Event, now: Timestamp) -> Log {
+        self.layout.log(event, now)
+    }
+
+    /// An empty log group for `source`, with the topic and tags.
+    pub fn group(&self, source: &str) -> LogGroup {
+        LogGroup {
+            logs: Vec::new(),
+            topic: self.layout.topic.clone(),
+            source: Some(source.to_owned()),
+            log_tags: self.layout.labels.iter().map(|(k, v)| LogTag { key: k.clone(), value: v.clone() }).collect(),
         }
     }
 
-    /// Give back the buffer of a group that was sent, for the next [`Schema::plan`].
+    /// Encode `batch` as log groups of at most `max_logs` logs and `max_bytes` bytes, one
+    /// source per group; a log too large even alone is truncated to fit. Groups are encoded
+    /// as they are taken, so one is in memory at a time (per source); give each back with
+    /// [`Plan::recycle`] once it is sent.
+    pub fn plan<'a>(
+        &'a mut self,
+        batch: &'a [SharedEvent],
+        now: Timestamp,
+        max_logs: usize,
+        max_bytes: usize,
+    ) -> Plan<'a> {
+        Plan {
+            layout: &self.layout,
+            spare: &mut self.spare,
+            batch,
+            next: 0,
+            now,
+            max_logs,
+            max_bytes,
+            scratch: Scratch::default(),
+            open: Vec::new(),
+        }
+    }
+}
+
+/// The groups of one batch, encoded one by one ([`Schema::plan`]).
+pub struct Plan<'a> {
+    layout: &'a Layout,
+    spare: &'a mut Vec<Vec<u8>>,
+    batch: &'a [SharedEvent],
+    /// The next event to encode.
+    next: usize,
+    now: Timestamp,
+    max_logs: usize,
+    max_bytes: usize,
+    scratch: Scratch,
+    open: Vec<Open<'a>>,
+}
+
+impl std::fmt::Debug for Plan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan").field("next", &self.next).field("events", &self.batch.len()).finish_non_exhaustive()
+    }
+}
+
+impl Plan<'_> {
+    /// Give back the buffer of a group that was sent, for the next group.
     pub fn recycle(&mut self, group: PlannedGroup) {
         if self.spare.len() < SPARE_BUFFERS {
             let mut raw = group.raw;
@@ -148,9 +220,77 @@ impl Schema {
             self.spare.push(raw);
         }
     }
+}
 
-    /// The log group source (`__source__`) of an event: the node for Node events, else our host.
-    pub fn source<'a>(&'a self, event: &'a Event) -> &'a str {
+impl Iterator for Plan<'_> {
+    type Item = PlannedGroup;
+
+    fn next(&mut self) -> Option<PlannedGroup> {
+        let layout = self.layout;
+        let (max_logs, max_bytes) = (self.max_logs, self.max_bytes);
+        while let Some(event) = self.batch.get(self.next) {
+            let i = self.next;
+            self.next += 1;
+            let source = layout.source(event);
+            let slot = self.open.iter().position(|g| g.source == source).unwrap_or_else(|| {
+                let trailer = group_trailer(layout.topic.as_deref(), source, &layout.labels);
+                self.open.push(Open {
+                    source,
+                    body: self.spare.pop().unwrap_or_default(),
+                    trailer,
+                    events: Vec::new(),
+                });
+                self.open.len() - 1
+            });
+            let (time, time_ns) = Layout::time(event, self.now);
+            // Borrowed from the event, unless it was built in code and has no original JSON.
+            let json = event.raw_json();
+            let scratch = &mut self.scratch;
+            scratch.prepare(event);
+            let mut contents = 0;
+            layout.each_field(event, &json, scratch, |k, v| contents += content_size(k, v));
+            let len = log_len(time, contents);
+            let trailer = self.open[slot].trailer.len();
+            let oversized = (trailer + framed(len) > max_bytes).then(|| {
+                let mut log = Log { time, contents: layout.contents(event, &json, scratch), time_ns: Some(time_ns) };
+                truncate(&mut log, max_bytes.saturating_sub(trailer + LOG_FRAMING));
+                log
+            });
+            let size = oversized.as_ref().map_or(framed(len), |log| framed(log.encoded_len()));
+            let g = &mut self.open[slot];
+            let full =
+                !g.events.is_empty() && (g.events.len() >= max_logs || g.body.len() + size + trailer > max_bytes);
+            let done = full.then(|| {
+                let trailer = g.trailer.clone();
+                let body = self.spare.pop().unwrap_or_default();
+                std::mem::replace(g, Open { source, body, trailer, events: Vec::new() }).finish()
+            });
+            if g.events.is_empty() {
+                // Guess the group's size from its first log, sparing the copies of repeated growth.
+                let remaining = (self.batch.len() - i).min(max_logs);
+                make_room(&mut g.body, (size * remaining + size / 8 * remaining).min(max_bytes), max_bytes);
+            }
+            make_room(&mut g.body, size + trailer, max_bytes);
+            match &oversized {
+                Some(log) => prost::encoding::message::encode(1, log, &mut g.body),
+                None => {
+                    put_log_start(&mut g.body, time, len);
+                    layout.each_field(event, &json, scratch, |k, v| put_content(&mut g.body, k, v));
+                    put_log_end(&mut g.body, time_ns);
+                }
+            }
+            g.events.push(i);
+            if done.is_some() {
+                return done;
+            }
+        }
+        // The batch is encoded: the groups still open, in the order they were opened.
+        (!self.open.is_empty()).then(|| self.open.remove(0).finish())
+    }
+}
+
+impl Layout {
+    fn source<'a>(&'a self, event: &'a Event) -> &'a str {
         if event.involved_object.kind == "Node" && !event.involved_object.name.is_empty() {
             &event.involved_object.name
         } else {
@@ -213,83 +353,20 @@ impl Schema {
         contents
     }
 
-    /// The log of one event, sent at `now`.
-    pub fn log(&self, event: &Event, now: Timestamp) -> Log {
+    fn log(&self, event: &Event, now: Timestamp) -> Log {
         let (time, time_ns) = Self::time(event, now);
         let mut scratch = Scratch::default();
         scratch.prepare(event);
         Log { time, contents: self.contents(event, &event.raw_json(), &scratch), time_ns: Some(time_ns) }
     }
+}
 
-    /// An empty log group for `source`, with the topic and tags.
-    pub fn group(&self, source: &str) -> LogGroup {
-        LogGroup {
-            logs: Vec::new(),
-            topic: self.topic.clone(),
-            source: Some(source.to_owned()),
-            log_tags: self.labels.iter().map(|(k, v)| LogTag { key: k.clone(), value: v.clone() }).collect(),
-        }
-    }
-
-    /// Encode `batch` as log groups of at most `max_logs` logs and `max_bytes` bytes, one
-    /// source per group; a log too large even alone is truncated to fit.
-    pub fn plan(
-        &mut self,
-        batch: &[SharedEvent],
-        now: Timestamp,
-        max_logs: usize,
-        max_bytes: usize,
-    ) -> Vec<PlannedGroup> {
-        let mut spare = std::mem::take(&mut self.spare);
-        let this = &*self;
-        let mut scratch = Scratch::default();
-        let mut done = Vec::new();
-        let mut open: Vec<Open<'_>> = Vec::new();
-        for (i, event) in batch.iter().enumerate() {
-            let source = this.source(event);
-            let slot = open.iter().position(|g| g.source == source).unwrap_or_else(|| {
-                let trailer = group_trailer(this.topic.as_deref(), source, &this.labels);
-                open.push(Open { source, body: spare.pop().unwrap_or_default(), trailer, events: Vec::new() });
-                open.len() - 1
-            });
-            let (time, time_ns) = Self::time(event, now);
-            // Borrowed from the event, unless it was built in code and has no original JSON.
-            let json = event.raw_json();
-            scratch.prepare(event);
-            let mut contents = 0;
-            this.each_field(event, &json, &scratch, |k, v| contents += content_size(k, v));
-            let len = log_len(time, contents);
-            let trailer = open[slot].trailer.len();
-            let oversized = (trailer + framed(len) > max_bytes).then(|| {
-                let mut log = Log { time, contents: this.contents(event, &json, &scratch), time_ns: Some(time_ns) };
-                truncate(&mut log, max_bytes.saturating_sub(trailer + LOG_FRAMING));
-                log
-            });
-            let size = oversized.as_ref().map_or(framed(len), |log| framed(log.encoded_len()));
-            let g = &mut open[slot];
-            if !g.events.is_empty() && (g.events.len() >= max_logs || g.body.len() + size + trailer > max_bytes) {
-                let trailer = g.trailer.clone();
-                let body = spare.pop().unwrap_or_default();
-                done.push(std::mem::replace(g, Open { source, body, trailer, events: Vec::new() }).finish());
-            }
-            if g.events.is_empty() {
-                // Guess the group's size from its first log, sparing the copies of repeated growth.
-                let remaining = (batch.len() - i).min(max_logs);
-                g.body.reserve((size * remaining + size / 8 * remaining).min(max_bytes));
-            }
-            match &oversized {
-                Some(log) => prost::encoding::message::encode(1, log, &mut g.body),
-                None => {
-                    put_log_start(&mut g.body, time, len);
-                    this.each_field(event, &json, &scratch, |k, v| put_content(&mut g.body, k, v));
-                    put_log_end(&mut g.body, time_ns);
-                }
-            }
-            g.events.push(i);
-        }
-        done.extend(open.into_iter().map(Open::finish));
-        self.spare = spare;
-        done
+/// Make room for `extra` more bytes, growing to at most `limit` when that is enough: the
+/// usual doubling would make a buffer of up to twice the group limit.
+fn make_room(body: &mut Vec<u8>, extra: usize, limit: usize) {
+    if body.capacity() - body.len() < extra {
+        let want = (body.capacity() * 2).min(limit).max(body.len() + extra);
+        body.reserve_exact(want - body.len());
     }
 }
 
@@ -399,7 +476,7 @@ mod tests {
     fn plan_encodes_as_prost_does() {
         let events: Vec<SharedEvent> = sample_events().into_iter().map(Arc::new).collect();
         let mut s = schema();
-        let plan = s.plan(&events, now(), 4096, 3 << 20);
+        let plan: Vec<_> = s.plan(&events, now(), 4096, 3 << 20).collect();
         assert_eq!(plan.len(), 2, "the Node event goes in its own group");
         for g in &plan {
             let source = s.source(&events[g.events[0]]);
@@ -420,11 +497,11 @@ mod tests {
         let event = Arc::new(sample_events().remove(0));
         let mut s = schema();
         let many: Vec<SharedEvent> = (0..10).map(|_| event.clone()).collect();
-        let plan = s.plan(&many, now(), 4, 3 << 20);
+        let plan: Vec<_> = s.plan(&many, now(), 4, 3 << 20).collect();
         assert_eq!(plan.iter().map(|g| g.events.len()).collect::<Vec<_>>(), [4, 4, 2]);
-        let one = s.plan(&many[..1], now(), 4096, 3 << 20)[0].raw.len();
+        let one = s.plan(&many[..1], now(), 4096, 3 << 20).next().unwrap().raw.len();
         let limit = one * 3;
-        let plan = s.plan(&many, now(), 4096, limit);
+        let plan: Vec<_> = s.plan(&many, now(), 4096, limit).collect();
         assert!(
             plan.len() >= 4 && plan.iter().all(|g| g.raw.len() <= limit),
             "{:?}",
@@ -436,10 +513,32 @@ mod tests {
     }
 
     #[test]
+    fn group_buffers_never_grow_past_the_limit() {
+        // A small event first, so the first guess of the group's size is far too low; then
+        // the buffer must grow, but not by doubling past the limit.
+        let events: Vec<SharedEvent> = [10, 19_000, 9_000]
+            .into_iter()
+            .map(|n| {
+                let mut event = sample_events().remove(0);
+                event.message = "m".repeat(n);
+                Arc::new(event)
+            })
+            .collect();
+        let limit = 64 * 1024;
+        let mut s = schema();
+        let groups: Vec<_> = s.plan(&events, now(), 4096, limit).collect();
+        assert_eq!(groups.len(), 1);
+        assert!(groups[0].raw.len() > limit * 3 / 4, "{}", groups[0].raw.len());
+        assert!(groups[0].raw.capacity() <= limit, "{}", groups[0].raw.capacity());
+    }
+
+    #[test]
     fn an_oversized_event_is_truncated_not_dropped() {
         let mut event = sample_events().remove(0);
         event.message = "é".repeat(40_000);
-        let plan = schema().plan(&[Arc::new(event)], now(), 4096, 16 * 1024);
+        let events = [Arc::new(event)];
+        let mut schema = schema();
+        let plan: Vec<_> = schema.plan(&events, now(), 4096, 16 * 1024).collect();
         assert_eq!(plan.len(), 1);
         assert!(plan[0].raw.len() <= 16 * 1024, "{}", plan[0].raw.len());
         let group = LogGroup::decode(plan[0].raw.as_slice()).unwrap();

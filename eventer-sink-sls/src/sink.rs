@@ -139,36 +139,39 @@ impl Sink for SlsSink {
             },
         };
         let c = &self.config;
-        let plan = self.schema.plan(batch, Timestamp::now(), c.max_batch_logs, c.max_batch_bytes);
-        let mut outcomes = vec![Outcome::Delivered; batch.len()];
+        let mut plan = self.schema.plan(batch, Timestamp::now(), c.max_batch_logs, c.max_batch_bytes);
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
         // After a transient failure the rest of the batch waits for the pipeline's retry
-        // rather than hitting a busy or unreachable server again.
+        // (unencoded) rather than hitting a busy or unreachable server again.
         let mut transient: Option<Arc<eventer_core::Error>> = None;
-        for planned in plan {
-            let outcome = match &transient {
-                Some(e) => Outcome::Retry(e.clone()),
-                None => match running.put(&self.compressor.compress(&planned.raw)).await {
-                    Ok(()) => Outcome::Delivered,
-                    Err(e) => {
-                        let n = planned.events.len();
-                        let err = Arc::new(eventer_core::Error::from(e));
-                        if err.is_temporary() {
-                            warn!(error = %err.chain(), events = n, "SLS write failed; it will be retried.");
-                            transient = Some(err.clone());
-                            Outcome::Retry(err)
-                        } else {
-                            error!(error = %err.chain(), events = n, "SLS REFUSED the write; these events are NOT archived.");
-                            Outcome::Rejected(err)
-                        }
+        while let Some(planned) = plan.next() {
+            let outcome = match running.put(&self.compressor.compress(&planned.raw)).await {
+                Ok(()) => Outcome::Delivered,
+                Err(e) => {
+                    let n = planned.events.len();
+                    let err = Arc::new(eventer_core::Error::from(e));
+                    if err.is_temporary() {
+                        warn!(error = %err.chain(), events = n, "SLS write failed; it will be retried.");
+                        transient = Some(err.clone());
+                        Outcome::Retry(err)
+                    } else {
+                        error!(error = %err.chain(), events = n, "SLS REFUSED the write; these events are NOT archived.");
+                        Outcome::Rejected(err)
                     }
-                },
+                }
             };
             for &i in &planned.events {
-                outcomes[i] = outcome.clone();
+                outcomes[i] = Some(outcome.clone());
             }
-            self.schema.recycle(planned);
+            plan.recycle(planned);
+            if transient.is_some() {
+                break;
+            }
         }
-        outcomes
+        let rest = transient.unwrap_or_else(|| {
+            Arc::new(eventer_core::Error::new(eventer_core::ErrorKind::Unexpected, "event left out of every log group"))
+        });
+        outcomes.into_iter().map(|o| o.unwrap_or_else(|| Outcome::Retry(rest.clone()))).collect()
     }
 
     fn batching(&self) -> Batching {
