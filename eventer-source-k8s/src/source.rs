@@ -19,7 +19,7 @@ use crate::{
 
 /// Messages buffered between the watch tasks and the pipeline: a message is a list page
 /// (up to 500 events) or a watch line, so this bounds memory while a list runs.
-const BUFFER: usize = 2;
+const BUFFER: usize = 1;
 
 /// Whether the source finished its initial sync (listed or found its starting point,
 /// and is watching), for a health endpoint; clones share the state.
