@@ -177,7 +177,7 @@ impl<'a> Scan<'a> {
     /// The next byte that is not whitespace, left unread.
     fn peek(&mut self) -> Option<u8> {
         let rest = &self.text.as_bytes()[self.at..];
-        let skip = rest.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(rest.len());
+        let skip = rest.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')).unwrap_or(rest.len());
         self.at += skip;
         rest.get(skip).copied()
     }
@@ -307,6 +307,7 @@ mod tests {
             r#"{"items":[],}"#,
             r#"{"items":nul}"#,
             r#"{"items":{}}"#,
+            "{\u{c}}",
         ] {
             assert_eq!(ListPage::parse(bad).err().map(|e| e.kind()), Some(ErrorKind::Decode), "{bad}");
         }
