@@ -392,7 +392,8 @@ impl Pipeline {
             let item = tokio::select! {
                 biased;
                 () = &mut shutdown => { signalled = true; break; }
-                item = source.next() => item,
+                // The trait object's own method: through `Box`'s impl it would box each future twice.
+                item = source.as_mut().next() => item,
             };
             let (event, position) = match item {
                 Ok(Some(SourceItem::Event { event, position })) => (event, position),
