@@ -144,6 +144,7 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
             }
             None => None,
         };
+        let origins = components.origins(&settings);
         let pipeline = components.into_pipeline(&settings, &telemetry)?;
         let run = pipeline.run(shutdown_signal());
         let result = match &leadership {
@@ -155,9 +156,17 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
             },
             None => run.await,
         };
-        let report = result.map_err(|e| Failure {
-            code: if e.kind() == ErrorKind::Config { 2 } else { 1 },
-            message: e.chain(),
+        let report = result.map_err(|e| match e.kind() {
+            // Found only when the part starts (a kubeconfig, the pod's service account):
+            // still bad input, so name the flag that configured the part.
+            ErrorKind::Config => {
+                let origin = origins.iter().find(|(component, _)| Some(component.as_str()) == e.component());
+                Failure::usage(match origin {
+                    Some((_, origin)) => format!("{origin}: {}", e.chain()),
+                    None => e.chain(),
+                })
+            }
+            _ => Failure::runtime(e.chain()),
         })?;
         // The final checkpoint is saved: hand over now so that a standby starts from it.
         if let Some(leadership) = leadership {
@@ -199,6 +208,18 @@ impl Components {
             None => None,
         };
         Ok(Components { source, sinks, checkpoint })
+    }
+
+    /// Each part's component name in pipeline errors, with the setting that configured it.
+    fn origins(&self, settings: &Settings) -> Vec<(String, String)> {
+        let mut origins = vec![("source".to_owned(), settings.source.origin.to_string())];
+        for (built, at) in self.sinks.iter().zip(&settings.sinks) {
+            origins.push((format!("sink/{}", built.name), at.origin.to_string()));
+        }
+        if let Some(at) = &settings.checkpoint {
+            origins.push(("checkpoint".to_owned(), at.origin.to_string()));
+        }
+        origins
     }
 
     fn into_pipeline(self, settings: &Settings, telemetry: &Telemetry) -> Result<Pipeline, Failure> {

@@ -150,6 +150,27 @@ fn bad_input_table() {
 }
 
 #[test]
+fn errors_found_at_start_name_the_flag() {
+    // No kubeconfig and no pod environment: the source finds that out only when it starts.
+    let out = Command::new(env!("CARGO_BIN_EXE_eventer"))
+        .args(["--healthz-port=0", "--source=kubernetes:?namespaces=default", "--sink=stdout"])
+        .env("KUBECONFIG", "/no/such/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run eventer");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("eventer: error: --source=kubernetes:?namespaces=default: cannot find the cluster: "),
+        "{err}"
+    );
+    assert!(stdout(&out).is_empty());
+}
+
+#[test]
 fn secrets_never_appear_in_errors() {
     let out = eventer(&[
         "--source=file:examples/events.json",

@@ -62,13 +62,14 @@ pub struct Error {
     temporary: bool,
     retry_after: Option<Duration>,
     source: Option<BoxError>,
+    component: Option<String>,
 }
 
 impl Error {
     /// A new error of `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         let temporary = matches!(kind, ErrorKind::RateLimited | ErrorKind::Unavailable);
-        Error { kind, message: message.into(), temporary, retry_after: None, source: None }
+        Error { kind, message: message.into(), temporary, retry_after: None, source: None, component: None }
     }
 
     /// A configuration error.
@@ -104,6 +105,15 @@ impl Error {
         self
     }
 
+    /// Name the part of the pipeline that failed: `source`, `sink/<name>` or `checkpoint`,
+    /// as in `/readyz`. The pipeline tags what it returns, so that a front end can point
+    /// at the setting that configured that part (the CLI names the flag).
+    #[must_use]
+    pub fn in_component(mut self, component: impl Into<String>) -> Self {
+        self.component = Some(component.into());
+        self
+    }
+
     /// The error's kind.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -112,6 +122,11 @@ impl Error {
     /// The message, without the source.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The part of the pipeline that failed, when known (see [`Error::in_component`]).
+    pub fn component(&self) -> Option<&str> {
+        self.component.as_deref()
     }
 
     /// Whether retrying may succeed.
@@ -155,6 +170,9 @@ impl fmt::Debug for Error {
         d.field("temporary", &self.temporary);
         if let Some(after) = self.retry_after {
             d.field("retry_after", &after);
+        }
+        if let Some(component) = &self.component {
+            d.field("component", component);
         }
         if let Some(source) = &self.source {
             d.field("source", &source.to_string());

@@ -334,7 +334,7 @@ impl Pipeline {
         }
 
         let resume = match &checkpoint {
-            Some(store) => store.load().await?,
+            Some(store) => store.load().await.map_err(|e| e.in_component("checkpoint"))?,
             None => None,
         };
         if let Some(pos) = &resume {
@@ -349,9 +349,10 @@ impl Pipeline {
         for (i, route) in routes.into_iter().enumerate() {
             let Route { name, mut sink, filter, options } = route;
             let health = telemetry.as_ref().map(|t| t.health.component(format!("sink/{name}")));
-            sink.start()
-                .await
-                .map_err(|e| Error::new(e.kind(), format!("sink {name} failed to start: {}", e.chain())))?;
+            sink.start().await.map_err(|e| {
+                Error::new(e.kind(), format!("sink {name} failed to start: {}", e.chain()))
+                    .in_component(format!("sink/{name}"))
+            })?;
             if let Some(h) = &health {
                 h.set(Check::Ready);
             }
@@ -371,7 +372,7 @@ impl Pipeline {
             };
             workers.push(tokio::spawn(worker.run()));
         }
-        source.start(resume).await?;
+        source.start(resume).await.map_err(|e| e.in_component("source"))?;
 
         let checkpointer = checkpoint.map(|store| {
             let store = Arc::new(store);
@@ -407,7 +408,7 @@ impl Pipeline {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    source_error = Some(e);
+                    source_error = Some(e.in_component("source"));
                     break;
                 }
             };

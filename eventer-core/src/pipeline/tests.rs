@@ -388,6 +388,7 @@ async fn startup_and_source_errors_surface() {
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "sink sls failed to start: no credentials found");
+    assert_eq!(err.component(), Some("sink/sls"));
 
     struct Broken(usize);
     #[async_trait]
@@ -408,6 +409,7 @@ async fn startup_and_source_errors_surface() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    assert_eq!(err.component(), Some("source"));
     assert_eq!(sink.len(), 3, "what was read before the error is still delivered");
 }
 
