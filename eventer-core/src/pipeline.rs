@@ -770,6 +770,15 @@ struct Entry {
     position: Option<Position>,
 }
 
+/// While more events than this are in flight (a sink is stuck or batching), an event's
+/// position is kept only if its sequence number is a multiple of [`KEEP_EVERY`] or it is
+/// the newest: a position can be large (one cursor per watched namespace) and a stuck
+/// sink must not multiply it by `max_in_flight`. The checkpoint then trails the finished
+/// events by fewer than `KEEP_EVERY` events (repeated after a crash, never lost); once
+/// everything is finished it is exact again, since the newest keeps its position.
+const THIN_AFTER: usize = 1024;
+const KEEP_EVERY: u64 = 64;
+
 impl Tracker {
     fn new(max: usize, resume: Option<Position>) -> Self {
         Tracker {
@@ -795,7 +804,15 @@ impl Tracker {
                 let mut inner = self.lock();
                 if inner.entries.len() < self.max {
                     let seq = inner.base + inner.entries.len() as u64;
-                    inner.entries.push_back(Entry { remaining, position: position.take().flatten() });
+                    let position = position.take().flatten();
+                    if position.is_some()
+                        && inner.entries.len() > THIN_AFTER
+                        && !(seq - 1).is_multiple_of(KEEP_EVERY)
+                        && let Some(newest) = inner.entries.back_mut()
+                    {
+                        newest.position = None;
+                    }
+                    inner.entries.push_back(Entry { remaining, position });
                     inner.advance();
                     return (seq, inner.entries.len());
                 }

@@ -408,7 +408,11 @@ fn list(s: &Shared, t: &Target, p: &Params) -> Result<Response, Failure> {
         t.resource.kind(),
         t.api_version()
     );
-    for (i, obj) in page.items.iter().enumerate() {
+    let mut items: Vec<&Arc<Obj>> = page.items.iter().collect();
+    if s.unordered_lists.load(std::sync::atomic::Ordering::SeqCst) {
+        items.reverse();
+    }
+    for (i, obj) in items.into_iter().enumerate() {
         if i > 0 {
             body.push(',');
         }

@@ -30,6 +30,8 @@ pub struct NewEvent {
     pub component: String,
     /// Node (`source.host`).
     pub host: String,
+    /// Top-level fields set over the recorder's, e.g. a value of a type eventer cannot read.
+    pub fields: Map<String, Value>,
 }
 
 impl NewEvent {
@@ -45,6 +47,7 @@ impl NewEvent {
             type_: "Normal".into(),
             component: "kubelet".into(),
             host: "node-1".into(),
+            fields: Map::new(),
         }
     }
 
@@ -83,9 +86,16 @@ impl NewEvent {
         self
     }
 
+    /// Set a top-level field of the object over what the recorder writes.
+    #[must_use]
+    pub fn field(mut self, key: &str, value: Value) -> Self {
+        self.fields.insert(key.to_owned(), value);
+        self
+    }
+
     /// The core/v1 object, without uid and resourceVersion.
     pub(crate) fn to_value(&self, name: String, now: &str) -> Value {
-        json!({
+        let mut value = json!({
             "kind": "Event",
             "apiVersion": "v1",
             "metadata": {"name": name, "namespace": self.namespace, "creationTimestamp": now},
@@ -108,7 +118,11 @@ impl NewEvent {
             "eventTime": null,
             "reportingComponent": self.component,
             "reportingInstance": self.host,
-        })
+        });
+        for (k, v) in &self.fields {
+            value[k] = v.clone();
+        }
+        value
     }
 }
 

@@ -110,6 +110,7 @@ impl Builder {
             forbidden: AtomicBool::new(false),
             failing: AtomicU16::new(0),
             expired_as_status: AtomicBool::new(false),
+            unordered_lists: AtomicBool::new(false),
             connections: Mutex::new(CancellationToken::new()),
             watches: Mutex::new(CancellationToken::new()),
             watchers: watch::channel(0).0,
@@ -157,6 +158,8 @@ pub(crate) struct Shared {
     /// A status to answer every request with (0: none).
     pub(crate) failing: AtomicU16,
     pub(crate) expired_as_status: AtomicBool,
+    /// List pages in reverse key order.
+    pub(crate) unordered_lists: AtomicBool,
     /// Cancelled (and replaced) to drop every open connection.
     pub(crate) connections: Mutex<CancellationToken>,
     /// Cancelled (and replaced) to cut every open watch.
@@ -384,6 +387,12 @@ impl FakeApiServer {
     /// 200 + ERROR event (kube-rs's watcher retries the former forever).
     pub fn set_expired_as_status(&self, on: bool) {
         self.shared.expired_as_status.store(on, SeqCst);
+    }
+
+    /// Return each list page's items in reverse key order, as a server that does not
+    /// list in etcd's key order might (continue tokens still work).
+    pub fn set_unordered_lists(&self, on: bool) {
+        self.shared.unordered_lists.store(on, SeqCst);
     }
 
     /// Answer every resource request with 403 Forbidden (RBAC missing).

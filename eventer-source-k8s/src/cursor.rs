@@ -62,6 +62,9 @@ pub(crate) enum Change {
         /// `namespace/name` of the item.
         key: String,
     },
+    /// The list at snapshot `snap` turned out not to be in key order: its mark claims
+    /// keys not read yet, so it goes ([`Cursor::unlisted`]).
+    Unlisted(Arc<str>),
 }
 
 impl Cursor {
@@ -93,7 +96,13 @@ impl Cursor {
             Change::At(rv) => *self = Cursor::at(rv),
             Change::Advance(rv) => self.advance(rv),
             Change::Listed { snap, key } => self.listed(snap, key),
+            Change::Unlisted(snap) => self.unlisted(snap),
         }
+    }
+
+    /// Forget the mark of the list at snapshot `snap`.
+    fn unlisted(&mut self, snap: &str) {
+        self.lists.retain(|(s, _)| s != snap);
     }
 
     /// A watch delivered version `rv`: everything before it is covered.

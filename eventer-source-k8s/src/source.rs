@@ -43,6 +43,7 @@ struct Report {
     component: Mutex<Option<HealthComponent>>,
     restarts: Counter,
     relists: Counter,
+    skipped: Counter,
 }
 
 impl Default for Readiness {
@@ -89,6 +90,7 @@ impl Readiness {
             component: Mutex::new(None),
             restarts: metrics.counter("source_watch_restarts", "Watches or lists that failed and were retried"),
             relists: metrics.counter("source_relists", "Relists after the resume point expired (410 Gone)"),
+            skipped: metrics.counter("source_undecodable_events", "Listed or watched Events skipped as undecodable"),
         });
     }
 
@@ -120,6 +122,13 @@ impl Readiness {
     pub(crate) fn restarted(&self) {
         if let Some(report) = self.inner.report.get() {
             report.restarts.inc();
+        }
+    }
+
+    /// An Event could not be decoded and was skipped.
+    pub(crate) fn skipped(&self) {
+        if let Some(report) = self.inner.report.get() {
+            report.skipped.inc();
         }
     }
 
@@ -260,6 +269,7 @@ impl Source for KubernetesSource {
                 watch_timeout: self.config.watch_timeout,
                 tx: tx.clone(),
                 readiness: self.readiness.clone(),
+                key_order: true,
             };
             self.tasks.push(tokio::spawn(stream.run()));
         }

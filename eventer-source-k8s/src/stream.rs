@@ -81,6 +81,9 @@ pub(crate) struct Stream {
     pub(crate) watch_timeout: Duration,
     pub(crate) tx: mpsc::Sender<Msg>,
     pub(crate) readiness: Readiness,
+    /// Whether this server lists in key order (as etcd, the watch cache and kine do),
+    /// which list marks rely on; once seen otherwise, no list of this stream keeps one.
+    pub(crate) key_order: bool,
 }
 
 impl Stream {
@@ -175,8 +178,6 @@ impl Stream {
         let mut token: Option<String> = None;
         let mut key = String::new();
         let mut last_key = String::new();
-        // Marks assume the apiserver's key order; without it they are not kept.
-        let mut ordered = true;
         loop {
             let mut lp = self.list_params().limit(PAGE);
             if let Some(t) = &token {
@@ -192,17 +193,20 @@ impl Stream {
                     Ok(e) => e,
                     Err(e) => {
                         warn!(path = %self.path, error = %e.chain(), "Skipping an undecodable Event.");
+                        self.readiness.skipped();
                         continue;
                     }
                 };
                 key.clear();
                 write!(key, "{}/{}", event.namespace, event.name).expect("writing to a String cannot fail");
-                if ordered && key <= last_key {
-                    warn!(path = %self.path, "List is not in key order; a restart during it may repeat events.");
-                    ordered = false;
+                if self.key_order && key <= last_key {
+                    warn!(path = %self.path, "The apiserver does not list in key order; a restart during a list may repeat events.");
+                    self.key_order = false;
+                    // The mark claims keys up to the last one read, which this list may still hold.
+                    self.step(&mut items, Some(Change::Unlisted(snap.clone())), Emit::Silent);
                 }
                 let covered = self.cursor.covers(&event.resource_version, &key, event.last_seen());
-                let change = ordered.then(|| Change::Listed { snap: snap.clone(), key: key.clone() });
+                let change = self.key_order.then(|| Change::Listed { snap: snap.clone(), key: key.clone() });
                 self.step(&mut items, change, if covered { Emit::Silent } else { Emit::Event(event) });
                 std::mem::swap(&mut key, &mut last_key);
             }
@@ -252,6 +256,12 @@ impl Stream {
             }
             let mut items = Vec::with_capacity(1);
             match decode_watch_line(&line).map_err(Trouble::Retry)? {
+                // Watching again would get the same line: skip it, as a list skips such an item.
+                WatchLine::Undecodable { resource_version, error } => {
+                    warn!(path = %self.path, error = %error.chain(), rv = %resource_version, "Skipping an undecodable watch event.");
+                    self.readiness.skipped();
+                    self.step(&mut items, Some(Change::Advance(resource_version)), Emit::Progress);
+                }
                 WatchLine::Upsert(event) => {
                     let key = format!("{}/{}", event.namespace, event.name);
                     let covered = self.cursor.covers(&event.resource_version, &key, None);

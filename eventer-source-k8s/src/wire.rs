@@ -25,6 +25,14 @@ pub enum WatchLine {
         /// The bookmarked resourceVersion.
         resource_version: String,
     },
+    /// ADDED or MODIFIED whose object is not an Event eventer can read, or a type
+    /// Kubernetes does not define: to be skipped, past its version.
+    Undecodable {
+        /// The object's resourceVersion.
+        resource_version: String,
+        /// Why it was not decoded.
+        error: Error,
+    },
     /// ERROR: a `Status`; code 410 means the version is gone and a relist is needed.
     Error {
         /// HTTP-like code (410 Expired).
@@ -81,7 +89,8 @@ fn decode_error(what: &str, e: serde_json::Error) -> Error {
 /// ```
 ///
 /// # Errors
-/// [`ErrorKind::Decode`] for a line that is not a watch event, or an unknown type.
+/// [`ErrorKind::Decode`] for a line that is not a watch event, or whose object cannot be
+/// decoded and has no resourceVersion to skip it by.
 pub fn decode_watch_line(line: &str) -> Result<WatchLine> {
     // The apiserver writes `{"type":"…","object":{…}}`: slice the object out instead of
     // scanning it once more to delimit it (a quarter of the decoding time).
@@ -95,15 +104,23 @@ pub fn decode_watch_line(line: &str) -> Result<WatchLine> {
         let m: MetaOnly = serde_json::from_str(line.object.get()).map_err(|e| decode_error("watch object", e))?;
         Ok(m.metadata.resource_version)
     };
+    // Without a version to move past, the line cannot be skipped: the watch is retried.
+    let skip = |error: Error| match meta()? {
+        rv if rv.is_empty() => Err(error),
+        resource_version => Ok(WatchLine::Undecodable { resource_version, error }),
+    };
     Ok(match &*line.kind {
-        "ADDED" | "MODIFIED" => WatchLine::Upsert(Box::new(event_from_raw(line.object)?)),
+        "ADDED" | "MODIFIED" => match event_from_raw(line.object) {
+            Ok(event) => WatchLine::Upsert(Box::new(event)),
+            Err(error) => skip(error)?,
+        },
         "DELETED" => WatchLine::Deleted { resource_version: meta()? },
         "BOOKMARK" => WatchLine::Bookmark { resource_version: meta()? },
         "ERROR" => {
             let s: Status = serde_json::from_str(line.object.get()).map_err(|e| decode_error("watch error", e))?;
             WatchLine::Error { code: s.code, reason: s.reason, message: s.message }
         }
-        other => return Err(Error::new(ErrorKind::Decode, format!("unknown watch event type `{other}`"))),
+        other => skip(Error::new(ErrorKind::Decode, format!("unknown watch event type `{other}`")))?,
     })
 }
 
@@ -254,6 +271,20 @@ mod tests {
         assert!(matches!(v(expired), WatchLine::Error { code: 410, reason, .. } if reason == "Expired"));
         assert_eq!(decode_watch_line(r#"{"type":"NEW","object":{}}"#).unwrap_err().kind(), ErrorKind::Decode);
         assert_eq!(decode_watch_line("not json").unwrap_err().kind(), ErrorKind::Decode);
+    }
+
+    #[test]
+    fn unreadable_objects_are_skipped_past_their_version() {
+        // Watching again would return the same line: it must be skippable, not an error.
+        let wrong_type = r#"{"type":"MODIFIED","object":{"metadata":{"resourceVersion":"8"},"count":"many"}}"#;
+        assert!(matches!(decode_watch_line(wrong_type).unwrap(),
+            WatchLine::Undecodable { resource_version, error } if resource_version == "8" && error.kind() == ErrorKind::Decode));
+        let new_type = r#"{"type":"NEW","object":{"metadata":{"resourceVersion":"9"}}}"#;
+        assert!(matches!(decode_watch_line(new_type).unwrap(),
+            WatchLine::Undecodable { resource_version, error } if resource_version == "9" && error.message().contains("`NEW`")));
+        // Without a version there is nothing to move past.
+        let no_version = r#"{"type":"ADDED","object":{"count":"many"}}"#;
+        assert_eq!(decode_watch_line(no_version).unwrap_err().kind(), ErrorKind::Decode);
     }
 
     #[test]

@@ -218,6 +218,46 @@ async fn thirty_updates_are_thirty_occurrences() {
 }
 
 #[tokio::test]
+async fn lists_out_of_key_order_lose_nothing() {
+    let server = FakeApiServer::start().await.unwrap();
+    server.set_unordered_lists(true);
+    let mut expected: Vec<(String, u32)> = ["a", "b", "c", "d", "e"].iter().map(|o| (create(&server, o), 1)).collect();
+    let (source, readiness) = build(server.url(), "startFrom=all");
+    let sink = MemorySink::new();
+    let running = run(source, &sink, None);
+    within(readiness.wait()).await;
+    expected.push((create(&server, "after"), 1));
+    within(sink.wait_for(expected.len())).await;
+    running.stop().await;
+    let mut got = delivered(&sink);
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
+#[tokio::test]
+async fn undecodable_events_are_skipped_in_lists_and_watches() {
+    let server = FakeApiServer::start().await.unwrap();
+    let bad = |name: &str| NewEvent::new("default", name).field("count", "many".into());
+    let listed = create(&server, "listed");
+    server.create_event(bad("bad-listed"));
+    let (source, readiness) = build(server.url(), "startFrom=all");
+    let sink = MemorySink::new();
+    let running = run(source, &sink, None);
+    within(readiness.wait()).await;
+    within(server.wait_for_watchers(1)).await;
+    server.create_event(bad("bad-watched"));
+    let watched = create(&server, "watched");
+    within(sink.wait_for(2)).await;
+    running.stop().await;
+    let got: Vec<String> = delivered(&sink).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(got, [listed, watched]);
+    // Skipped, not retried: the watch was never restarted over the bad line.
+    assert_eq!(readiness.last_error(), None);
+    assert_eq!(server.requests().iter().filter(|r| r.contains("watch=true")).count(), 1, "{:?}", server.requests());
+}
+
+#[tokio::test]
 async fn namespaces_api_and_field_selector() {
     let server = FakeApiServer::start().await.unwrap();
     for ns in ["a", "b", "c"] {

@@ -309,6 +309,24 @@ async fn checkpoint_never_passes_an_unfinished_event() {
 }
 
 #[tokio::test]
+async fn a_stuck_sink_does_not_multiply_positions() {
+    let tracker = Tracker::new(65_536, None);
+    let n = 20_000u64;
+    for i in 0..n {
+        tracker.register(1, Some(Position(format!("{i:05}")))).await;
+    }
+    let kept = tracker.lock().entries.iter().filter(|e| e.position.is_some()).count();
+    assert!(kept <= THIN_AFTER + (n / KEEP_EVERY) as usize + 2, "{kept} positions kept");
+    // Finishing a prefix moves the checkpoint to a kept position within it, never past it.
+    tracker.complete(&(0..15_000).collect::<Vec<_>>());
+    let safe: u64 = tracker.unsaved().unwrap().0.parse().unwrap();
+    assert!((15_000 - KEEP_EVERY..15_000).contains(&safe), "{safe}");
+    // Once everything is finished, the checkpoint is the newest position exactly.
+    tracker.complete(&(15_000..n).collect::<Vec<_>>());
+    assert_eq!(tracker.unsaved(), Some(Position(format!("{:05}", n - 1))));
+}
+
+#[tokio::test]
 async fn filtered_events_and_progress_advance_the_checkpoint() {
     let sink = MemorySink::new();
     let store = RecordingStore { initial: Some(Position("0".into())), ..Default::default() };
