@@ -185,7 +185,14 @@ pub fn redact(text: &str) -> String {
     while let Some(i) = rest.find("://") {
         let (head, tail) = rest.split_at(i + 3);
         out.push_str(head);
-        let end = tail.find(['/', '?', '#', ' ', '"', '\'']).unwrap_or(tail.len());
+        let mut end = tail.find(['/', '?', '#', ' ', '"', '\'']).unwrap_or(tail.len());
+        // `host:9&next=http://u:p@h` (a URL in another URL's option): no userinfo here,
+        // and the scan must not swallow the next URL's `http:`.
+        if !tail[..end].contains('@')
+            && let Some(amp) = tail[..end].find('&')
+        {
+            end = amp;
+        }
         match tail[..end].rfind('@') {
             Some(at) => {
                 let userinfo = &tail[..at];
@@ -206,24 +213,40 @@ pub fn redact(text: &str) -> String {
     redact_pairs(&out)
 }
 
+/// `key=value` pairs, also percent-encoded (`key%3Dvalue%26next`, a webhook pasted
+/// encoded): then the whole query is one odd option name, echoed by its error.
 fn redact_pairs(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let bytes = text.as_bytes();
+    let encoded_at = |i: usize, code: &str| text.get(i..i + 3).is_some_and(|t| t.eq_ignore_ascii_case(code));
     let mut i = 0;
     let mut copied = 0;
     while i < bytes.len() {
-        if bytes[i] == b'=' {
+        let eq = match bytes[i] {
+            b'=' => 1,
+            b'%' if encoded_at(i, "%3D") => 3,
+            _ => 0,
+        };
+        if eq > 0 {
             let start = text[..i]
                 .char_indices()
                 .rev()
                 .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.'))
                 .map_or(0, |(p, c)| p + c.len_utf8());
-            let key = &text[start..i];
+            let mut key = &text[start..i];
+            // After an escape (`%26sign`) the key starts past its two hex digits.
+            if start > 0 && bytes[start - 1] == b'%' {
+                key = key.get(2..).unwrap_or_default();
+            }
             if !key.is_empty() && is_secret_key(key) {
-                let end = text[i + 1..]
+                let value = i + eq;
+                let mut end = text[value..]
                     .find(['&', ' ', '"', '\'', ',', ')', '\n', ';', '#'])
-                    .map_or(text.len(), |p| i + 1 + p);
-                out.push_str(&text[copied..=i]);
+                    .map_or(text.len(), |p| value + p);
+                if let Some(amp) = (value..end).find(|&j| encoded_at(j, "%26")) {
+                    end = amp;
+                }
+                out.push_str(&text[copied..value]);
                 out.push_str("***");
                 copied = end;
                 i = end;
@@ -469,5 +492,16 @@ mod tests {
         // Found by the `uri` fuzz target: a multi-byte character before `=`.
         assert_eq!(redact("file:ы=mp/cp.json"), "file:ы=mp/cp.json");
         assert_eq!(redact("ыtoken=abc"), "ыtoken=***");
+        // A webhook pasted percent-encoded is one odd option name, echoed by its error.
+        assert_eq!(
+            redact("send?access_token%3DTOK%26sign%3dSEC%26level%3DWarning: missing"),
+            "send?access_token%3D***%26sign%3d***%26level%3DWarning: missing"
+        );
+        // A URL with a password inside another URL's options.
+        assert_eq!(
+            redact("sls:?endpoint=http://127.0.0.1:9&metadataEndpoint=http://md:PASS@127.0.0.1:9&x=1"),
+            "sls:?endpoint=http://127.0.0.1:9&metadataEndpoint=http://md:***@127.0.0.1:9&x=1"
+        );
+        assert_eq!(redact("http://u:p&w@h/x"), "http://u:***@h/x");
     }
 }

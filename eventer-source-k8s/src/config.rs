@@ -214,13 +214,7 @@ impl SourceConfig {
     /// find the cluster.
     pub async fn client_config(&self) -> Result<kube::Config> {
         let mut config = match &self.connection {
-            Connection::Infer => kube::Config::infer().await.map_err(|e| {
-                Error::config(
-                    "cannot find the cluster: no kubeconfig (KUBECONFIG or ~/.kube/config) and not running in a pod; \
-                     give kubernetes:<url>?inClusterConfig=false or auth=<kubeconfig>",
-                )
-                .with_source(e)
-            })?,
+            Connection::Infer => infer().await?,
             Connection::InCluster { url } => {
                 let loaded = if url.is_some() { kube::Config::incluster_dns() } else { kube::Config::incluster() };
                 let mut config = loaded.map_err(|e| {
@@ -236,15 +230,8 @@ impl SourceConfig {
                 config
             }
             Connection::Kubeconfig { path, url } => {
-                let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
-                    let error = Error::config(format!("cannot read kubeconfig {} (option auth)", path.display()));
-                    match e {
-                        // The YAML parser quotes the offending text, which may be a token.
-                        KubeconfigError::Parse(_) => {
-                            error.with_source(std::io::Error::other("not a kubeconfig YAML file"))
-                        }
-                        e => error.with_source(e),
-                    }
+                let kubeconfig = read_kubeconfig(std::slice::from_ref(path)).map_err(|e| {
+                    Error::config(format!("cannot read kubeconfig {} (option auth)", path.display())).with_source(e)
                 })?;
                 let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                     .await
@@ -313,6 +300,65 @@ impl SourceConfig {
         kube::Client::try_from(config)
             .map_err(|e| Error::new(ErrorKind::Config, "cannot build the Kubernetes client").with_source(e))
     }
+}
+
+/// kube's `Config::infer` (`KUBECONFIG` or `~/.kube/config`, else the pod's service
+/// account), reading the files as [`read_kubeconfig`] does.
+async fn infer() -> Result<kube::Config> {
+    let paths: Vec<PathBuf> = match std::env::var_os("KUBECONFIG") {
+        Some(list) if std::env::split_paths(&list).any(|p| !p.as_os_str().is_empty()) => {
+            std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).collect()
+        }
+        _ => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube/config")).into_iter().collect(),
+    };
+    let from_files = match read_kubeconfig(&paths) {
+        Ok(kubeconfig) => kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(|e| std::io::Error::other(format!("not usable: {e}"))),
+        Err(e) => Err(e),
+    };
+    let kubeconfig_error = match from_files {
+        Ok(config) => return Ok(config),
+        Err(e) => e,
+    };
+    kube::Config::incluster().map_err(|in_cluster| {
+        let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        Error::config(
+            "cannot find the cluster: no usable kubeconfig (KUBECONFIG or ~/.kube/config) and not running in a pod; \
+             give kubernetes:<url>?inClusterConfig=false or auth=<kubeconfig>",
+        )
+        .with_source(std::io::Error::other(format!(
+            "kubeconfig {}: {kubeconfig_error}; in-cluster: {in_cluster}",
+            shown.join(":")
+        )))
+    })
+}
+
+/// Read and merge kubeconfig files as kube does, with errors that never quote a file
+/// (the YAML parser shows the offending line, which may hold a token), and refusing
+/// what kube would panic on (UTF-16 text with an odd number of bytes).
+fn read_kubeconfig(paths: &[PathBuf]) -> std::io::Result<Kubeconfig> {
+    let mut merged: Option<Kubeconfig> = None;
+    for path in paths {
+        // The caller names a lone file itself.
+        let fail = |what: &dyn std::fmt::Display| match paths.len() {
+            1 => std::io::Error::other(what.to_string()),
+            _ => std::io::Error::other(format!("{}: {what}", path.display())),
+        };
+        let bytes = std::fs::read(path).map_err(|e| fail(&e))?;
+        if matches!(bytes.as_slice(), [0xFF, 0xFE, ..] | [0xFE, 0xFF, ..]) && bytes.len() % 2 == 1 {
+            return Err(fail(&"truncated UTF-16 text"));
+        }
+        let next = Kubeconfig::read_from(path).map_err(|e| match e {
+            KubeconfigError::Parse(_) => fail(&"not a kubeconfig YAML file"),
+            e => fail(&e),
+        })?;
+        merged = Some(match merged {
+            Some(m) => m.merge(next).map_err(|e| std::io::Error::other(e.to_string()))?,
+            None => next,
+        });
+    }
+    merged.ok_or_else(|| std::io::Error::other("no kubeconfig path (KUBECONFIG and HOME are unset)"))
 }
 
 fn check_url(url: &str) -> Result<String> {
@@ -421,5 +467,24 @@ mod tests {
         // Where eventer runs decides these: checked when the source starts.
         check("kubernetes").unwrap();
         check("kubernetes:https://kubernetes.default").unwrap();
+    }
+
+    #[test]
+    fn kubeconfig_errors_never_quote_the_file_and_never_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let broken = dir.path().join("broken");
+        std::fs::write(&broken, "users:\n- name: u\n  user:\n    token: [KCTOKENSECRET]\n").unwrap();
+        let utf16 = dir.path().join("utf16");
+        std::fs::write(&utf16, b"\xff\xfeA").unwrap();
+        for path in [broken, utf16] {
+            let err = read_kubeconfig(&[path.clone(), path.clone()]).unwrap_err().to_string();
+            assert!(err.starts_with(&path.display().to_string()), "{err}");
+            assert!(err.ends_with("not a kubeconfig YAML file") || err.ends_with("truncated UTF-16 text"), "{err}");
+            assert!(!err.contains("KCTOKENSECRET"), "{err}");
+            let uri = format!("kubernetes:?auth={}", path.display());
+            let err = parse(&uri).unwrap().check_files().unwrap_err().chain();
+            assert!(err.starts_with("cannot read kubeconfig"), "{err}");
+            assert!(!err.contains("KCTOKENSECRET"), "{err}");
+        }
     }
 }
