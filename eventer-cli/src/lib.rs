@@ -156,17 +156,16 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
             },
             None => run.await,
         };
-        let report = result.map_err(|e| match e.kind() {
-            // Found only when the part starts (a kubeconfig, the pod's service account):
-            // still bad input, so name the flag that configured the part.
-            ErrorKind::Config => {
-                let origin = origins.iter().find(|(component, _)| Some(component.as_str()) == e.component());
-                Failure::usage(match origin {
-                    Some((_, origin)) => format!("{origin}: {}", e.chain()),
-                    None => e.chain(),
-                })
-            }
-            _ => Failure::runtime(e.chain()),
+        let report = result.map_err(|e| {
+            // Name the flag that configured the failing part. A configuration error found
+            // only when the part starts (a kubeconfig, the pod's service account) is still
+            // bad input.
+            let origin = origins.iter().find(|(component, _)| Some(component.as_str()) == e.component());
+            let message = match origin {
+                Some((_, origin)) => format!("{origin}: {}", e.chain()),
+                None => e.chain(),
+            };
+            Failure { code: if e.kind() == ErrorKind::Config { 2 } else { 1 }, message }
         })?;
         // The final checkpoint is saved: hand over now so that a standby starts from it.
         if let Some(leadership) = leadership {
@@ -358,8 +357,10 @@ fn runtime(max_procs: i64) -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = match usize::try_from(max_procs) {
         Ok(1) => tokio::runtime::Builder::new_current_thread(),
         Ok(n @ 2..) => {
+            // More workers than CPUs only add switching; a huge N would fail to spawn them.
+            let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
             let mut builder = tokio::runtime::Builder::new_multi_thread();
-            builder.worker_threads(n);
+            builder.worker_threads(n.min(cpus));
             builder
         }
         _ => tokio::runtime::Builder::new_multi_thread(),

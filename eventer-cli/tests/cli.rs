@@ -123,6 +123,10 @@ fn bad_input_table() {
         ),
         (vec![src, "--sink=stdout", "--checkpoint=etcd:x"], "unknown checkpoint scheme `etcd`"),
         (
+            vec![src, "--sink=stdout", "--checkpoint=file:/tmp"],
+            "eventer: error: --checkpoint=file:/tmp: /tmp is a directory",
+        ),
+        (
             vec![src, "--sink=stdout", "--frequency=5 parsecs"],
             "eventer: error: invalid value '5 parsecs' for '--frequency <DURATION>': invalid duration",
         ),
@@ -147,6 +151,13 @@ fn bad_input_table() {
         assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
         assert!(stdout(&out).is_empty());
     }
+}
+
+#[test]
+fn max_procs_beyond_the_cpus_is_capped() {
+    let out = eventer(&["--max_procs=9223372036854775807", "--source=file:examples/events.json", "--sink=stdout"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 23);
 }
 
 #[test]

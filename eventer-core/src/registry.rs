@@ -319,6 +319,9 @@ impl CheckpointFactory for FileCheckpointFactory {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.is_dir()) {
             return Err(Error::config(format!("checkpoint directory {} does not exist", dir.display())));
         }
+        if path.is_dir() {
+            return Err(Error::config(format!("{} is a directory; name the checkpoint file in it", path.display())));
+        }
         Ok(Box::new(FileCheckpoint::new(path)))
     }
 }

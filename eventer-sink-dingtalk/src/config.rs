@@ -41,7 +41,8 @@ pub enum MsgType {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct DingTalkConfig {
-    /// Robot endpoint without query, used as given (http or https). Default
+    /// Robot endpoint without query, used as given (http or https; the URI form makes
+    /// it https unless on loopback, as kube-eventer does). Default
     /// `https://oapi.dingtalk.com/robot/send`.
     #[serde(default = "default_webhook")]
     pub webhook: String,
@@ -105,6 +106,25 @@ pub struct DingTalkConfig {
     /// Timeout of one request. Default 10s.
     #[serde(default = "default_timeout", with = "eventer_core::duration")]
     pub timeout: Duration,
+}
+
+/// kube-eventer sends to `https://<host><path>` whatever the URI's scheme, so the token
+/// never crosses the network in clear: likewise here, but for a loopback `http://` robot
+/// (a local relay or stand-in), which is used as given.
+fn webhook_of(target: &str) -> String {
+    if target.is_empty() {
+        return default_webhook();
+    }
+    let Some(rest) = target.strip_prefix("http://") else {
+        return if target.contains("://") { target.to_owned() } else { format!("https://{target}") };
+    };
+    let loopback = url::Url::parse(target).is_ok_and(|u| match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    });
+    if loopback { target.to_owned() } else { format!("https://{rest}") }
 }
 
 fn default_webhook() -> String {
@@ -248,8 +268,7 @@ impl DingTalkConfig {
     /// A configuration error naming the option: `access_token` missing, a value that does
     /// not parse.
     pub fn from_options(target: &str, options: &mut Options) -> Result<Self> {
-        let webhook = if target.is_empty() { default_webhook() } else { target.to_owned() };
-        let mut config = DingTalkConfig::new(webhook, options.required("access_token")?);
+        let mut config = DingTalkConfig::new(webhook_of(target), options.required("access_token")?);
         config.sign = options.one("sign")?.filter(|s| !s.is_empty());
         config.labels = options.all("label");
         if let Some(t) = options.one("msg_type")? {
@@ -402,6 +421,19 @@ mod tests {
             err("dingtalk:https://h/r?access_token=x&group_wait=soon")
                 .starts_with("option group_wait: invalid duration")
         );
+    }
+
+    #[test]
+    fn webhooks_are_https_as_in_kube_eventer_but_on_loopback() {
+        let webhook = |u: &str| parse(u).unwrap().webhook;
+        assert_eq!(webhook("dingtalk:oapi.dingtalk.com/robot/send?access_token=x"), DEFAULT_WEBHOOK);
+        assert_eq!(webhook("dingtalk:http://oapi.dingtalk.com/robot/send?access_token=x"), DEFAULT_WEBHOOK);
+        assert_eq!(
+            webhook("dingtalk:http://127.0.0.1:8080/robot/send?access_token=x"),
+            "http://127.0.0.1:8080/robot/send"
+        );
+        assert_eq!(webhook("dingtalk:http://localhost/r?access_token=x"), "http://localhost/r");
+        assert_eq!(webhook("dingtalk:http://[::1]:9/r?access_token=x"), "http://[::1]:9/r");
     }
 
     #[test]
