@@ -71,7 +71,7 @@ pub(crate) struct Flags {
 
     /// Run only while holding a coordination.k8s.io Lease, so that one of several replicas
     /// exports (needs the kubernetes source).
-    #[arg(long = "leader-elect", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long = "leader-elect", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
     pub(crate) leader_elect: Option<bool>,
 
     /// Name of the leader-election Lease [default: eventer].
@@ -87,7 +87,7 @@ pub(crate) struct Flags {
     pub(crate) max_procs: Option<i64>,
 
     /// Accepted for kube-eventer compatibility; per-event metric labels are never created.
-    #[arg(long = "event-metrics", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", hide = true)]
+    #[arg(long = "event-metrics", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool, hide = true)]
     pub(crate) event_metrics: Option<bool>,
 
     /// More logging: -v for debug, -vv for trace (RUST_LOG overrides).
@@ -99,7 +99,7 @@ pub(crate) struct Flags {
     pub(crate) klog_v: Option<u8>,
 
     /// Accepted for kube-eventer compatibility (eventer always logs to stderr).
-    #[arg(long = "logtostderr", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", hide = true)]
+    #[arg(long = "logtostderr", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool, hide = true)]
     pub(crate) logtostderr: Option<bool>,
 
     /// Log format [default: text].
@@ -132,5 +132,15 @@ impl Flags {
             _ => 0,
         };
         self.verbose.max(klog)
+    }
+}
+
+/// A boolean as Go's flag package reads it (`strconv.ParseBool`), so kube-eventer's
+/// `--logtostderr=1` keeps working.
+fn go_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!("`{value}` is not a boolean (true, false, 1, 0, t, f)")),
     }
 }

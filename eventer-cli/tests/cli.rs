@@ -136,6 +136,7 @@ fn bad_input_table() {
             "eventer: error: invalid value '70000' for '--healthz-port <PORT>'",
         ),
         (vec![src, "--sink=stdout", "--bogus"], "eventer: error: unexpected argument '--bogus' found"),
+        (vec![src, "--sink=stdout", "--logtostderr=yes"], "'--logtostderr [<BOOL>]': `yes` is not a boolean"),
         (vec![src, "--sink=stdout?level=Warn\ning"], "option level: invalid value `Warn\\ning`"),
         (
             vec![src, src, "--sink=stdout"],
@@ -154,8 +155,16 @@ fn bad_input_table() {
 }
 
 #[test]
-fn max_procs_beyond_the_cpus_is_capped() {
-    let out = eventer(&["--max_procs=9223372036854775807", "--source=file:examples/events.json", "--sink=stdout"]);
+fn kube_eventer_flags_as_go_reads_them() {
+    // Go's flag package: a huge GOMAXPROCS is fine, booleans may be 1/0/t/f/TRUE.
+    let out = eventer(&[
+        "--max_procs=9223372036854775807",
+        "--logtostderr=1",
+        "--event-metrics=F",
+        "--v=2",
+        "--source=file:examples/events.json",
+        "--sink=stdout",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 23);
 }
