@@ -136,6 +136,8 @@ fn bad_input_table() {
             "eventer: error: invalid value '70000' for '--healthz-port <PORT>'",
         ),
         (vec![src, "--sink=stdout", "--bogus"], "eventer: error: unexpected argument '--bogus' found"),
+        (vec![src, "--sink=stdout?id=a%0Ab"], "option id: `a\\nb` must be letters, digits"),
+        (vec![src, "--sink=stdout?id="], "option id: `` must be letters, digits"),
         (vec![src, "--sink=stdout", "--logtostderr=yes"], "'--logtostderr [<BOOL>]': `yes` is not a boolean"),
         (vec![src, "--sink=stdout?level=Warn\ning"], "option level: invalid value `Warn\\ning`"),
         (

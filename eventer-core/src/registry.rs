@@ -247,7 +247,14 @@ impl Registry {
         let mut options = uri.options();
         let filter = FilterSpec::from_options(&mut options, factory.default_level())?;
         let route = route_options(&mut options)?;
-        let name = cx.unique_name(options.one("id")?.unwrap_or_else(|| uri.scheme().to_owned()));
+        let id = options.one("id")?;
+        // The name goes into log lines, /readyz and `eventer check` output as it is.
+        if let Some(id) = id.as_deref().filter(|id| {
+            id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        }) {
+            return Err(Error::config(format!("option id: `{id}` must be letters, digits, `-`, `_` or `.`")));
+        }
+        let name = cx.unique_name(id.unwrap_or_else(|| uri.scheme().to_owned()));
         let mut scoped = cx.clone();
         scoped.metrics = cx.metrics.with_label("sink", name.clone());
         let sink = factory.build(uri.target(), &mut options, &scoped)?;

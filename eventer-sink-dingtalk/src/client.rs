@@ -70,7 +70,8 @@ impl Client {
             return Err(DingTalkError::Status(status));
         }
         let reply: Reply = serde_json::from_slice(&bytes).map_err(|_| DingTalkError::NotJson)?;
-        classify(reply.errcode, reply.errmsg)
+        // Some gateways echo the request URL in their message: never log the token.
+        classify(reply.errcode, eventer_core::uri::redact(&reply.errmsg))
     }
 }
 
