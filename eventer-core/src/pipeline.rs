@@ -387,7 +387,7 @@ impl Pipeline {
         // Dispatch until the source ends, fails, or shutdown is requested.
         let mut shutdown = std::pin::pin!(shutdown);
         let mut signalled = false;
-        let mut source_error = None;
+        let mut failure = None;
         let mut targets = Vec::with_capacity(senders.len());
         'dispatch: loop {
             let item = tokio::select! {
@@ -408,7 +408,7 @@ impl Pipeline {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    source_error = Some(e.in_component("source"));
+                    failure = Some(e.in_component("source"));
                     break;
                 }
             };
@@ -438,7 +438,7 @@ impl Pipeline {
                     // A full queue blocks here: this is the back-pressure on the source.
                     Overflow::Block => tokio::select! {
                         biased;
-                        sent = tx.send(envelope) => if sent.is_err() { continue },
+                        sent = tx.send(envelope) => if sent.is_err() { failure = Some(worker_gone(&stats.sinks[i].0)); break 'dispatch; },
                         () = &mut shutdown => { signalled = true; break 'dispatch; }
                     },
                     Overflow::Drop => match tx.try_send(envelope) {
@@ -451,7 +451,10 @@ impl Pipeline {
                             tracker.complete(&[seq]);
                             continue;
                         }
-                        Err(mpsc::error::TrySendError::Closed(_)) => continue,
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            failure = Some(worker_gone(&stats.sinks[i].0));
+                            break 'dispatch;
+                        }
                     },
                 }
                 sink_stats.routed.fetch_add(1, Relaxed);
@@ -473,10 +476,15 @@ impl Pipeline {
             hard_stop.cancel();
         };
         let mut join_all = std::pin::pin!(futures::future::join_all(workers));
-        tokio::select! {
-            _ = &mut join_all => {}
+        let joined = tokio::select! {
+            joined = &mut join_all => joined,
             // After the deadline the workers stop at their next await point.
-            () = deadline => { join_all.await; }
+            () = deadline => join_all.await,
+        };
+        if failure.is_none()
+            && let Some(i) = joined.iter().position(Result::is_err)
+        {
+            failure = Some(worker_gone(&stats.sinks[i].0));
         }
         let unfinished = tracker.len() as u64;
         stats.checkpoint_lag.store(unfinished as i64, Relaxed);
@@ -509,7 +517,7 @@ impl Pipeline {
             unfinished,
             checkpoint: saved,
         };
-        match source_error {
+        match failure {
             Some(e) => Err(e),
             None => Ok(report),
         }
@@ -544,6 +552,16 @@ async fn checkpoint_loop(
             _ = tick.tick() => save_checkpoint(&**store, &tracker, &stats).await,
         }
     }
+}
+
+/// A sink's worker ended early (its task panicked): its queue is closed, and its events
+/// would hold the checkpoint back for ever. Stop, keeping them after the checkpoint.
+fn worker_gone(name: &str) -> Error {
+    Error::new(
+        crate::ErrorKind::Unexpected,
+        format!("sink {name} stopped unexpectedly; undelivered events stay after the checkpoint"),
+    )
+    .in_component(format!("sink/{name}"))
 }
 
 async fn save_checkpoint(store: &dyn crate::checkpoint::CheckpointStore, tracker: &Tracker, stats: &Stats) {

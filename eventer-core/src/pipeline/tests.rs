@@ -432,6 +432,23 @@ async fn startup_and_source_errors_surface() {
 }
 
 #[tokio::test]
+async fn a_sink_whose_worker_dies_stops_the_pipeline() {
+    struct Panics;
+    #[async_trait]
+    impl Sink for Panics {
+        async fn send(&mut self, _batch: &[SharedEvent]) -> Vec<Outcome> {
+            panic!("bug in a third-party sink");
+        }
+    }
+    let run = Pipeline::new(Box::new(VecSource::new(events(100))))
+        .route(Route::new("buggy", Box::new(Panics)))
+        .run(std::future::pending());
+    let err = tokio::time::timeout(Duration::from_secs(30), run).await.expect("no stall").unwrap_err();
+    assert_eq!(err.component(), Some("sink/buggy"));
+    assert!(err.to_string().starts_with("sink buggy stopped unexpectedly"), "{err}");
+}
+
+#[tokio::test]
 async fn wrong_outcome_count_is_retried_not_lost() {
     struct Sloppy(u32, MemorySink);
     #[async_trait]
