@@ -305,20 +305,17 @@ impl SourceConfig {
 /// kube's `Config::infer` (`KUBECONFIG` or `~/.kube/config`, else the pod's service
 /// account), reading the files as [`read_kubeconfig`] does.
 async fn infer() -> Result<kube::Config> {
-    let paths: Vec<PathBuf> = match std::env::var_os("KUBECONFIG") {
-        Some(list) if std::env::split_paths(&list).any(|p| !p.as_os_str().is_empty()) => {
-            std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).collect()
-        }
-        _ => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube/config")).into_iter().collect(),
-    };
-    let from_files = match read_kubeconfig(&paths) {
-        Ok(kubeconfig) => kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .map_err(|e| std::io::Error::other(format!("not usable: {e}"))),
-        Err(e) => Err(e),
-    };
-    let kubeconfig_error = match from_files {
-        Ok(config) => return Ok(config),
+    let mut paths: Vec<PathBuf> = std::env::var_os("KUBECONFIG")
+        .map(|list| std::env::split_paths(&list).filter(|p| !p.as_os_str().is_empty()).collect())
+        .unwrap_or_default();
+    if paths.is_empty() {
+        paths.extend(std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".kube/config")));
+    }
+    let kubeconfig_error = match read_kubeconfig(&paths) {
+        Ok(kubeconfig) => match kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await {
+            Ok(config) => return Ok(config),
+            Err(e) => std::io::Error::other(format!("not usable: {e}")),
+        },
         Err(e) => e,
     };
     kube::Config::incluster().map_err(|in_cluster| {
