@@ -77,6 +77,13 @@ fn delivered(sink: &MemorySink) -> Vec<(String, u32)> {
     events.iter().map(|e| (e.name.clone(), e.count)).collect()
 }
 
+/// The same (name, count) occurrences, in any order.
+fn assert_same_events(mut got: Vec<(String, u32)>, mut expected: Vec<(String, u32)>) {
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
 fn create(server: &FakeApiServer, object: &str) -> String {
     server.create_event(NewEvent::new("default", object)).name
 }
@@ -118,12 +125,10 @@ async fn partition(compact: bool, expired_as_status: bool) {
     within(sink.wait_for(expected.len())).await;
     running.stop().await;
 
-    let mut got = delivered(&sink);
+    let got = delivered(&sink);
     assert!(got.iter().all(|(n, _)| *n != before));
     assert_eq!(got.len(), expected.len(), "{got:?}");
-    got.sort();
-    expected.sort();
-    assert_eq!(got, expected);
+    assert_same_events(got, expected);
     let relisted = server.requests().iter().any(|r| r.contains("limit=500"));
     assert_eq!(relisted, compact, "relist iff the history was compacted");
 }
@@ -172,10 +177,7 @@ async fn restart(store: impl Fn() -> BoxCheckpointStore, server: &FakeApiServer,
     missed.push((create(server, "marker"), 1));
     within(sink.wait_for(6)).await;
     running.stop().await;
-    let mut got = delivered(&sink);
-    got.sort();
-    missed.sort();
-    assert_eq!(got, missed);
+    assert_same_events(delivered(&sink), missed);
 }
 
 #[tokio::test]
@@ -229,10 +231,7 @@ async fn lists_out_of_key_order_lose_nothing() {
     expected.push((create(&server, "after"), 1));
     within(sink.wait_for(expected.len())).await;
     running.stop().await;
-    let mut got = delivered(&sink);
-    got.sort();
-    expected.sort();
-    assert_eq!(got, expected);
+    assert_same_events(delivered(&sink), expected);
 }
 
 #[tokio::test]
