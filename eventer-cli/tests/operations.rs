@@ -1,45 +1,12 @@
 //! The `eventer` binary's operational surface: the health and metrics server.
 #![cfg(feature = "source-k8s")]
 
-use std::time::Duration;
-
 mod common;
 
-use common::Eventer;
+use std::time::Duration;
+
+use common::{Eventer, get, metric, poll};
 use eventer_fake_apiserver::{FakeApiServer, NewEvent};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
-
-/// A plain HTTP/1.1 GET: status and body.
-async fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: eventer\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
-}
-
-/// Poll `path` until `done` holds for its status and body.
-async fn poll(addr: &str, path: &str, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
-    tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let (status, body) = get(addr, path).await;
-            if done(status, &body) {
-                return (status, body);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{path} never reached the expected state"))
-}
 
 #[tokio::test]
 async fn health_readiness_and_metrics() {
@@ -77,10 +44,7 @@ async fn health_readiness_and_metrics() {
     api.drop_watches();
     let (_, body) = poll(&addr, "/readyz", |status, _| status == 503).await;
     assert!(body.lines().any(|l| l.starts_with("not ready source: retrying: ")), "{body}");
-    let restarts = |m: &str| -> u64 {
-        m.lines().find_map(|l| l.strip_prefix("eventer_source_watch_restarts_total ")).map_or(0, |v| v.parse().unwrap())
-    };
-    poll(&addr, "/metrics", |_, body| restarts(body) > 0).await;
+    poll(&addr, "/metrics", |_, body| metric(body, "eventer_source_watch_restarts_total") > 0).await;
     api.set_unreachable(false);
     poll(&addr, "/readyz", |status, _| status == 200).await;
 

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 use tokio::{sync::mpsc, time::Instant};
 
 use crate::{
-    Shared, events, lock, now_rfc3339,
+    Fault, Shared, WatchBehaviour, events, lock, now_rfc3339,
     store::{Change, ChangeType, Obj, ReadError, Resource, Selector, Store},
 };
 
@@ -31,6 +31,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/apis", get(groups))
         .route("/apis/{group}/{version}", get(group_resources))
         .route("/api/v1/{resource}", get(collection_get))
+        .route("/api/v1/namespaces/{name}", get(namespace_get))
         .route("/api/v1/namespaces/{ns}/{resource}", get(collection_get).post(create))
         .route("/api/v1/namespaces/{ns}/{resource}/{name}", get(item_get).put(replace).patch(patch).delete(delete))
         .route("/apis/{group}/{version}/{resource}", get(collection_get))
@@ -44,9 +45,32 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// Log every request and check the bearer token.
+/// Log every request, play scripted faults and check the bearer token.
 async fn authenticate(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    s.log_request(format!("{} {}", req.method(), req.uri()));
+    let line = format!("{} {}", req.method(), req.uri());
+    s.log_request(line.clone());
+    if let Some(fault) = take_fault(&s, &line) {
+        let code = StatusCode::from_u16(fault.code).expect("checked when scripted");
+        let reason = code.canonical_reason().unwrap_or("Failure").replace(' ', "");
+        let details = fault.retry_after.map(|secs| json!({"retryAfterSeconds": secs}));
+        let mut response =
+            status(code, &reason, "the fake apiserver was told to fail this request", details).into_response();
+        if let Some(secs) = fault.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
+        return response;
+    }
+    let watching = req.uri().query().is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
+    if watching {
+        match s.watch_behaviour.load(std::sync::atomic::Ordering::SeqCst) {
+            b if b == WatchBehaviour::Hang as u8 => std::future::pending::<()>().await,
+            b if b == WatchBehaviour::Silent as u8 => {
+                let never = futures::stream::pending::<Result<Bytes, std::io::Error>>();
+                return ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(never)).into_response();
+            }
+            _ => {}
+        }
+    }
     let failing = s.failing.load(std::sync::atomic::Ordering::SeqCst);
     if let Ok(code) = StatusCode::from_u16(failing) {
         let reason = if code == StatusCode::SERVICE_UNAVAILABLE { "ServiceUnavailable" } else { "InternalError" };
@@ -59,6 +83,34 @@ async fn authenticate(State(s): State<Arc<Shared>>, req: Request, next: Next) ->
         }
     }
     next.run(req).await
+}
+
+/// The first scripted fault matching `line`, used up by one.
+fn take_fault(s: &Shared, line: &str) -> Option<Fault> {
+    let mut faults = lock(&s.faults);
+    let i = faults.iter().position(|f| f.times > 0 && line.contains(&f.matching))?;
+    faults[i].times -= 1;
+    let fault = faults[i].clone();
+    faults.retain(|f| f.times > 0);
+    Some(fault)
+}
+
+/// A Namespace: `kube-system` carries the cluster's identity; any other name exists too.
+async fn namespace_get(State(s): State<Arc<Shared>>, Path(name): Path<String>) -> Response {
+    if s.forbidden.load(std::sync::atomic::Ordering::SeqCst) {
+        let message = format!(
+            "namespaces \"{name}\" is forbidden: User \"system:serviceaccount:kube-system:eventer\" cannot get resource \"namespaces\" in API group \"\" at the cluster scope"
+        );
+        return status(StatusCode::FORBIDDEN, "Forbidden", &message, Some(json!({"name": name, "kind": "namespaces"})))
+            .into_response();
+    }
+    let uid = if name == "kube-system" { s.cluster_uid.clone() } else { s.uid() };
+    let ns = json!({
+        "kind": "Namespace", "apiVersion": "v1",
+        "metadata": {"name": name, "uid": uid, "resourceVersion": "1", "creationTimestamp": "2024-01-01T00:00:00Z"},
+        "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"},
+    });
+    json_response(StatusCode::OK, ns.to_string())
 }
 
 /// A `metav1.Status` failure.
@@ -547,6 +599,7 @@ async fn run_watch(s: Arc<Shared>, w: WatchSpec, tx: mpsc::Sender<Result<Bytes, 
         }
     }
     let mut bookmarks = tokio::time::interval_at(Instant::now() + s.bookmark_interval, s.bookmark_interval);
+    let mut injected = s.injected.subscribe();
     loop {
         changed.borrow_and_update();
         // Catch up with the history, in bounded batches.
@@ -573,6 +626,7 @@ async fn run_watch(s: Arc<Shared>, w: WatchSpec, tx: mpsc::Sender<Result<Bytes, 
         tokio::select! {
             changed = changed.changed() => if changed.is_err() { return },
             _ = bookmarks.tick(), if w.bookmarks => if !send(bookmark_line(t, cursor, false)).await { return },
+            text = injected.recv() => if let Ok(text) = text && tx.send(Ok(text)).await.is_err() { return },
             () = sleep_until(deadline) => return,
             () = kill.cancelled() => {
                 // An error makes hyper abort the connection: no clean end of the body.

@@ -35,13 +35,14 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering::SeqCst},
+        atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU64, Ordering::SeqCst},
     },
     time::Duration,
 };
 
+use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use events::NewEvent;
@@ -116,7 +117,12 @@ impl Builder {
             watchers: watch::channel(0).0,
             refused: watch::channel(0).0,
             requests: Mutex::new(VecDeque::new()),
-            uids: AtomicU64::new(0),
+            // uid 0 is the cluster's.
+            uids: AtomicU64::new(1),
+            cluster_uid: new_uid(0),
+            watch_behaviour: AtomicU8::new(WatchBehaviour::Normal as u8),
+            faults: Mutex::new(Vec::new()),
+            injected: broadcast::channel(256).0,
         });
         let stop = CancellationToken::new();
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -170,6 +176,39 @@ pub(crate) struct Shared {
     pub(crate) refused: watch::Sender<u64>,
     pub(crate) requests: Mutex<VecDeque<String>>,
     uids: AtomicU64,
+    /// `metadata.uid` of the `kube-system` namespace.
+    pub(crate) cluster_uid: String,
+    /// A [`WatchBehaviour`] as its discriminant.
+    pub(crate) watch_behaviour: AtomicU8,
+    /// Scripted failures, checked in order against each request.
+    pub(crate) faults: Mutex<Vec<Fault>>,
+    /// Raw text written into every open watch stream.
+    pub(crate) injected: broadcast::Sender<Bytes>,
+}
+
+/// How watch requests are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+#[repr(u8)]
+pub enum WatchBehaviour {
+    /// As the apiserver does.
+    Normal,
+    /// The request is read and never answered: no status line, no byte (a wedged apiserver
+    /// or a proxy holding the connection).
+    Hang,
+    /// `200 OK` and headers, then nothing at all: no event, no bookmark, no end.
+    Silent,
+}
+
+/// A scripted failure: the next `times` requests whose `METHOD /path?query` contains
+/// `matching` are answered with `code`.
+#[derive(Debug, Clone)]
+pub(crate) struct Fault {
+    pub(crate) matching: String,
+    pub(crate) times: u32,
+    pub(crate) code: u16,
+    /// Seconds, sent as `Retry-After` and `details.retryAfterSeconds`.
+    pub(crate) retry_after: Option<u64>,
 }
 
 /// Lock a mutex, ignoring poisoning: a panicking test thread leaves consistent data.
@@ -191,15 +230,7 @@ impl Shared {
 
     /// A new object uid.
     pub(crate) fn uid(&self) -> String {
-        let n = self.uids.fetch_add(1, SeqCst);
-        let r = fastrand::u64(..);
-        format!(
-            "{:08x}-{:04x}-4{:03x}-a{:03x}-{n:012x}",
-            r >> 32,
-            (r >> 16) & 0xffff,
-            (r >> 4) & 0xfff,
-            fastrand::u16(..0x1000)
-        )
+        new_uid(self.uids.fetch_add(1, SeqCst))
     }
 
     pub(crate) fn log_request(&self, line: String) {
@@ -209,6 +240,18 @@ impl Shared {
         }
         log.push_back(line);
     }
+}
+
+/// A random uid in the version-4 layout, ending in the serial number `n`.
+fn new_uid(n: u64) -> String {
+    let r = fastrand::u64(..);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{n:012x}",
+        r >> 32,
+        (r >> 16) & 0xffff,
+        (r >> 4) & 0xfff,
+        fastrand::u16(..0x1000)
+    )
 }
 
 /// Seconds-precision RFC 3339, as `metav1.Time` is written.
@@ -456,6 +499,43 @@ impl FakeApiServer {
     /// The last requests, as `METHOD /path?query`.
     pub fn requests(&self) -> Vec<String> {
         lock(&self.shared.requests).iter().cloned().collect()
+    }
+
+    /// The `metadata.uid` of this cluster's `kube-system` namespace (random per server).
+    pub fn cluster_uid(&self) -> &str {
+        &self.shared.cluster_uid
+    }
+
+    /// How watch requests are answered from now on (open watches are not affected).
+    pub fn set_watch_behaviour(&self, behaviour: WatchBehaviour) {
+        self.shared.watch_behaviour.store(behaviour as u8, SeqCst);
+    }
+
+    /// Answer the next `times` requests whose `METHOD /path?query` contains `matching`
+    /// with the HTTP status `code` and a `Status` body; other requests are served.
+    ///
+    /// # Panics
+    /// When `code` is not a status between 100 and 999.
+    pub fn fail_next(&self, matching: &str, times: u32, code: u16) {
+        self.add_fault(Fault { matching: matching.to_owned(), times, code, retry_after: None });
+    }
+
+    /// Answer the next `times` requests whose `METHOD /path?query` contains `matching`
+    /// with `429 Too Many Requests`, `Retry-After: <seconds>` and the same number in
+    /// `details.retryAfterSeconds`, as kube-apiserver's priority and fairness does.
+    pub fn throttle_next(&self, matching: &str, times: u32, seconds: u64) {
+        self.add_fault(Fault { matching: matching.to_owned(), times, code: 429, retry_after: Some(seconds) });
+    }
+
+    fn add_fault(&self, fault: Fault) {
+        assert!((100..1000).contains(&fault.code), "invalid HTTP status {}", fault.code);
+        lock(&self.shared.faults).push(fault);
+    }
+
+    /// Write `text` as it is into every open watch stream (a hostile or broken apiserver:
+    /// a line with a bad resourceVersion, an endless line); returns how many got it.
+    pub fn inject_watch_text(&self, text: impl Into<Bytes>) -> usize {
+        self.shared.injected.send(text.into()).unwrap_or(0)
     }
 
     /// A ConfigMap as stored.

@@ -23,7 +23,22 @@ pub const OPTIONS: &[&str] = &[
     "api",
     "fieldSelector",
     "startFrom",
+    "requestTimeout",
+    "watchIdleTimeout",
+    "maxLineSize",
 ];
+
+/// Default of `requestTimeout`: connecting plus the response's status and headers, and
+/// each read of a list body.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default of `watchIdleTimeout`. The apiserver sends a watch that allows bookmarks one
+/// about every minute even when nothing changes, so a watch silent for longer is dead.
+pub const DEFAULT_WATCH_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Default of `maxLineSize`. etcd stores objects of at most 1.5 MiB; a watch line is the
+/// object as JSON in a small envelope.
+pub const DEFAULT_MAX_LINE_SIZE: usize = 8 << 20;
 
 /// How to reach the apiserver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +91,16 @@ pub enum StartFrom {
     Since(Duration),
 }
 
+impl std::fmt::Display for StartFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartFrom::Now => f.write_str("now"),
+            StartFrom::All => f.write_str("all"),
+            StartFrom::Since(d) => write!(f, "{}", humantime::format_duration(*d)),
+        }
+    }
+}
+
 /// A parsed `kubernetes:` source URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -94,6 +119,14 @@ pub struct SourceConfig {
     pub start_from: StartFrom,
     /// Server-side watch timeout; the watch is resumed after it.
     pub watch_timeout: Duration,
+    /// Bound on connecting and receiving a response's headers, and on each read of a
+    /// list body (`requestTimeout`).
+    pub request_timeout: Duration,
+    /// A watch that sends nothing (no event, no bookmark) for this long is restarted
+    /// (`watchIdleTimeout`).
+    pub watch_idle_timeout: Duration,
+    /// Longest watch line read, in bytes; a longer one is skipped (`maxLineSize`).
+    pub max_line_size: usize,
 }
 
 impl SourceConfig {
@@ -107,6 +140,9 @@ impl SourceConfig {
             field_selector: None,
             start_from: StartFrom::Now,
             watch_timeout: Duration::from_secs(290),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            watch_idle_timeout: DEFAULT_WATCH_IDLE_TIMEOUT,
+            max_line_size: DEFAULT_MAX_LINE_SIZE,
         }
     }
 
@@ -184,6 +220,26 @@ impl SourceConfig {
             })?),
         };
         let insecure = options.bool("insecure")?.unwrap_or(false);
+        let timeout = |options: &mut Options, name: &str, default: Duration| -> Result<Duration> {
+            match options.one(name)? {
+                None => Ok(default),
+                Some(v) => match parse_duration(&v) {
+                    Ok(d) if !d.is_zero() => Ok(d),
+                    Ok(_) => Err(Error::config(format!("option {name}: must be more than 0"))),
+                    Err(e) => Err(Error::config(format!("option {name}: {e}"))),
+                },
+            }
+        };
+        let request_timeout = timeout(options, "requestTimeout", DEFAULT_REQUEST_TIMEOUT)?;
+        let watch_idle_timeout = timeout(options, "watchIdleTimeout", DEFAULT_WATCH_IDLE_TIMEOUT)?;
+        let max_line_size = match options.one("maxLineSize")? {
+            None => DEFAULT_MAX_LINE_SIZE,
+            Some(v) => parse_size(&v).ok_or_else(|| {
+                Error::config(format!(
+                    "option maxLineSize: invalid size `{v}` (expected bytes, or a number with Ki or Mi such as 8Mi, at least 4Ki)"
+                ))
+            })?,
+        };
         Ok(SourceConfig {
             connection,
             insecure,
@@ -191,6 +247,9 @@ impl SourceConfig {
             api,
             field_selector,
             start_from,
+            request_timeout,
+            watch_idle_timeout,
+            max_line_size,
             ..SourceConfig::for_url("")
         })
     }
@@ -270,6 +329,10 @@ impl SourceConfig {
         // kube retries 429/503/504 up to 15 times (minutes) without a word; the source's
         // own loop retries with backoff too, and logs each failure.
         config.default_retry = false;
+        // The source bounds each phase of its own requests; this also bounds those of the
+        // ConfigMap checkpoint and leader election, which would otherwise wait for ever on
+        // an apiserver that accepts a request and never answers.
+        config.read_timeout = Some(self.watch_idle_timeout + self.request_timeout);
         Ok(config)
     }
 
@@ -300,6 +363,23 @@ impl SourceConfig {
         kube::Client::try_from(config)
             .map_err(|e| Error::new(ErrorKind::Config, "cannot build the Kubernetes client").with_source(e))
     }
+}
+
+/// `8388608`, `8192Ki`, `8Mi` (also `KiB`, `MiB`); at least 4 KiB, so that an ordinary
+/// Event always fits.
+fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let unit = match unit.trim() {
+        "" => 1,
+        "Ki" | "KiB" => 1 << 10,
+        "Mi" | "MiB" => 1 << 20,
+        _ => return None,
+    };
+    digits.parse::<usize>().ok()?.checked_mul(unit).filter(|n| *n >= 4 << 10)
 }
 
 /// kube's `Config::infer` (`KUBECONFIG` or `~/.kube/config`, else the pod's service
@@ -419,6 +499,22 @@ mod tests {
         assert_eq!(c.start_from, StartFrom::Since(Duration::from_secs(900)));
         assert_eq!(c.path(Some("a")), "/apis/events.k8s.io/v1/namespaces/a/events");
         assert_eq!(parse("kubernetes?startFrom=all").unwrap().path(None), "/api/v1/events");
+        let c = parse("kubernetes?requestTimeout=5s&watchIdleTimeout=2m&maxLineSize=64Ki").unwrap();
+        assert_eq!(
+            (c.request_timeout, c.watch_idle_timeout, c.max_line_size),
+            (Duration::from_secs(5), Duration::from_secs(120), 64 << 10)
+        );
+        let d = parse("kubernetes").unwrap();
+        assert_eq!(
+            (d.request_timeout, d.watch_idle_timeout, d.max_line_size),
+            (Duration::from_secs(30), Duration::from_secs(90), 8 << 20)
+        );
+        for (size, bytes) in [("8Mi", 8 << 20), ("8MiB", 8 << 20), ("4096", 4096), ("16 KiB", 16 << 10)] {
+            assert_eq!(parse_size(size), Some(bytes), "{size}");
+        }
+        for size in ["", "4095", "8M", "-1", "1.5Mi", "99999999999999999999Mi"] {
+            assert_eq!(parse_size(size), None, "{size}");
+        }
     }
 
     #[test]
@@ -435,6 +531,11 @@ mod tests {
         assert!(err("kubernetes?fieldSelector=Warning").starts_with("option fieldSelector: `Warning`"));
         assert!(err("kubernetes?colour=red").starts_with("unknown option colour for kubernetes"));
         assert!(parse("kubernetes?useServiceAccount=true").is_err());
+        assert_eq!(err("kubernetes?requestTimeout=0s"), "option requestTimeout: must be more than 0");
+        assert!(
+            err("kubernetes?watchIdleTimeout=soon").starts_with("option watchIdleTimeout: invalid duration `soon`")
+        );
+        assert!(err("kubernetes?maxLineSize=1Gb").starts_with("option maxLineSize: invalid size `1Gb`"));
     }
 
     #[test]

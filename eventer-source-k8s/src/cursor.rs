@@ -14,9 +14,9 @@
 //! of uids, however large the cluster.
 //!
 //! resourceVersions are compared as integers: they are etcd revisions in every apiserver
-//! (and in kine). When a version is not an integer nothing can be ordered, so nothing is
-//! considered covered: after a relist such a server's events may be emitted again, but
-//! none is lost.
+//! (and in kine). A version that is not a decimal integer never enters a cursor: watching
+//! from it would replay history (`""`) or be refused (422), and once checkpointed it would
+//! be refused on every start.
 
 use std::{collections::BTreeMap, fmt::Write as _, sync::Arc};
 
@@ -46,6 +46,11 @@ fn num(rv: &str) -> Option<u64> {
     rv.parse().ok()
 }
 
+/// Whether `rv` may enter a cursor: a decimal integer, as etcd revisions are.
+pub(crate) fn valid(rv: &str) -> bool {
+    !rv.is_empty() && rv.bytes().all(|b| b.is_ascii_digit()) && num(rv).is_some()
+}
+
 /// One move of a [`Cursor`]. A stream sends each with the item that caused it, so the
 /// source's copy of the cursor follows the stream's without a copy of it per event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +70,8 @@ pub(crate) enum Change {
     /// The list at snapshot `snap` turned out not to be in key order: its mark claims
     /// keys not read yet, so it goes ([`Cursor::unlisted`]).
     Unlisted(Arc<str>),
+    /// The cursor could not be resumed (a position from the future): start over from this.
+    Reset(Cursor),
 }
 
 impl Cursor {
@@ -97,7 +104,19 @@ impl Cursor {
             Change::Advance(rv) => self.advance(rv),
             Change::Listed { snap, key } => self.listed(snap, key),
             Change::Unlisted(snap) => self.unlisted(snap),
+            Change::Reset(cursor) => *self = cursor.clone(),
         }
+    }
+
+    /// The newest version this cursor claims to have seen (its version or a list's
+    /// snapshot): a cluster whose current version is older cannot be the one it was saved in.
+    pub(crate) fn newest(&self) -> Option<u64> {
+        std::iter::once(&self.rv).chain(self.lists.iter().map(|(snap, _)| snap)).filter_map(|v| num(v)).max()
+    }
+
+    /// Whether every version in the cursor is one a watch may start from.
+    fn is_sound(&self) -> bool {
+        (self.rv.is_empty() || valid(&self.rv)) && self.lists.iter().all(|(snap, _)| valid(snap))
     }
 
     /// Forget the mark of the list at snapshot `snap`.
@@ -107,7 +126,10 @@ impl Cursor {
 
     /// A watch delivered version `rv`: everything before it is covered.
     fn advance(&mut self, rv: &str) {
-        if num(rv).is_none() || num(&self.rv).is_none_or(|cur| num(rv).is_some_and(|v| v > cur)) {
+        if !valid(rv) {
+            return;
+        }
+        if num(&self.rv).is_none_or(|cur| num(rv).is_some_and(|v| v > cur)) {
             self.rv = rv.to_owned();
         }
         let cur = num(&self.rv);
@@ -128,8 +150,11 @@ impl Cursor {
         // Older marks inside the new one add nothing.
         let new = num(snap);
         self.lists.retain(|(s, k)| !(num(s).zip(new).is_some_and(|(s, n)| s <= n) && k.as_str() <= key));
-        mark.clear();
-        mark.push_str(key);
+        // A list retried at the same snapshot reads the same items again: the mark only grows.
+        if key > mark.as_str() {
+            mark.clear();
+            mark.push_str(key);
+        }
         self.lists.push((snap_text, mark));
         if self.lists.len() > MAX_MARKS {
             self.lists.remove(0);
@@ -169,17 +194,28 @@ fn push_json_str(out: &mut String, s: &str) {
     }
 }
 
+/// A checkpoint quoted in an error: the start of it.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((at, _)) => format!("{}… ({} bytes)", &text[..at], text.len()),
+        None => text.to_owned(),
+    }
+}
+
 /// Every stream's cursor, by namespace (`""` for all namespaces): the source's position.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[cfg_attr(test, derive(serde::Serialize))]
 pub(crate) struct Cursors {
     v: u32,
+    /// The cluster the position belongs to: the uid of its `kube-system` namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) cluster: Option<String>,
     ns: BTreeMap<String, Cursor>,
 }
 
 impl Cursors {
     pub(crate) fn new() -> Self {
-        Cursors { v: 1, ns: BTreeMap::new() }
+        Cursors { v: 1, cluster: None, ns: BTreeMap::new() }
     }
 
     /// Parse a checkpointed position.
@@ -187,9 +223,25 @@ impl Cursors {
         match serde_json::from_str::<Cursors>(&position.0) {
             Ok(c) if c.v == 1 => Ok(c),
             _ => Err(Error::config(format!(
-                "checkpoint position `{position}` is not from the kubernetes source (or from a newer version of it)"
+                "checkpoint position `{}` is not from the kubernetes source (or from a newer version of it)",
+                shorten(&position.0)
             ))),
         }
+    }
+
+    /// Drop the cursors holding a version a watch cannot start from; returns their
+    /// namespaces (`""` for all).
+    pub(crate) fn drop_unsound(&mut self) -> Vec<String> {
+        let bad: Vec<String> = self.ns.iter().filter(|(_, c)| !c.is_sound()).map(|(ns, _)| ns.clone()).collect();
+        for ns in &bad {
+            self.ns.remove(ns);
+        }
+        bad
+    }
+
+    /// The namespaces with a cursor (`""` for all).
+    pub(crate) fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.ns.keys().map(String::as_str)
     }
 
     /// The cursor of `namespace`; a checkpoint of all namespaces also serves one of them
@@ -213,7 +265,13 @@ impl Cursors {
     /// generic path took a tenth of the source's time.
     pub(crate) fn position(&self) -> Position {
         let mut out = String::with_capacity(48 + self.ns.values().map(|c| 24 + c.lists.len() * 64).sum::<usize>());
-        write!(out, r#"{{"v":{},"ns":{{"#, self.v).expect("writing to a String cannot fail");
+        write!(out, r#"{{"v":{},"#, self.v).expect("writing to a String cannot fail");
+        if let Some(cluster) = &self.cluster {
+            out.push_str(r#""cluster":"#);
+            push_json_str(&mut out, cluster);
+            out.push(',');
+        }
+        out.push_str(r#""ns":{"#);
         for (i, (namespace, cursor)) in self.ns.iter().enumerate() {
             if i > 0 {
                 out.push(',');
@@ -243,6 +301,35 @@ mod tests {
         // Not integers: nothing can be ordered, nothing is covered (repeats, never loss).
         assert!(!c.covers("abc", "a/x", None));
         assert!(!Cursor::at("abc").covers("1", "a/x", None));
+        // ... and such a version never enters the cursor: watching from it would replay
+        // history (empty) or be refused (422) on every start once checkpointed.
+        for bad in ["", "abc", "12a", "-3", "+5", " 7", "1e3", "18446744073709551616"] {
+            c.advance(bad);
+            assert_eq!(c.rv, "150", "{bad:?}");
+            assert!(!valid(bad), "{bad:?}");
+        }
+        assert!(valid("0") && valid("18446744073709551615"));
+    }
+
+    #[test]
+    fn unsound_checkpoint_entries_are_dropped() {
+        let mut c = Cursors::new();
+        c.set("good", Cursor::at("5"));
+        c.set("fresh", Cursor::default());
+        c.set("letters", Cursor::at("abc"));
+        c.set("mark", Cursor { lists: vec![("x1".into(), "a/b".into())], ..Cursor::at("5") });
+        assert_eq!(c.drop_unsound(), ["letters", "mark"]);
+        assert_eq!(c.namespaces().collect::<Vec<_>>(), ["fresh", "good"]);
+    }
+
+    #[test]
+    fn the_newest_version_claimed() {
+        assert_eq!(Cursor::default().newest(), None);
+        let mut c = Cursor::at("100");
+        c.listed("250", "a/b");
+        assert_eq!(c.newest(), Some(250));
+        c.apply(&Change::Reset(Cursor::default()));
+        assert_eq!(c, Cursor::default());
     }
 
     #[test]
@@ -273,6 +360,19 @@ mod tests {
     }
 
     #[test]
+    fn a_list_retried_at_the_same_snapshot_keeps_its_mark() {
+        let mut c = Cursor::at("100");
+        c.listed("200", "a/1");
+        c.listed("200", "b/9");
+        // The page after b/9 failed; the list starts again from the first page.
+        c.listed("200", "a/1");
+        assert!(c.covers("150", "b/5", None), "read by the first attempt");
+        assert_eq!(c.lists, [("200".to_owned(), "b/9".to_owned())]);
+        c.listed("200", "c/1");
+        assert_eq!(c.lists, [("200".to_owned(), "c/1".to_owned())]);
+    }
+
+    #[test]
     fn since_skips_old_listed_events() {
         let since: Timestamp = "2024-01-01T00:10:00Z".parse().unwrap();
         let c = Cursor { since: Some(since), ..Cursor::default() };
@@ -284,6 +384,7 @@ mod tests {
     #[test]
     fn positions_are_written_as_serde_writes_them() {
         let mut all = Cursors::new();
+        all.cluster = Some("6a1f\"uid".into());
         all.set("", Cursor::at("42"));
         let mut listing = Cursor::at("7");
         listing.apply(&Change::Listed { snap: "90".into(), key: "prod/web-0.17b".into() });
@@ -305,5 +406,8 @@ mod tests {
         assert_eq!(back.get("prod"), Some(&Cursor::at("42")));
         assert!(Cursors::parse(&Position("rv=12".into())).is_err());
         assert!(Cursors::parse(&Position(r#"{"v":2,"ns":{}}"#.into())).is_err());
+        let long = Position(format!(r#"{{"v":3,"ns":{{"":{{"rv":"{}"}}}}}}"#, "9".repeat(100_000)));
+        let err = Cursors::parse(&long).unwrap_err().to_string();
+        assert!(err.len() < 400 && err.contains("(100"), "{err}");
     }
 }

@@ -22,6 +22,7 @@
 mod checkpoint;
 mod config;
 mod cursor;
+mod http;
 mod leader;
 mod source;
 mod stream;
@@ -32,7 +33,10 @@ use std::sync::Arc;
 use eventer_core::{BoxSource, BuildContext, Registry, Result, SourceFactory, uri::Options};
 
 pub use checkpoint::{ConfigMapCheckpoint, ConfigMapCheckpointFactory};
-pub use config::{Connection, EventsApi, OPTIONS, SERVICE_ACCOUNT_TOKEN, SourceConfig, StartFrom};
+pub use config::{
+    Connection, DEFAULT_MAX_LINE_SIZE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_WATCH_IDLE_TIMEOUT, EventsApi, OPTIONS,
+    SERVICE_ACCOUNT_TOKEN, SourceConfig, StartFrom,
+};
 pub use leader::{DEFAULT_LEASE_NAME, LeaderElector, Leadership, LeaseConfig, default_identity, default_namespace};
 pub use source::{KubernetesSource, Readiness};
 pub use wire::{WatchLine, decode_watch_line};

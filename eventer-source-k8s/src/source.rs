@@ -1,19 +1,26 @@
 //! The [`Source`] implementation and its readiness handle.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::{
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use eventer_core::{
     Error, ErrorKind, Position, Result, Source, SourceItem,
+    pipeline::Backoff,
     telemetry::{Check, Counter, Health, HealthComponent, Metrics},
 };
 use jiff::Timestamp;
+use kube::core::Request;
+use serde::Deserialize;
 use tokio::{sync::mpsc, task::JoinHandle};
-use tracing::info;
+use tracing::{error, info, warn};
 
 use crate::{
     config::{SourceConfig, StartFrom},
     cursor::{Cursor, Cursors},
+    http::{self, Trouble},
     stream::{Emit, Item, Msg, Stream},
 };
 
@@ -44,6 +51,9 @@ struct Report {
     restarts: Counter,
     relists: Counter,
     skipped: Counter,
+    stalls: Counter,
+    oversized: Counter,
+    mismatches: Counter,
 }
 
 impl Default for Readiness {
@@ -91,6 +101,15 @@ impl Readiness {
             restarts: metrics.counter("source_watch_restarts", "Watches or lists that failed and were retried"),
             relists: metrics.counter("source_relists", "Relists after the resume point expired (410 Gone)"),
             skipped: metrics.counter("source_undecodable_events", "Listed or watched Events skipped as undecodable"),
+            stalls: metrics.counter(
+                "source_stalls",
+                "Requests to the apiserver that got no response, or watches that went silent, within their timeout",
+            ),
+            oversized: metrics.counter("source_oversized_lines", "Watch lines skipped as longer than maxLineSize"),
+            mismatches: metrics.counter(
+                "source_checkpoint_mismatches",
+                "Checkpointed positions not used: another cluster, ahead of the cluster, other namespaces, or unreadable",
+            ),
         });
     }
 
@@ -129,6 +148,27 @@ impl Readiness {
     pub(crate) fn skipped(&self) {
         if let Some(report) = self.inner.report.get() {
             report.skipped.inc();
+        }
+    }
+
+    /// A request got no response, or a watch went silent, within its timeout.
+    pub(crate) fn stalled(&self) {
+        if let Some(report) = self.inner.report.get() {
+            report.stalls.inc();
+        }
+    }
+
+    /// A watch line longer than the cap was skipped.
+    pub(crate) fn oversized(&self) {
+        if let Some(report) = self.inner.report.get() {
+            report.oversized.inc();
+        }
+    }
+
+    /// A checkpointed position (or part of it) could not be used.
+    pub(crate) fn mismatched(&self) {
+        if let Some(report) = self.inner.report.get() {
+            report.mismatches.inc();
         }
     }
 
@@ -230,7 +270,6 @@ impl KubernetesSource {
 #[async_trait]
 impl Source for KubernetesSource {
     async fn start(&mut self, resume: Option<Position>) -> Result<()> {
-        let resumed = resume.as_ref().map(Cursors::parse).transpose()?;
         let client = match self.client.take() {
             Some(c) => c,
             None => self.config.client().await?,
@@ -240,39 +279,11 @@ impl Source for KubernetesSource {
         } else {
             self.config.namespaces.iter().cloned().map(Some).collect()
         };
+        self.namespaces = namespaces.iter().map(|ns| ns.clone().unwrap_or_default()).collect();
         let (tx, rx) = mpsc::channel(BUFFER);
         self.readiness.expect(namespaces.len());
-        for (index, ns) in namespaces.into_iter().enumerate() {
-            let key = ns.clone().unwrap_or_default();
-            let (cursor, from_now) = match resumed.as_ref().and_then(|c| c.get(&key)) {
-                Some(c) => (c.clone(), false),
-                None => match self.config.start_from {
-                    StartFrom::Now => (Cursor::default(), true),
-                    StartFrom::All => (Cursor::default(), false),
-                    StartFrom::Since(d) => {
-                        let since = Timestamp::now()
-                            .checked_sub(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX));
-                        (Cursor { since: Some(since.unwrap_or(Timestamp::MIN)), ..Cursor::default() }, false)
-                    }
-                },
-            };
-            info!(namespace = %if key.is_empty() { "*" } else { &key }, resume = %cursor.rv, "Kubernetes source starting.");
-            self.cursors.set(&key, cursor.clone());
-            self.namespaces.push(key);
-            let stream = Stream {
-                index,
-                client: client.clone(),
-                path: self.config.path(ns.as_deref()),
-                field_selector: self.config.field_selector.clone(),
-                cursor,
-                from_now,
-                watch_timeout: self.config.watch_timeout,
-                tx: tx.clone(),
-                readiness: self.readiness.clone(),
-                key_order: true,
-            };
-            self.tasks.push(tokio::spawn(stream.run()));
-        }
+        let setup = Setup { config: self.config.clone(), client, readiness: self.readiness.clone(), tx, namespaces };
+        self.tasks.push(tokio::spawn(setup.run(resume)));
         self.rx = Some(rx);
         Ok(())
     }
@@ -295,6 +306,7 @@ impl Source for KubernetesSource {
             let rx =
                 self.rx.as_mut().ok_or_else(|| Error::new(ErrorKind::Unexpected, "kubernetes source not started"))?;
             match rx.recv().await {
+                Some(Msg::Started(cursors)) => self.cursors = cursors,
                 Some(Msg::Items { stream, items }) => {
                     self.pending = items.into_iter();
                     self.pending_stream = stream;
@@ -303,5 +315,188 @@ impl Source for KubernetesSource {
                 None => return Err(Error::new(ErrorKind::Unexpected, "kubernetes watch tasks stopped")),
             }
         }
+    }
+}
+
+/// A fresh cursor for `start_from`, and whether it starts from now.
+pub(crate) fn fresh(start_from: StartFrom) -> (Cursor, bool) {
+    match start_from {
+        StartFrom::Now => (Cursor::default(), true),
+        StartFrom::All => (Cursor::default(), false),
+        StartFrom::Since(d) => {
+            let since =
+                Timestamp::now().checked_sub(jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::MAX));
+            (Cursor { since: Some(since.unwrap_or(Timestamp::MIN)), ..Cursor::default() }, false)
+        }
+    }
+}
+
+/// What `metadata.uid` of a Namespace is read as.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Namespace {
+    metadata: NamespaceMeta,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct NamespaceMeta {
+    uid: String,
+}
+
+/// Decides where each stream starts, then runs the streams: a task of its own, so that
+/// [`Source::start`] does no network I/O and an unreachable apiserver is retried.
+struct Setup {
+    config: SourceConfig,
+    client: kube::Client,
+    readiness: Readiness,
+    tx: mpsc::Sender<Msg>,
+    namespaces: Vec<Option<String>>,
+}
+
+impl Setup {
+    async fn run(self, resume: Option<Position>) {
+        let mut tasks = tokio::task::JoinSet::new();
+        let Some(cluster) = self.cluster().await else { return };
+        let resumed = self.resumed(resume, cluster.as_deref());
+        let mut cursors = Cursors::new();
+        cursors.cluster = cluster;
+        let mut streams = Vec::with_capacity(self.namespaces.len());
+        for (index, ns) in self.namespaces.iter().enumerate() {
+            let key = ns.clone().unwrap_or_default();
+            let (cursor, resumed) = match resumed.as_ref().and_then(|c| c.get(&key)) {
+                Some(c) => (c.clone(), true),
+                None => (fresh(self.config.start_from).0, false),
+            };
+            info!(namespace = %if key.is_empty() { "*" } else { &key }, resume = %cursor.rv, "Kubernetes source starting.");
+            cursors.set(&key, cursor.clone());
+            streams.push(Stream {
+                index,
+                client: self.client.clone(),
+                path: self.config.path(ns.as_deref()),
+                field_selector: self.config.field_selector.clone(),
+                cursor,
+                resumed,
+                start_from: self.config.start_from,
+                watch_timeout: self.config.watch_timeout,
+                request_timeout: self.config.request_timeout,
+                idle_timeout: self.config.watch_idle_timeout,
+                max_line: self.config.max_line_size,
+                tx: self.tx.clone(),
+                readiness: self.readiness.clone(),
+                key_order: true,
+            });
+        }
+        if self.tx.send(Msg::Started(cursors)).await.is_err() {
+            return;
+        }
+        for stream in streams {
+            tasks.spawn(stream.run());
+        }
+        // Dropping the set (when the source drops this task) aborts the streams.
+        while tasks.join_next().await.is_some() {}
+    }
+
+    /// The cluster's identity: the uid of its `kube-system` namespace, which lives as long
+    /// as the cluster. `Some(None)` when it cannot be read (RBAC); `None` when the source
+    /// is gone.
+    async fn cluster(&self) -> Option<Option<String>> {
+        let backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        let what = "get of namespace kube-system";
+        for attempt in 1u32.. {
+            let req = Request::new("/api/v1/namespaces").get("kube-system", &Default::default());
+            let result = match req {
+                Ok(req) => match http::send(&self.client, req, what, self.config.request_timeout).await {
+                    Ok(response) => http::text(response, what, self.config.request_timeout).await,
+                    Err(t) => Err(t),
+                },
+                Err(e) => Err(Trouble::Fatal(Error::new(ErrorKind::Unexpected, "invalid request").with_source(e))),
+            };
+            let trouble = match result {
+                Ok(text) => match serde_json::from_str::<Namespace>(&text) {
+                    Ok(ns) if !ns.metadata.uid.is_empty() => {
+                        self.readiness.clear_error();
+                        return Some(Some(ns.metadata.uid));
+                    }
+                    _ => Trouble::Fatal(Error::new(ErrorKind::Decode, "the namespace has no uid")),
+                },
+                Err(t) => t,
+            };
+            let e = match trouble {
+                Trouble::Retry(e) | Trouble::Stalled(e) if e.kind() == ErrorKind::Unavailable => e,
+                Trouble::Closed => return None,
+                Trouble::Gone => Error::new(ErrorKind::Unexpected, "410 Gone"),
+                Trouble::Retry(e) | Trouble::Stalled(e) | Trouble::Fatal(e) => e,
+            };
+            if e.kind() != ErrorKind::Unavailable {
+                warn!(
+                    error = %e.chain(),
+                    "Cannot read the cluster's identity (the uid of namespace kube-system; RBAC: get on namespaces): \
+                     checkpoints are not tied to a cluster, only checked against its current resourceVersion."
+                );
+                return Some(None);
+            }
+            let delay = e.retry_after().unwrap_or_else(|| backoff.delay(attempt));
+            warn!(error = %e.chain(), retry_in = ?delay, "Kubernetes source: will retry.");
+            self.readiness.restarted();
+            self.readiness.set_error(&e);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.tx.closed() => return None,
+            }
+        }
+        None
+    }
+
+    /// The usable part of the checkpoint: none from another cluster, none that is
+    /// unreadable, no entry holding a version a watch cannot start from. Each loss is
+    /// logged and counted; the streams without a cursor start as configured.
+    fn resumed(&self, resume: Option<Position>, cluster: Option<&str>) -> Option<Cursors> {
+        let start_from = self.config.start_from;
+        let mut cursors = match Cursors::parse(&resume?) {
+            Ok(c) => c,
+            Err(e) => {
+                error!(error = %e, start_from = %start_from, "Ignoring the checkpoint; starting over as configured by startFrom.");
+                self.readiness.mismatched();
+                return None;
+            }
+        };
+        if let (Some(saved), Some(live)) = (cursors.cluster.as_deref(), cluster)
+            && saved != live
+        {
+            error!(
+                checkpoint_cluster = %saved,
+                cluster = %live,
+                start_from = %start_from,
+                "The checkpoint was saved in another cluster (the uid of namespace kube-system differs): \
+                 ignoring it and starting over as configured by startFrom."
+            );
+            self.readiness.mismatched();
+            return None;
+        }
+        for ns in cursors.drop_unsound() {
+            error!(
+                namespace = %if ns.is_empty() { "*" } else { &ns },
+                start_from = %start_from,
+                "The checkpoint holds a resourceVersion that is not a decimal etcd revision: \
+                 dropping it and starting over as configured by startFrom."
+            );
+            self.readiness.mismatched();
+        }
+        let saved: Vec<&str> = cursors.namespaces().map(|ns| if ns.is_empty() { "*" } else { ns }).collect();
+        for ns in &self.namespaces {
+            let key = ns.as_deref().unwrap_or_default();
+            if cursors.get(key).is_none() && !saved.is_empty() {
+                error!(
+                    namespace = %ns.as_deref().unwrap_or("*"),
+                    checkpoint_namespaces = %saved.join(","),
+                    start_from = %start_from,
+                    "The checkpoint was saved for other namespaces than the ones now watched: \
+                     starting this one over as configured by startFrom."
+                );
+                self.readiness.mismatched();
+            }
+        }
+        Some(cursors)
     }
 }

@@ -3,29 +3,29 @@
 use std::{fmt::Write as _, sync::Arc, time::Duration};
 
 use eventer_core::{Error, ErrorKind, Event, pipeline::Backoff};
-use futures::AsyncBufReadExt;
 use kube::{
     Client,
     api::{ListParams, WatchParams},
     core::Request,
 };
 use tokio::sync::mpsc;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{
     Readiness,
-    cursor::{Change, Cursor},
+    config::StartFrom,
+    cursor::{Change, Cursor, valid},
+    http::{self, Line, Lines, Trouble},
     wire::{ListPage, WatchLine, decode_watch_line},
 };
 
 /// Page size of lists (client-go's and kube-rs's default).
 const PAGE: u32 = 500;
-/// How long a watch may stay silent beyond its server-side timeout before it is
-/// considered dead (a half-open connection sends nothing, not even an error).
-const IDLE_MARGIN: Duration = Duration::from_secs(30);
 
 /// What a stream tells the source.
 pub(crate) enum Msg {
+    /// Where each stream starts (sent once, before any item): the source's position.
+    Started(crate::cursor::Cursors),
     /// Items in order: a list page at once, a watch line alone.
     Items { stream: usize, items: Vec<Item> },
     /// A problem that retrying cannot fix: the source fails.
@@ -49,21 +49,11 @@ pub(crate) enum Emit {
     Silent,
 }
 
-/// Why a step stopped.
-enum Trouble {
-    /// The version is gone (410): relist.
-    Gone,
-    /// Retry after a backoff.
-    Retry(Error),
-    /// Give up: the source fails with this.
-    Fatal(Error),
-    /// The source is gone.
-    Closed,
-}
-
 /// What to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
+    /// Check that a resumed cursor is not ahead of the cluster (a `limit=1` list).
+    Check,
     /// Learn the current version (a `limit=1` list), skipping history: `startFrom=now`.
     Now,
     List,
@@ -76,9 +66,14 @@ pub(crate) struct Stream {
     pub(crate) path: String,
     pub(crate) field_selector: Option<String>,
     pub(crate) cursor: Cursor,
-    /// No checkpoint and `startFrom=now`.
-    pub(crate) from_now: bool,
+    /// The cursor came from a checkpoint.
+    pub(crate) resumed: bool,
+    /// Where to start without a usable checkpoint.
+    pub(crate) start_from: StartFrom,
     pub(crate) watch_timeout: Duration,
+    pub(crate) request_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) max_line: usize,
     pub(crate) tx: mpsc::Sender<Msg>,
     pub(crate) readiness: Readiness,
     /// Whether this server lists in key order (as etcd, the watch cache and kine do),
@@ -91,26 +86,29 @@ impl Stream {
         let backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
         let mut failures = 0u32;
         let mut synced = false;
-        let mut step = if self.from_now {
-            Step::Now
-        } else if self.cursor.needs_list() {
-            Step::List
-        } else {
-            Step::Watch
+        // After a stall, readiness recovers when data flows again, not when headers come.
+        let mut stalled = false;
+        let mut step = match (self.resumed, self.cursor.newest()) {
+            (true, Some(_)) => Step::Check,
+            _ => self.first_step(),
         };
         loop {
             let result = match step {
+                Step::Check => self.check().await,
                 Step::Now => self.current_version().await.map(|()| Step::Watch),
                 Step::List => self.list().await.map(|()| Step::Watch),
                 Step::Watch => {
                     let readiness = self.readiness.clone();
-                    let mut on_connect = || {
+                    let mut on_connect = |data: bool| {
                         failures = 0;
                         if !synced {
                             synced = true;
                             readiness.synced();
                         }
-                        readiness.clear_error();
+                        if data || !stalled {
+                            stalled = false;
+                            readiness.clear_error();
+                        }
                     };
                     self.watch(&mut on_connect).await.map(|()| Step::Watch)
                 }
@@ -121,6 +119,16 @@ impl Stream {
                     self.readiness.relisted();
                     info!(path = %self.path, rv = %self.cursor.rv, "Resource version expired (410); re-listing.");
                     step = Step::List;
+                }
+                Err(Trouble::Stalled(e)) => {
+                    failures += 1;
+                    stalled = true;
+                    let delay = backoff.delay(failures);
+                    warn!(path = %self.path, error = %e.chain(), retry_in = ?delay, "Kubernetes source: the apiserver stalled; will retry.");
+                    self.readiness.stalled();
+                    self.readiness.restarted();
+                    self.readiness.set_error(&e);
+                    tokio::time::sleep(delay).await;
                 }
                 Err(Trouble::Retry(e)) => {
                     failures += 1;
@@ -161,14 +169,69 @@ impl Stream {
         }
     }
 
-    async fn current_version(&mut self) -> Result<(), Trouble> {
-        let req = Request::new(&self.path).list(&self.list_params().limit(1)).map_err(request_error)?;
-        let text = self.client.request_text(req).await.map_err(|e| classify(e, &self.path))?;
+    /// The first step without a usable checkpoint.
+    fn first_step(&self) -> Step {
+        match self.start_from {
+            StartFrom::Now if self.cursor.needs_list() => Step::Now,
+            _ if self.cursor.needs_list() => Step::List,
+            _ => Step::Watch,
+        }
+    }
+
+    /// One list request (`what` names it in errors): the page, with its version checked.
+    async fn list_page(&self, lp: &ListParams, what: &str) -> Result<ListPage, Trouble> {
+        let req = Request::new(&self.path).list(lp).map_err(request_error)?;
+        let what = format!("{what} of {}", self.path);
+        let response = http::send(&self.client, req, &what, self.request_timeout).await?;
+        let text = http::text(response, &what, self.request_timeout).await?;
         let page = ListPage::parse(&text).map_err(Trouble::Retry)?;
-        debug!(path = %self.path, rv = %page.metadata.resource_version, "Starting from now.");
+        if !valid(&page.metadata.resource_version) {
+            // Watching from it would replay history or be refused; nothing can resume from it.
+            return Err(Trouble::Retry(Error::new(
+                ErrorKind::Decode,
+                format!(
+                    "the {what} has resourceVersion `{}`, not a decimal etcd revision",
+                    page.metadata.resource_version.escape_debug()
+                ),
+            )));
+        }
+        Ok(page)
+    }
+
+    /// The cluster's current version.
+    async fn current(&self, what: &str) -> Result<String, Trouble> {
+        Ok(self.list_page(&self.list_params().limit(1), what).await?.metadata.resource_version)
+    }
+
+    /// A resumed cursor ahead of the cluster was saved in another cluster (or before the
+    /// cluster's etcd was restored from a backup): nothing it claims can be trusted.
+    async fn check(&mut self) -> Result<Step, Trouble> {
+        let current = self.current("version check").await?;
+        let claimed = self.cursor.newest();
+        if claimed.is_some_and(|c| current.parse::<u64>().is_ok_and(|now| c > now)) {
+            error!(
+                path = %self.path,
+                checkpoint = claimed.unwrap_or_default(),
+                cluster = %current,
+                start_from = %self.start_from,
+                "The checkpoint is ahead of the cluster (saved in another cluster, or etcd was restored): \
+                 starting over as configured by startFrom."
+            );
+            self.readiness.mismatched();
+            let (cursor, _) = crate::source::fresh(self.start_from);
+            let mut items = Vec::with_capacity(1);
+            self.step(&mut items, Some(Change::Reset(cursor)), Emit::Silent);
+            self.send(items).await?;
+            return Ok(self.first_step());
+        }
+        Ok(Step::Watch)
+    }
+
+    async fn current_version(&mut self) -> Result<(), Trouble> {
+        let rv = self.current("list").await?;
+        debug!(path = %self.path, rv = %rv, "Starting from now.");
         let mut items = Vec::with_capacity(1);
-        self.step(&mut items, Some(Change::At(page.metadata.resource_version)), Emit::Progress);
-        self.from_now = false;
+        self.step(&mut items, Some(Change::At(rv)), Emit::Progress);
         self.send(items).await
     }
 
@@ -183,9 +246,7 @@ impl Stream {
             if let Some(t) = &token {
                 lp = lp.continue_token(t);
             }
-            let req = Request::new(&self.path).list(&lp).map_err(request_error)?;
-            let text = self.client.request_text(req).await.map_err(|e| classify(e, &self.path))?;
-            let page = ListPage::parse(&text).map_err(Trouble::Retry)?;
+            let page = self.list_page(&lp, "list").await?;
             let snap: Arc<str> = page.metadata.resource_version.into();
             let mut items = Vec::with_capacity(page.items.len() + 1);
             for item in page.items {
@@ -222,54 +283,57 @@ impl Stream {
         }
     }
 
-    /// Watch from the cursor until the stream ends (Ok: re-watch) or fails.
-    async fn watch(&mut self, on_connect: &mut impl FnMut()) -> Result<(), Trouble> {
+    /// Watch from the cursor until the stream ends (Ok: re-watch) or fails. `on_connect`
+    /// is called with `false` when the response starts and `true` when data arrives.
+    async fn watch(&mut self, on_connect: &mut impl FnMut(bool)) -> Result<(), Trouble> {
         let mut wp = WatchParams::default().timeout(u32::try_from(self.watch_timeout.as_secs()).unwrap_or(290));
         if let Some(f) = &self.field_selector {
             wp = wp.fields(f);
         }
         let req = Request::new(&self.path).watch(&wp, &self.cursor.rv).map_err(request_error)?;
-        let reader = self.client.request_stream(req).await.map_err(|e| classify(e, &self.path))?;
-        on_connect();
-        let mut reader = std::pin::pin!(reader);
-        let idle = self.watch_timeout + IDLE_MARGIN;
-        let mut line = String::new();
+        let what = format!("watch of {}", self.path);
+        let response = http::send(&self.client, req, &what, self.request_timeout).await?;
+        on_connect(false);
+        let mut lines = Lines::new(response.into_body(), self.max_line);
+        let mut first = true;
         loop {
-            line.clear();
-            let read = tokio::time::timeout(idle, reader.read_line(&mut line)).await.map_err(|_| {
-                Trouble::Retry(Error::new(
-                    ErrorKind::Unavailable,
-                    format!("watch of {} went silent for {idle:?}", self.path),
-                ))
-            })?;
-            match read {
-                Ok(0) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(Trouble::Retry(
-                        Error::new(ErrorKind::Unavailable, format!("watch of {} broke", self.path)).with_source(e),
-                    ));
+            let line = match lines.next(self.idle_timeout).await.map_err(|e| e.during(&what))? {
+                None => return Ok(()),
+                Some(Line::Text(line)) => line,
+                Some(Line::TooLong(len)) => {
+                    warn!(path = %self.path, bytes = len, max = self.max_line, "Skipping a watch line longer than maxLineSize.");
+                    self.readiness.oversized();
+                    continue;
                 }
+            };
+            if std::mem::take(&mut first) {
+                on_connect(true);
             }
+            let Ok(line) = std::str::from_utf8(&line) else {
+                return Err(Trouble::Retry(Error::new(
+                    ErrorKind::Decode,
+                    format!("the {what} sent a line that is not UTF-8"),
+                )));
+            };
             if line.trim().is_empty() {
                 continue;
             }
             let mut items = Vec::with_capacity(1);
-            match decode_watch_line(&line).map_err(Trouble::Retry)? {
+            match decode_watch_line(line).map_err(Trouble::Retry)? {
                 // Watching again would get the same line: skip it, as a list skips such an item.
                 WatchLine::Undecodable { resource_version, error } => {
-                    warn!(path = %self.path, error = %error.chain(), rv = %resource_version, "Skipping an undecodable watch event.");
+                    warn!(path = %self.path, error = %error.chain(), rv = %resource_version.escape_debug(), "Skipping an undecodable watch event.");
                     self.readiness.skipped();
-                    self.step(&mut items, Some(Change::Advance(resource_version)), Emit::Progress);
+                    self.step(&mut items, self.advance(resource_version), Emit::Progress);
                 }
                 WatchLine::Upsert(event) => {
                     let key = format!("{}/{}", event.namespace, event.name);
                     let covered = self.cursor.covers(&event.resource_version, &key, None);
-                    let change = Change::Advance(event.resource_version.clone());
-                    self.step(&mut items, Some(change), if covered { Emit::Progress } else { Emit::Event(*event) });
+                    let change = self.advance(event.resource_version.clone());
+                    self.step(&mut items, change, if covered { Emit::Progress } else { Emit::Event(*event) });
                 }
                 WatchLine::Deleted { resource_version } | WatchLine::Bookmark { resource_version } => {
-                    self.step(&mut items, Some(Change::Advance(resource_version)), Emit::Progress);
+                    self.step(&mut items, self.advance(resource_version), Emit::Progress);
                 }
                 WatchLine::Error { code: 410, .. } => return Err(Trouble::Gone),
                 WatchLine::Error { code, reason, message } => {
@@ -282,36 +346,18 @@ impl Stream {
             self.send(items).await?;
         }
     }
+
+    /// The cursor's move for a watched version; none for a version that is not a decimal
+    /// etcd revision (the event still counts, the position stays where it is).
+    fn advance(&self, rv: String) -> Option<Change> {
+        if valid(&rv) {
+            return Some(Change::Advance(rv));
+        }
+        warn!(path = %self.path, rv = %rv.escape_debug(), "The apiserver sent a resourceVersion that is not a decimal etcd revision; the position does not move.");
+        None
+    }
 }
 
 fn request_error(e: kube::core::request::Error) -> Trouble {
     Trouble::Fatal(Error::new(ErrorKind::Config, "invalid list/watch request").with_source(e))
-}
-
-/// Sort a failed request into relist, retry or give up.
-fn classify(e: kube::Error, path: &str) -> Trouble {
-    match &e {
-        kube::Error::Api(s) => {
-            let what = format!("apiserver answered {} {} for {path}: {}", s.code, s.reason, s.message);
-            match s.code {
-                410 => Trouble::Gone,
-                // Credentials rotate and RBAC gets fixed: worth retrying, loudly.
-                401 => Trouble::Retry(
-                    Error::new(ErrorKind::Unauthorized, format!("{what} (check the token or kubeconfig)")).temporary(),
-                ),
-                403 => Trouble::Retry(
-                    Error::new(ErrorKind::Unauthorized, format!("{what} (RBAC must allow list and watch on events)"))
-                        .temporary(),
-                ),
-                400 | 404 | 405 | 422 => Trouble::Fatal(Error::new(ErrorKind::Config, what)),
-                _ => Trouble::Retry(Error::new(ErrorKind::Unavailable, what)),
-            }
-        }
-        kube::Error::Auth(_) => Trouble::Retry(
-            Error::new(ErrorKind::Unauthorized, "cannot load the credentials").with_source(e).temporary(),
-        ),
-        _ => Trouble::Retry(
-            Error::new(ErrorKind::Unavailable, format!("cannot reach the apiserver for {path}")).with_source(e),
-        ),
-    }
 }

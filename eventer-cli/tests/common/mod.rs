@@ -7,7 +7,8 @@ use std::{process::Stdio, time::Duration};
 
 use serde_json::Value;
 use tokio::{
-    io::{AsyncBufReadExt, BufReader, Lines},
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines},
+    net::TcpStream,
     process::{Child, ChildStdout, Command},
     sync::mpsc,
 };
@@ -162,4 +163,41 @@ impl Eventer {
         assert!(!log.contains("panicked"), "{log}");
         (rest, log)
     }
+}
+
+/// A plain HTTP/1.1 GET of eventer's health server: status and body.
+pub(crate) async fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: eventer\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// Poll `path` until `done` holds for its status and body.
+pub(crate) async fn poll(addr: &str, path: &str, done: impl Fn(u16, &str) -> bool) -> (u16, String) {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let (status, body) = get(addr, path).await;
+            if done(status, &body) {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{path} never reached the expected state"))
+}
+
+/// The value of an unlabelled counter or gauge in OpenMetrics text (0 when absent).
+pub(crate) fn metric(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0, |v| v.parse().unwrap())
 }
