@@ -258,15 +258,19 @@ def invariants(docs: list[dict], namespace: str) -> None:
     # RBAC: least privilege.
     sa = pod["serviceAccountName"]
     cluster_role = only(docs, "ClusterRole")
-    expect(len(cluster_role["rules"]) == 2, "ClusterRole has the two events rules only")
+    rules = cluster_role["rules"]
+    event_rules = [r for r in rules if r["resources"] == ["events"]]
+    expect(len(event_rules) == 2, "ClusterRole has two events rules")
     groups = set()
-    for rule in cluster_role["rules"]:
-        expect(rule["resources"] == ["events"], f"ClusterRole resources {rule['resources']}")
+    for rule in event_rules:
         expect(set(rule["verbs"]) <= {"get", "list", "watch"}, f"ClusterRole verbs {rule['verbs']}")
         expect({"list", "watch"} <= set(rule["verbs"]), "events list and watch")
         expect("resourceNames" not in rule, "no resourceNames on events")
         groups.update(rule["apiGroups"])
     expect(groups == {"", "events.k8s.io"}, f"events in core and events.k8s.io, got {groups}")
+    identity = {"apiGroups": [""], "resources": ["namespaces"], "resourceNames": ["kube-system"], "verbs": ["get"]}
+    others = [r for r in rules if r["resources"] != ["events"]]
+    expect(others == [identity], f"besides events, only get on the kube-system Namespace, got {others}")
     crb = only(docs, "ClusterRoleBinding")
     expect(crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role["metadata"]["name"]}, "ClusterRoleBinding refers to the ClusterRole")
     expect(crb["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}], f"ClusterRoleBinding subject {crb['subjects']}")

@@ -4,7 +4,8 @@
 //! `--source=kubernetes:<apiserver-url>?<options>` (kube-eventer's syntax; see
 //! [`SourceConfig::parse`]): `inClusterConfig` (default true), `insecure`,
 //! `auth=<kubeconfig>`, `useServiceAccount`; and beyond kube-eventer, `namespaces=a,b`,
-//! `api=core|events`, `fieldSelector=type=Warning` and `startFrom=now|all|<duration>`.
+//! `api=core|events`, `fieldSelector=type=Warning`, `startFrom=now|all|<duration>`,
+//! `requestTimeout`, `watchIdleTimeout` and `maxLineSize`.
 //!
 //! Delivery:
 //! - watches resume from the last seen resourceVersion (object or bookmark); a normal
@@ -15,7 +16,13 @@
 //!   (uid, resourceVersion) is never emitted twice;
 //! - the position is a few bytes per namespace (see `cursor.rs`): no cache of Events.
 //!
-//! Verbs used: events `list`, `watch`; for `--checkpoint=configmap:<ns>/<name>`,
+//! Every request phase is bounded (`requestTimeout`, `watchIdleTimeout`), and watch lines
+//! are capped (`maxLineSize`): a stalled apiserver is retried and shown on `/readyz`, never
+//! waited on for ever. The position carries the cluster's identity (the uid of namespace
+//! `kube-system`); a checkpoint from another cluster, or ahead of this one, is set aside.
+//!
+//! Verbs used: events `list`, `watch`; namespaces `get` on `kube-system` (optional); for
+//! `--checkpoint=configmap:<ns>/<name>`,
 //! configmaps `get`, `create`, `update` in that namespace; for leader election
 //! ([`LeaderElector`]), leases `get`, `create`, `update` in the lease's namespace.
 
