@@ -166,9 +166,6 @@ fn verdict(e: SlsError, n: usize) -> Verdict {
         warn!(error = %err.chain(), events = n, "SLS write failed; it will be retried.");
         Verdict::Retry(err)
     } else if content {
-        if n > 1 {
-            warn!(error = %err.chain(), events = n, "SLS refused the request for its content; sending it in halves to find the events at fault.");
-        }
         Verdict::Refused(err)
     } else {
         error!(error = %err.chain(), events = n, "SLS REFUSED the write; these events are NOT archived.");
@@ -209,7 +206,8 @@ impl Sink for SlsSink {
             let mut split = Split::new(planned.events.len());
             while let Some(range) = split.next_request() {
                 let n = range.len();
-                let body = if n == planned.events.len() {
+                let whole = n == planned.events.len();
+                let body = if whole {
                     self.compressor.compress(&planned.raw)
                 } else {
                     self.compressor.compress(&planned.subset(range.clone()))
@@ -222,6 +220,12 @@ impl Sink for SlsSink {
                     }
                     Err(e) => verdict(e, n),
                 };
+                if let Verdict::Refused(e) = &verdict
+                    && whole
+                    && n > 1
+                {
+                    warn!(error = %e.chain(), events = n, "SLS refused a request for its content; sending it in halves to find the events at fault.");
+                }
                 split.answer(verdict);
             }
             for (&i, outcome) in planned.events.iter().zip(split.into_outcomes()) {

@@ -35,7 +35,10 @@ pub enum Verdict {
 }
 
 /// Sends a batch as one request, and splits it while the destination refuses it for its
-/// content; see the [module docs](self). The sink drives it: send each range
+/// content. A batching destination answers for a whole request: when it refuses one for a
+/// single bad event (invalid, or too large), the others would be lost with it; instead
+/// the request is halved and the halves sent again, until the offending event is alone
+/// and only it is rejected. The sink drives it: send each range
 /// [`Split::next_request`] gives as one request, tell [`Split::answer`] how the destination
 /// answered, and when no request is left take one [`Outcome`] per event, in order, from
 /// [`Split::into_outcomes`].
