@@ -103,14 +103,12 @@ impl Split {
     /// The events to send next as one request; `None` once every event has its outcome.
     /// Until it is answered, the same range is returned again.
     pub fn next_request(&mut self) -> Option<Range<usize>> {
-        if self.pending.is_none() {
+        while self.pending.is_none() {
             let range = self.todo.pop()?;
-            if let Some(rest) = &self.rest {
-                let rest = rest.clone();
-                self.settle(range, rest);
-                return self.next_request();
+            match self.rest.clone() {
+                Some(rest) => self.settle(range, rest),
+                None => self.pending = Some(range),
             }
-            self.pending = Some(range);
         }
         self.pending.clone()
     }
@@ -143,11 +141,6 @@ impl Split {
             }
         };
         self.settle(range, outcome);
-    }
-
-    /// Whether some events wait for a pipeline retry (a request failed transiently).
-    pub fn must_retry(&self) -> bool {
-        matches!(self.rest, Some(Outcome::Retry(_)))
     }
 
     /// One outcome per event, in order. Events never sent or answered (the loop ended
@@ -232,7 +225,6 @@ mod tests {
                     _ => verdict.clone(),
                 });
             }
-            assert_eq!(split.must_retry(), matches!(verdict, Verdict::Retry(_)));
             let outcomes = split.into_outcomes();
             assert_eq!(requests, [0..8, 0..4, 0..2, 0..1, 1..2, 2..4], "{verdict:?}: nothing sent after it");
             let kinds: Vec<&str> = outcomes
