@@ -239,6 +239,14 @@ async fn an_event_too_large_for_the_server_even_alone_is_truncated_not_rejected(
     assert_eq!(big.get("reason"), Some("BackOff"));
     assert!(sls.writes().iter().all(|w| w.raw_size <= 16 * 1024));
     assert!(sls.refusals().iter().all(|r| (r.status, r.code.as_str()) == (413, "PostBodyTooLarge")));
+
+    // Below what any event can be cut to: rejected, saying what to change.
+    sls.limit_raw_bytes(300);
+    let outcomes = sink.send(&shared(recent_events(2))).await;
+    for o in &outcomes {
+        let Outcome::Rejected(e) = o else { panic!("{outcomes:?}") };
+        assert!(e.chain().contains("413 PostBodyTooLarge") && e.chain().contains("lower maxBatchBytes"), "{e}");
+    }
 }
 
 #[tokio::test]
