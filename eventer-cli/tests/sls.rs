@@ -169,6 +169,36 @@ async fn refusals_mid_stream_lose_nothing_and_duplicate_nothing() {
 }
 
 #[tokio::test]
+async fn an_event_sls_refuses_is_rejected_alone_and_counted() {
+    let api = FakeApiServer::start().await.unwrap();
+    for i in 0..83 {
+        let event = NewEvent::new("shop", &format!("web-{i}"));
+        api.create_event(match i {
+            41 => event.reason("Unhealthy").message("Liveness probe failed: POISON"),
+            _ => event,
+        });
+    }
+    let sls = FakeSls::start().await;
+    sls.poison("POISON");
+    let eventer = spawn(&api, &keyed_sink(&sls, ""));
+    sls.wait_for_logs(82, Duration::from_secs(30)).await;
+    let (_, log) = eventer.stop().await;
+
+    let logs = sls.logs();
+    let names = unique_names(&logs);
+    assert_eq!(names.len(), 82, "every other event, once");
+    assert!(logs.iter().all(|l| l.get("reason") == Some("Started")));
+    assert!(sls.refusals().iter().all(|r| r.code == "PostBodyInvalid"), "{:?}", sls.refusals());
+    let rejected: Vec<&str> = log.lines().filter(|l| l.contains("Event rejected permanently.")).collect();
+    assert_eq!(rejected.len(), 1, "{log}");
+    for field in ["namespace=shop", "object=Pod/web-41", "reason=Unhealthy", "PostBodyInvalid"] {
+        assert!(rejected[0].contains(field), "{field} not in {}", rejected[0]);
+    }
+    let totals = log.lines().find(|l| l.contains("Sink totals.")).expect("the totals are logged");
+    assert!(totals.contains("delivered=82") && totals.contains("failed=1"), "{totals}");
+}
+
+#[tokio::test]
 async fn ram_role_credentials_are_refreshed_before_they_expire() {
     // The sink replaces STS credentials three minutes before they expire: these get there
     // a few seconds after eventer starts.

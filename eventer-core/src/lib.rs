@@ -26,7 +26,9 @@
 //! ```
 //!
 //! Sinks and sources are also built from kube-eventer style URIs through a [`Registry`];
-//! see [`registry::SinkFactory`] for how a third-party crate adds a scheme.
+//! see [`registry::SinkFactory`] for how a third-party crate adds a scheme. A sink that
+//! sends many events per request lets a [`sink::Split`] direct its requests, so that an
+//! event the destination refuses does not take the rest of its request with it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod builtin;

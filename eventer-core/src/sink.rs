@@ -6,6 +6,10 @@ use async_trait::async_trait;
 
 use crate::{Error, Result, event::SharedEvent};
 
+mod split;
+
+pub use split::{Split, Verdict};
+
 /// The result of delivering one event.
 #[derive(Debug, Clone)]
 pub enum Outcome {
@@ -90,7 +94,9 @@ pub trait Sink: Send + 'static {
     }
 
     /// Deliver a batch. Return exactly one [`Outcome`] per event, in order: a batch may be
-    /// partly delivered and partly retried, and nothing is duplicated or lost.
+    /// partly delivered and partly retried, and nothing is duplicated or lost. A sink that
+    /// sends several events per request should send its requests as a [`Split`] directs, so
+    /// that one bad event refused by the destination does not take the others with it.
     async fn send(&mut self, batch: &[SharedEvent]) -> Vec<Outcome>;
 
     /// The batching this sink wants.

@@ -5,7 +5,8 @@
 //! (recomputed independently, see [`auth`]), `Content-MD5`, `x-log-bodyrawsize` and LZ4,
 //! the protobuf, the `Host` header, the request limits and the log time window. It records
 //! the log groups it accepts, answers refusals with SLS's error JSON and
-//! `x-log-requestid`, and can be told to fail the next requests.
+//! `x-log-requestid`, and can be told to fail the next requests, to refuse requests holding
+//! a marked log or over a size, and to answer late.
 //!
 //! ```
 //! use eventer_fake_sls::{Failure, FakeSls};

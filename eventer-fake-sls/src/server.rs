@@ -120,6 +120,12 @@ pub struct Refusal {
 struct Inner {
     keys: HashMap<String, (String, Option<String>)>,
     script: VecDeque<Option<Failure>>,
+    /// Requests holding a log with a value containing one of these are refused.
+    poison: Vec<String>,
+    /// Requests with a larger raw body are refused with 413.
+    max_raw_bytes: Option<usize>,
+    /// Delays of the answers to the next accepted requests.
+    late: VecDeque<Duration>,
     writes: Vec<Write>,
     refusals: Vec<Refusal>,
     requests: u64,
@@ -208,6 +214,24 @@ impl FakeSls {
         self.shared.lock().script.extend(std::iter::repeat_n(None, n));
     }
 
+    /// Refuse every request holding a log with a value that contains `marker`, with 400
+    /// `PostBodyInvalid`, as SLS refuses a whole request for one log it finds invalid.
+    pub fn poison(&self, marker: &str) {
+        self.shared.lock().poison.push(marker.into());
+    }
+
+    /// Refuse requests of more than `bytes` raw bytes with 413 `PostBodyTooLarge`, as a
+    /// proxy with a lower limit than SLS's would.
+    pub fn limit_raw_bytes(&self, bytes: usize) {
+        self.shared.lock().max_raw_bytes = Some(bytes);
+    }
+
+    /// Store each of the next `n` valid requests at once but answer only after `delay`,
+    /// as an SLS whose reply is slow or lost.
+    pub fn answer_late(&self, n: usize, delay: Duration) {
+        self.shared.lock().late.extend(std::iter::repeat_n(delay, n));
+    }
+
     /// Accepted requests, in order.
     pub fn writes(&self) -> Vec<Write> {
         self.shared.lock().writes.clone()
@@ -270,25 +294,40 @@ async fn put_logs(
         write.log_store = log_store;
         write
     });
-    let mut inner = shared.lock();
-    let refusal = match outcome {
-        Err((status, code, message)) => {
-            Refusal { status: status.as_u16(), code: code.into(), message, injected: false }
+    // Settled under the lock; a late answer waits after it is released.
+    let settled = {
+        let mut inner = shared.lock();
+        let refusal = match outcome {
+            Err((status, code, message)) => {
+                Err(Refusal { status: status.as_u16(), code: code.into(), message, injected: false })
+            }
+            Ok(write) => match inner.script.pop_front().flatten() {
+                Some(failure) => {
+                    let (status, code, message) = failure.answer();
+                    Err(Refusal { status: status.as_u16(), code: code.into(), message: message.into(), injected: true })
+                }
+                None => {
+                    inner.writes.push(write);
+                    let count: usize = inner.writes.iter().map(|w| w.group.logs.len()).sum();
+                    shared.logs.send_replace(count);
+                    Ok(inner.late.pop_front())
+                }
+            },
+        };
+        if let Err(refusal) = &refusal {
+            inner.refusals.push(refusal.clone());
         }
-        Ok(write) => match inner.script.pop_front().flatten() {
-            Some(failure) => {
-                let (status, code, message) = failure.answer();
-                Refusal { status: status.as_u16(), code: code.into(), message: message.into(), injected: true }
-            }
-            None => {
-                inner.writes.push(write);
-                let count: usize = inner.writes.iter().map(|w| w.group.logs.len()).sum();
-                shared.logs.send_replace(count);
-                return (StatusCode::OK, [("x-log-requestid", format!("FAKE{id:012}"))]).into_response();
-            }
-        },
+        refusal
     };
-    inner.refusals.push(refusal.clone());
+    let refusal = match settled {
+        Ok(late) => {
+            if let Some(delay) = late {
+                tokio::time::sleep(delay).await;
+            }
+            return (StatusCode::OK, [("x-log-requestid", format!("FAKE{id:012}"))]).into_response();
+        }
+        Err(refusal) => refusal,
+    };
     let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST);
     refuse(status, &refusal.code, &refusal.message, id)
 }
@@ -332,6 +371,9 @@ fn check(
     if raw_size > MAX_RAW_BYTES {
         return Err(bad("PostBodyTooLarge", "Logs must be less than 3M and 4096 lines."));
     }
+    if shared.lock().max_raw_bytes.is_some_and(|max| raw_size > max) {
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, "PostBodyTooLarge", "Request Entity Too Large".into()));
+    }
     let (raw, compressed) = match header(headers, "x-log-compresstype") {
         Some("lz4") => {
             let raw = lz4_flex::block::decompress(body, raw_size)
@@ -348,6 +390,12 @@ fn check(
     let group = LogGroup::decode(raw.as_slice()).map_err(|e| bad("PostBodyInvalid", format!("protobuf: {e}")))?;
     if group.logs.len() > MAX_LOGS {
         return Err(bad("PostBodyTooLarge", "Logs must be less than 3M and 4096 lines."));
+    }
+    let poison = shared.lock().poison.clone();
+    for (i, log) in group.logs.iter().enumerate() {
+        if let Some(marker) = poison.iter().find(|m| log.contents.iter().any(|c| c.value.contains(m.as_str()))) {
+            return Err(bad("PostBodyInvalid", format!("log {i} is invalid: it contains {marker}")));
+        }
     }
     let now = Timestamp::now();
     for log in &group.logs {

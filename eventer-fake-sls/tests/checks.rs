@@ -134,3 +134,27 @@ async fn accepts_a_valid_request_and_refuses_each_defect() {
     assert_eq!(sls.refusals().len(), cases.len() + 1);
     assert!(sls.refusals().iter().all(|r| !r.injected));
 }
+
+#[tokio::test]
+async fn refuses_marked_logs_and_large_bodies_and_answers_late_once_stored() {
+    let sls = FakeSls::start().await;
+    sls.add_key("id", "secret");
+    sls.poison("POISON");
+    let mut marked = now_logs(3);
+    marked[1].contents[0].value = "BackOff POISON".into();
+    assert_eq!(refused(&sls, &Request::new(marked), "id").await, (400, "PostBodyInvalid".to_owned()));
+    assert_eq!(Request::new(now_logs(3)).send(&sls, "id").await.0, 200, "unmarked logs pass");
+
+    let one = LogGroup { logs: now_logs(1), source: Some("node-1".into()), ..LogGroup::default() }.encoded_len();
+    sls.limit_raw_bytes(one * 2);
+    assert_eq!(refused(&sls, &Request::new(now_logs(3)), "id").await, (413, "PostBodyTooLarge".to_owned()));
+    assert_eq!(Request::new(now_logs(1)).send(&sls, "id").await.0, 200);
+
+    sls.answer_late(1, std::time::Duration::from_secs(30));
+    let late = Request::new(now_logs(1));
+    tokio::select! {
+        _ = late.send(&sls, "id") => panic!("answered before the delay"),
+        () = sls.wait_for_logs(5, std::time::Duration::from_secs(10)) => {}
+    }
+    assert_eq!(sls.writes().len(), 3, "stored before it was answered");
+}

@@ -130,6 +130,7 @@ fn hint(code: &str) -> &'static str {
         "ProjectNotExist" => "; check the project name and the endpoint/region",
         "LogStoreNotExist" => "; create the logstore or fix the logStore option",
         "RequestTimeExpired" => "; check this machine's clock",
+        "PostBodyTooLarge" | "PayloadTooLarge" => "; lower maxBatchBytes if this recurs",
         c if c.starts_with("InvalidAccessKeyId") => "; check accessKeyId",
         _ => "",
     }

@@ -92,7 +92,9 @@ pub struct SlsConfig {
     /// How long a batch waits for more events. Default: `--frequency` when given, else 1 s.
     #[serde(default, with = "eventer_core::duration::option")]
     pub batch_window: Option<Duration>,
-    /// Timeout of one PutLogs request. Default 30 s.
+    /// Timeout of one PutLogs request. Default 60 s, as the official Go SDK: a request
+    /// that times out may still have been stored, and its retry then stores it again, so
+    /// this is long enough for a slow answer rather than short for a fast retry.
     #[serde(default = "default_timeout", with = "eventer_core::duration")]
     pub timeout: Duration,
     /// The ECS metadata service, for RAM-role credentials and the region. Default `http://100.100.100.200`.
@@ -110,7 +112,7 @@ fn default_max_bytes() -> usize {
     MAX_BYTES_PER_REQUEST
 }
 fn default_timeout() -> Duration {
-    Duration::from_secs(30)
+    Duration::from_secs(60)
 }
 fn default_metadata() -> String {
     DEFAULT_METADATA_ENDPOINT.to_owned()
@@ -451,7 +453,7 @@ mod tests {
         assert_eq!(e.url("p", "/"), "https://p.cn-beijing-intranet.log.aliyuncs.com/");
         assert_eq!(e.host_header("p"), "p.cn-beijing-intranet.log.aliyuncs.com");
         assert_eq!(c.metadata_endpoint, DEFAULT_METADATA_ENDPOINT);
-        assert_eq!(c.timeout, Duration::from_secs(30));
+        assert_eq!(c.timeout, Duration::from_secs(60));
     }
 
     #[test]
@@ -571,7 +573,7 @@ mod tests {
         assert!(c.internal);
         assert_eq!(c.signature_version, SignatureVersion::V4);
         let json = serde_json::to_string(&c).unwrap();
-        assert!(json.contains(r#""signatureVersion":"v4""#) && json.contains(r#""timeout":"30s""#), "{json}");
+        assert!(json.contains(r#""signatureVersion":"v4""#) && json.contains(r#""timeout":"1m""#), "{json}");
         assert_eq!(serde_json::from_str::<SlsConfig>(&json).unwrap(), c);
         assert!(serde_json::from_str::<SlsConfig>(r#"{"project":"p","logStore":"l","colour":1}"#).is_err());
     }

@@ -90,6 +90,30 @@ impl SlsError {
         }
     }
 
+    /// Whether SLS refused the request for what it carries (a log it finds invalid, a body
+    /// too large), so that the request without the offending log would pass; rather than
+    /// for who sent it or where it goes (credentials, project, logstore, headers), which
+    /// are the same for every request. An unknown 400 code counts as content: isolating the
+    /// offending log costs a few requests, assuming otherwise loses the whole request.
+    pub(crate) fn about_content(&self) -> bool {
+        let SlsError::Server(e) = self else { return false };
+        match (e.status, e.code.as_str()) {
+            (413, _) => true,
+            (
+                400,
+                "InvalidHost" | "InvalidContentType" | "InvalidContentMD5" | "ParameterInvalid" | "InvalidRequestTime"
+                | "RequestTimeExpired",
+            ) => false,
+            (400, _) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether SLS refused the request as too large.
+    pub(crate) fn too_large(&self) -> bool {
+        matches!(self, SlsError::Server(e) if e.status == 413 || e.code == "PostBodyTooLarge")
+    }
+
     fn kind(&self) -> ErrorKind {
         match self {
             // No credentials at all is a deployment to fix (set a key or attach a RAM role),
@@ -174,5 +198,38 @@ mod tests {
         assert_eq!(eventer_core::Error::from(server(401, "SignatureNotMatch")).kind(), ErrorKind::Unauthorized);
         assert_eq!(eventer_core::Error::from(server(404, "LogStoreNotExist")).kind(), ErrorKind::Rejected);
         assert_eq!(eventer_core::Error::from(SlsError::Config("x".into())).kind(), ErrorKind::Config);
+    }
+
+    #[test]
+    fn only_refusals_of_the_content_are_worth_splitting() {
+        for (status, code) in [
+            (400, "PostBodyInvalid"),
+            (400, "InvalidTimestamp"),
+            (400, "InvalidEncoding"),
+            (400, "InvalidKey"),
+            (400, "InvalidLogContent"),
+            (400, "PostBodyTooLarge"),
+            (413, "PostBodyTooLarge"),
+            (413, "RequestEntityTooLarge"),
+        ] {
+            assert!(server(status, code).about_content(), "{status} {code}");
+            assert_eq!(server(status, code).retry(), Retry::Never, "{status} {code}");
+        }
+        for (status, code) in [
+            (401, "SignatureNotMatch"),
+            (401, "Unauthorized"),
+            (403, "ProjectForbidden"),
+            (404, "ProjectNotExist"),
+            (404, "LogStoreNotExist"),
+            (400, "InvalidHost"),
+            (400, "ParameterInvalid"),
+            (400, "InvalidContentType"),
+            (503, "ServerBusy"),
+        ] {
+            assert!(!server(status, code).about_content(), "{status} {code}");
+        }
+        assert!(!SlsError::Config("x".into()).about_content());
+        assert!(server(413, "RequestEntityTooLarge").too_large() && server(400, "PostBodyTooLarge").too_large());
+        assert!(!server(400, "InvalidKey").too_large());
     }
 }

@@ -2,7 +2,7 @@
 //! The schema, the time rules and truncation are described in the crate docs
 //! ("Log schema").
 
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::{collections::BTreeMap, fmt::Write as _, ops::Range};
 
 use eventer_core::{Event, SharedEvent};
 use jiff::{SignedDuration, Timestamp};
@@ -80,6 +80,19 @@ pub struct PlannedGroup {
     pub raw: Vec<u8>,
     /// Which events of the batch (indices) it carries, in order.
     pub events: Vec<usize>,
+    /// Where each log ends in `raw`; the group's own fields follow the last.
+    ends: Vec<usize>,
+}
+
+impl PlannedGroup {
+    /// The group of only the logs at `range` of [`PlannedGroup::events`], encoded: for a
+    /// request that has to be split. Copies bytes; nothing is encoded again.
+    pub fn subset(&self, range: Range<usize>) -> Vec<u8> {
+        let start = range.start.checked_sub(1).map_or(0, |i| self.ends[i]);
+        let end = self.ends[range.end - 1];
+        let trailer = self.ends.last().map_or(0, |&i| i);
+        [&self.raw[start..end], &self.raw[trailer..]].concat()
+    }
 }
 
 /// Values formatted per event, kept across a batch so their buffers are reused.
@@ -125,12 +138,13 @@ struct Open<'a> {
     body: Vec<u8>,
     trailer: Vec<u8>,
     events: Vec<usize>,
+    ends: Vec<usize>,
 }
 
 impl Open<'_> {
     fn finish(mut self) -> PlannedGroup {
         self.body.extend_from_slice(&self.trailer);
-        PlannedGroup { raw: self.body, events: self.events }
+        PlannedGroup { raw: self.body, events: self.events, ends: self.ends }
     }
 }
 
@@ -212,6 +226,22 @@ impl std::fmt::Debug for Plan<'_> {
 }
 
 impl Plan<'_> {
+    /// The event `index` of the batch alone, as a group of at most `max_bytes` (its log
+    /// truncated to fit, as far as truncation goes): for an event that the server finds
+    /// too large even in a request of its own.
+    pub fn alone(&self, index: usize, max_bytes: usize) -> PlannedGroup {
+        let layout = self.layout;
+        let event = &self.batch[index];
+        let trailer = group_trailer(layout.topic.as_deref(), layout.source(event), &layout.labels);
+        let mut log = layout.log(event, self.now);
+        truncate(&mut log, max_bytes.saturating_sub(trailer.len() + LOG_FRAMING));
+        let mut raw = Vec::new();
+        prost::encoding::message::encode(1, &log, &mut raw);
+        let ends = vec![raw.len()];
+        raw.extend_from_slice(&trailer);
+        PlannedGroup { raw, events: vec![index], ends }
+    }
+
     /// Give back the buffer of a group that was sent, for the next group.
     pub fn recycle(&mut self, group: PlannedGroup) {
         if self.spare.len() < SPARE_BUFFERS {
@@ -239,6 +269,7 @@ impl Iterator for Plan<'_> {
                     body: self.spare.pop().unwrap_or_default(),
                     trailer,
                     events: Vec::new(),
+                    ends: Vec::new(),
                 });
                 self.open.len() - 1
             });
@@ -263,7 +294,7 @@ impl Iterator for Plan<'_> {
             let done = full.then(|| {
                 let trailer = g.trailer.clone();
                 let body = self.spare.pop().unwrap_or_default();
-                std::mem::replace(g, Open { source, body, trailer, events: Vec::new() }).finish()
+                std::mem::replace(g, Open { source, body, trailer, events: Vec::new(), ends: Vec::new() }).finish()
             });
             if g.events.is_empty() {
                 // Guess the group's size from its first log, sparing the copies of repeated growth.
@@ -280,6 +311,7 @@ impl Iterator for Plan<'_> {
                 }
             }
             g.events.push(i);
+            g.ends.push(g.body.len());
             if done.is_some() {
                 return done;
             }
@@ -546,5 +578,44 @@ mod tests {
         assert!(f["eventId"].contains("…[truncated "), "the longest value is cut first");
         assert!(f["message"].starts_with("éé") && f["message"].ends_with(" bytes]"));
         assert_eq!((f["reason"], f["level"]), ("BackOff", "Warning"), "short fields are kept whole");
+    }
+
+    #[test]
+    fn a_subset_of_a_group_is_the_group_of_those_events_alone() {
+        let events: Vec<SharedEvent> = (0..6)
+            .map(|i| {
+                let mut event = sample_events().remove(0);
+                event.message = format!("message {i} {}", "x".repeat(i * 100));
+                Arc::new(event)
+            })
+            .collect();
+        let mut s = schema();
+        let group = s.plan(&events, now(), 4096, 3 << 20).next().unwrap();
+        assert_eq!(group.events, (0..6).collect::<Vec<_>>());
+        for range in [0..1, 2..5, 5..6, 0..6] {
+            let alone = s.plan(&events[range.clone()], now(), 4096, 3 << 20).next().unwrap();
+            assert_eq!(group.subset(range.clone()), alone.raw, "{range:?}");
+        }
+        let plan = s.plan(&events, now(), 4096, 3 << 20);
+        assert_eq!(plan.alone(3, 3 << 20).raw, group.subset(3..4), "a log that fits is not cut");
+    }
+
+    #[test]
+    fn an_event_alone_is_cut_to_the_size_asked_for() {
+        let mut event = sample_events().remove(0);
+        event.message = "m".repeat(50_000);
+        let events = [Arc::new(event)];
+        let mut s = schema();
+        let plan = s.plan(&events, now(), 4096, 3 << 20);
+        for max in [40_000, 10_000, 4_000] {
+            let group = plan.alone(0, max);
+            assert!(group.raw.len() <= max, "{} > {max}", group.raw.len());
+            let decoded = LogGroup::decode(group.raw.as_slice()).unwrap();
+            assert_eq!(decoded.logs.len(), 1);
+            assert_eq!(decoded.source.as_deref(), Some("eventer-0"));
+            let f = fields(&decoded.logs[0]);
+            assert!(f["message"].ends_with(" bytes]"), "{max}");
+            assert_eq!(f["reason"], "BackOff");
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use eventer_core::{
     BoxSink, BuildContext, Registry, Result, SharedEvent, Sink, SinkFactory,
-    sink::{Batching, Outcome},
+    sink::{Batching, Outcome, Split, Verdict},
     uri::Options,
 };
 use jiff::Timestamp;
@@ -17,7 +17,7 @@ use crate::{
     credentials::{CredentialProvider, Credentials, Metadata},
     error::{Retry, SlsError},
     proto::{Body, Compressor},
-    schema::Schema,
+    schema::{Plan, Schema},
     sign::SignatureVersion,
 };
 
@@ -117,6 +117,62 @@ impl Running {
     }
 }
 
+/// Smallest raw size an event is cut to when SLS finds it too large alone (the smallest
+/// `maxBatchBytes`).
+const MIN_ALONE_BYTES: usize = 1024;
+
+impl Running {
+    /// SLS refused event `index` of the plan's batch as too large even alone, as `raw_size`
+    /// bytes: send it cut to half that size, and half again, rather than lose it. Only a
+    /// server or proxy limit below `maxBatchBytes` gets here.
+    async fn shrink(
+        &mut self,
+        compressor: &mut Compressor,
+        plan: &Plan<'_>,
+        index: usize,
+        raw_size: usize,
+        mut error: SlsError,
+    ) -> Verdict {
+        let mut size = raw_size;
+        while size / 2 >= MIN_ALONE_BYTES {
+            let group = plan.alone(index, size / 2);
+            if group.raw.len() >= size {
+                break; // nothing left to cut
+            }
+            size = group.raw.len();
+            match self.put(&compressor.compress(&group.raw)).await {
+                Ok(()) => {
+                    warn!(
+                        from = raw_size,
+                        to = size,
+                        error = %error,
+                        "SLS refused an event as too large; it was archived truncated."
+                    );
+                    return Verdict::Delivered;
+                }
+                Err(e) if e.too_large() => error = e,
+                Err(e) => return verdict(e, 1),
+            }
+        }
+        verdict(error, 1)
+    }
+}
+
+/// What a failed request means for its `n` events.
+fn verdict(e: SlsError, n: usize) -> Verdict {
+    let content = e.about_content();
+    let err = Arc::new(eventer_core::Error::from(e));
+    if err.is_temporary() {
+        warn!(error = %err.chain(), events = n, "SLS write failed; it will be retried.");
+        Verdict::Retry(err)
+    } else if content {
+        Verdict::Refused(err)
+    } else {
+        error!(error = %err.chain(), events = n, "SLS REFUSED the write; these events are NOT archived.");
+        Verdict::RejectedAll(err)
+    }
+}
+
 #[async_trait]
 impl Sink for SlsSink {
     /// Resolve credentials (URI, environment, then ECS RAM role), region and endpoint.
@@ -145,23 +201,38 @@ impl Sink for SlsSink {
         // (unencoded) rather than hitting a busy or unreachable server again.
         let mut transient: Option<Arc<eventer_core::Error>> = None;
         while let Some(planned) = plan.next() {
-            let outcome = match running.put(&self.compressor.compress(&planned.raw)).await {
-                Ok(()) => Outcome::Delivered,
-                Err(e) => {
-                    let n = planned.events.len();
-                    let err = Arc::new(eventer_core::Error::from(e));
-                    if err.is_temporary() {
-                        warn!(error = %err.chain(), events = n, "SLS write failed; it will be retried.");
-                        transient = Some(err.clone());
-                        Outcome::Retry(err)
-                    } else {
-                        error!(error = %err.chain(), events = n, "SLS REFUSED the write; these events are NOT archived.");
-                        Outcome::Rejected(err)
+            // A group refused for one bad log is sent again in halves, so that only that
+            // log is rejected (see eventer_core::sink::Split).
+            let mut split = Split::new(planned.events.len());
+            while let Some(range) = split.next_request() {
+                let n = range.len();
+                let whole = n == planned.events.len();
+                let body = if whole {
+                    self.compressor.compress(&planned.raw)
+                } else {
+                    self.compressor.compress(&planned.subset(range.clone()))
+                };
+                let verdict = match running.put(&body).await {
+                    Ok(()) => Verdict::Delivered,
+                    Err(e) if n == 1 && e.too_large() => {
+                        let event = planned.events[range.start];
+                        running.shrink(&mut self.compressor, &plan, event, body.raw_size, e).await
                     }
+                    Err(e) => verdict(e, n),
+                };
+                if let Verdict::Refused(e) = &verdict
+                    && whole
+                    && n > 1
+                {
+                    warn!(error = %e.chain(), events = n, "SLS refused a request for its content; sending it in halves to find the events at fault.");
                 }
-            };
-            for &i in &planned.events {
-                outcomes[i] = Some(outcome.clone());
+                split.answer(verdict);
+            }
+            for (&i, outcome) in planned.events.iter().zip(split.into_outcomes()) {
+                if let Outcome::Retry(e) = &outcome {
+                    transient.get_or_insert_with(|| e.clone());
+                }
+                outcomes[i] = Some(outcome);
             }
             plan.recycle(planned);
             if transient.is_some() {

@@ -193,6 +193,80 @@ async fn permanent_errors_are_rejected_with_a_clear_message() {
         }
     }
     assert!(sls.logs().is_empty());
+    assert_eq!(sls.requests(), 4, "a refusal that no split can fix is not split");
+}
+
+/// Indices of the events whose outcome is not `Delivered`.
+fn undelivered(outcomes: &[Outcome]) -> Vec<usize> {
+    (0..outcomes.len()).filter(|&i| !matches!(outcomes[i], Outcome::Delivered)).collect()
+}
+
+#[tokio::test]
+async fn one_invalid_event_is_rejected_alone_and_the_rest_archived_once() {
+    let sls = fake().await;
+    sls.poison("POISON");
+    let mut sink = keyed(&sls, "");
+    let mut events = recent_events(416);
+    events[137].message = "a message SLS refuses: POISON".into();
+    let outcomes = sink.send(&shared(events)).await;
+    assert_eq!(undelivered(&outcomes), [137]);
+    let Outcome::Rejected(e) = &outcomes[137] else { panic!("{:?}", outcomes[137]) };
+    assert!(e.chain().contains("400 PostBodyInvalid"), "{}", e.chain());
+
+    let uids = uids(&sls);
+    assert_eq!(uids.len(), 415, "nothing archived twice");
+    assert_eq!(uids.iter().collect::<HashSet<_>>().len(), 415);
+    assert!(!uids.contains(&"uid-137".to_owned()));
+    // 1 + 2·⌈log2 416⌉ requests at most, 9 of them refused.
+    assert!(sls.requests() <= 19, "{} requests", sls.requests());
+    assert_eq!(sls.refusals().len(), 10, "the batch and one half per level");
+}
+
+#[tokio::test]
+async fn an_event_too_large_for_the_server_even_alone_is_truncated_not_rejected() {
+    let sls = fake().await;
+    // A proxy before SLS with a lower limit than maxBatchBytes.
+    sls.limit_raw_bytes(16 * 1024);
+    let mut sink = keyed(&sls, "");
+    let mut events = recent_events(21);
+    events[20].message = "m".repeat(100_000);
+    let outcomes = sink.send(&shared(events)).await;
+    assert_eq!(undelivered(&outcomes), [0usize; 0], "{outcomes:?}");
+    let logs = sls.logs();
+    assert_eq!(logs.len(), 21);
+    let big = logs.iter().find(|l| l.get("event_uid") == Some("uid-20")).unwrap();
+    assert!(big.get("message").unwrap().ends_with(" bytes]") || big.get("eventId").unwrap().ends_with(" bytes]"));
+    assert_eq!(big.get("reason"), Some("BackOff"));
+    assert!(sls.writes().iter().all(|w| w.raw_size <= 16 * 1024));
+    assert!(sls.refusals().iter().all(|r| (r.status, r.code.as_str()) == (413, "PostBodyTooLarge")));
+
+    // Below what any event can be cut to: rejected, saying what to change.
+    sls.limit_raw_bytes(300);
+    let outcomes = sink.send(&shared(recent_events(2))).await;
+    for o in &outcomes {
+        let Outcome::Rejected(e) = o else { panic!("{outcomes:?}") };
+        assert!(e.chain().contains("413 PostBodyTooLarge") && e.chain().contains("lower maxBatchBytes"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_reply_later_than_the_timeout_stores_a_second_copy_and_one_within_it_does_not() {
+    // SLS stores the first request but answers after the client gave up: the retry stores
+    // the batch again, as documented (PutLogs is not idempotent).
+    let sls = fake().await;
+    sls.answer_late(1, Duration::from_secs(30));
+    let report = run_pipeline(keyed(&sls, "&timeout=300ms"), recent_events(10)).await;
+    assert_eq!((report.sinks[0].delivered, report.sinks[0].failed), (10, 0));
+    assert!(report.sinks[0].retried >= 10, "{:?}", report.sinks[0]);
+    let copies = uids(&sls);
+    assert_eq!((copies.len(), copies.iter().collect::<HashSet<_>>().len()), (20, 10), "each event twice");
+
+    // A slow answer within the timeout is waited for: one copy.
+    let sls = fake().await;
+    sls.answer_late(1, Duration::from_millis(300));
+    let report = run_pipeline(keyed(&sls, "&timeout=10s"), recent_events(10)).await;
+    assert_eq!((report.sinks[0].delivered, report.sinks[0].retried), (10, 0));
+    assert_eq!(uids(&sls).len(), 10, "each event once");
 }
 
 #[tokio::test]
@@ -237,6 +311,7 @@ async fn a_server_that_does_not_answer_times_out_and_is_retried() {
     let outcomes = sink.send(&shared(recent_events(1))).await;
     let Outcome::Retry(e) = &outcomes[0] else { panic!("{outcomes:?}") };
     assert!(e.chain().contains("timed out"), "{}", e.chain());
+    assert_eq!(e.retry_after(), None, "the pipeline's growing backoff applies");
     silent.abort();
 }
 
