@@ -7,7 +7,7 @@
 #![cfg(feature = "source-k8s")]
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     path::Path,
     process::Stdio,
     sync::Arc,
@@ -129,27 +129,41 @@ async fn random_kills_lose_nothing_and_repeat_only_the_last_interval() {
         runs.push((lines, Some(killed)));
     }
 
-    // The last run delivers the rest, then stops on SIGTERM.
+    // The last run delivers the rest, then one more event: once that is through, the run
+    // is up (SIGTERM is handled) and has handled everything before it. Then SIGTERM.
     tokio::time::timeout(DEADLINE, producer).await.expect("producer within the deadline").unwrap();
     let mut run = Run::spawn(&api, &checkpoint, &log);
     let mut lines = Vec::new();
     let delivered_before: usize = runs.iter().map(|(l, _)| l.len()).sum();
-    let mut seen: std::collections::HashSet<String> =
+    let mut seen: HashSet<String> =
         runs.iter().flat_map(|(l, _)| l.iter().filter_map(|(_, line)| name(line))).collect();
-    while seen.len() < EVENTS {
+    let mut marker_sent = false;
+    loop {
+        if seen.len() == EVENTS && !marker_sent {
+            api.create_event(NewEvent::new("chaos", "web").name("chaos-end"));
+            marker_sent = true;
+        }
         let (at, line) = tokio::time::timeout_at((started + DEADLINE).into(), run.lines.recv())
             .await
             .unwrap_or_else(|_| panic!("{} of {EVENTS} events delivered by the deadline (seed {seed})", seen.len()))
             .expect("eventer exited early");
-        seen.extend(name(&line));
-        lines.push((at, line));
+        match name(&line) {
+            Some(n) if n == "chaos-end" => break,
+            Some(n) => {
+                seen.insert(n);
+                lines.push((at, line));
+            }
+            None => panic!("malformed line {line:?} (seed {seed})"),
+        }
     }
     let pid = run.child.id().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let status = run.finish(&mut lines).await;
+    let mut rest = Vec::new();
+    let status = run.finish(&mut rest).await;
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(status.success(), "{status:?}; log:\n{log}");
     assert!(!log.contains("panicked"), "{log}");
+    assert!(rest.is_empty(), "after the last event, nothing more: {:?}", &rest[..rest.len().min(3)]);
     runs.push((lines, None));
 
     // Every event, at most once per run; a repeat must follow the kill of the run that last
