@@ -106,8 +106,8 @@ pub struct PipelineConfig {
     pub shutdown_timeout: Duration,
     /// Events read but not yet finished by every sink; the source waits beyond this.
     pub max_in_flight: usize,
-    /// Retry policy of sinks, and of checkpoint writes (never sooner than the store's
-    /// minimum interval).
+    /// Retry policy of sinks, and of checkpoint writes (then at most 10 s apart, and never
+    /// sooner than the store's minimum interval).
     pub backoff: Backoff,
 }
 
@@ -531,6 +531,10 @@ impl Stats {
     }
 }
 
+/// The longest wait before retrying a failed checkpoint write: once the store is back,
+/// the position is saved within seconds, not after a sink-sized backoff of a minute.
+const CHECKPOINT_RETRY_MAX: Duration = Duration::from_secs(10);
+
 /// Save as soon as the safe position moves, then no sooner than the store's minimum
 /// interval: a crash repeats only what was delivered since the last save (a process that
 /// dies within seconds of starting has still saved its first batch), and the store sees
@@ -557,7 +561,7 @@ async fn checkpoint_loop(
             min_interval
         } else {
             failures += 1;
-            backoff.delay(failures).max(min_interval)
+            backoff.delay(failures).min(CHECKPOINT_RETRY_MAX).max(min_interval)
         };
         tokio::select! {
             () = stop.cancelled() => return,

@@ -626,7 +626,7 @@ async fn failed_checkpoint_writes_are_retried_with_backoff() {
     tokio::time::pause();
     let store = RecordingStore {
         min_interval: Duration::from_millis(200),
-        failures: Arc::new(AtomicUsize::new(3)),
+        failures: Arc::new(AtomicUsize::new(7)),
         ..Default::default()
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -634,7 +634,7 @@ async fn failed_checkpoint_writes_are_retried_with_backoff() {
         .route(Route::new("mem", Box::new(MemorySink::new())))
         .checkpoint(Box::new(store.clone()))
         .config(PipelineConfig {
-            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(4)),
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(60)),
             ..Default::default()
         });
     let stats = pipeline.stats();
@@ -646,15 +646,18 @@ async fn failed_checkpoint_writes_are_retried_with_backoff() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(store.last(), Some(Position("3".into())));
-    assert_eq!(stats.checkpoint_failures.load(Relaxed), 3);
+    assert_eq!(stats.checkpoint_failures.load(Relaxed), 7);
     let attempts = store.attempts();
-    assert_eq!(attempts.len(), 4);
-    // Backoff: 0.5-1 s, 1-2 s, 2-4 s (never under the store's 200 ms).
+    assert_eq!(attempts.len(), 8);
+    // The backoff doubles with jitter, capped at 10 s: a store that comes back is written
+    // to within seconds. (Tokio's timer rounds up to the next millisecond.)
     let gaps: Vec<Duration> = attempts.windows(2).map(|p| p[1] - p[0]).collect();
-    for (gap, (low, high)) in gaps.iter().zip([(500, 1000), (1000, 2000), (2000, 4000)]) {
-        assert!(*gap >= Duration::from_millis(low) && *gap <= Duration::from_millis(high), "{gaps:?}");
+    let expected =
+        [(250, 500), (500, 1000), (1000, 2000), (2000, 4000), (4000, 8000), (8000, 10_000), (10_000, 10_000)];
+    for (gap, (low, high)) in gaps.iter().zip(expected) {
+        assert!(*gap >= Duration::from_millis(low) && *gap <= Duration::from_millis(high + 1), "{gaps:?}");
     }
     stop_tx.send(()).unwrap();
     run.await.unwrap().unwrap();
-    assert_eq!(store.attempts().len(), 4, "nothing new to save at shutdown");
+    assert_eq!(store.attempts().len(), 8, "nothing new to save at shutdown");
 }
