@@ -35,7 +35,10 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// receipt times stand in for delivery times) on a loaded machine.
 const SLACK: Duration = Duration::from_millis(300);
 
-/// One `eventer` process: stdout lines with the time this test read them.
+/// Stdout lines, each with the time this test read it.
+type Lines = Vec<(Instant, String)>;
+
+/// One `eventer` process.
 struct Run {
     child: Child,
     lines: mpsc::UnboundedReceiver<(Instant, String)>,
@@ -67,15 +70,8 @@ impl Run {
         Run { child, lines }
     }
 
-    /// Lines received so far.
-    fn take(&mut self, into: &mut Vec<(Instant, String)>) {
-        while let Ok(line) = self.lines.try_recv() {
-            into.push(line);
-        }
-    }
-
     /// Wait for the process to end and read the rest of its stdout.
-    async fn finish(mut self, into: &mut Vec<(Instant, String)>) -> std::process::ExitStatus {
+    async fn finish(mut self, into: &mut Lines) -> std::process::ExitStatus {
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.unwrap().unwrap();
         while let Some(line) = tokio::time::timeout(Duration::from_secs(30), self.lines.recv()).await.unwrap() {
             into.push(line);
@@ -117,12 +113,11 @@ async fn random_kills_lose_nothing_and_repeat_only_the_last_interval() {
     });
 
     // Each run's lines, and when it was killed (`None`: the last run, stopped gracefully).
-    let mut runs: Vec<(Vec<(Instant, String)>, Option<Instant>)> = Vec::new();
+    let mut runs: Vec<(Lines, Option<Instant>)> = Vec::new();
     for _ in 0..KILLS {
         let mut run = Run::spawn(&api, &checkpoint, &log);
         let mut lines = Vec::new();
         tokio::time::sleep(Duration::from_millis(rng.u64(300..=1500))).await;
-        run.take(&mut lines);
         let killed = Instant::now();
         run.child.start_kill().unwrap();
         assert!(!run.finish(&mut lines).await.success());
@@ -170,7 +165,7 @@ async fn random_kills_lose_nothing_and_repeat_only_the_last_interval() {
     // delivered it by no more than the checkpoint interval (and slack).
     let mut last: HashMap<String, (usize, Instant)> = HashMap::new();
     let (mut duplicates, mut torn, mut oldest_repeat) = (0, 0, Duration::ZERO);
-    let mut per_kill = vec![0; KILLS];
+    let mut per_kill = [0; KILLS];
     for (r, (lines, killed)) in runs.iter().enumerate() {
         for (i, (at, line)) in lines.iter().enumerate() {
             let Some(name) = name(line) else {
