@@ -2,8 +2,8 @@
 //! file checkpoint. Nothing may be lost, and an event may be repeated only if it was
 //! delivered within the last checkpoint interval before a kill.
 //!
-//! The seed is printed; `CHAOS_SEED=<seed> cargo test -p eventer-cli --test chaos --
-//! --nocapture` replays the same kill times.
+//! The kill times are random, and printed as `CHAOS_SEED=<n>`; `CHAOS_SEED=<n> cargo test
+//! -p eventer-cli --test chaos -- --nocapture` replays them.
 #![cfg(feature = "source-k8s")]
 
 use std::{
@@ -88,9 +88,9 @@ fn name(line: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_kills_lose_nothing_and_repeat_only_the_last_interval() {
-    let seed = std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| fastrand::u64(..));
-    println!("chaos seed {seed} (replay with CHAOS_SEED={seed})");
-    let mut rng = fastrand::Rng::with_seed(seed);
+    let replay = std::env::var("CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| fastrand::u64(..));
+    println!("kill times: CHAOS_SEED={replay}");
+    let mut rng = fastrand::Rng::with_seed(replay);
     let started = Instant::now();
 
     let api = Arc::new(FakeApiServer::start().await.unwrap());
@@ -140,7 +140,9 @@ async fn random_kills_lose_nothing_and_repeat_only_the_last_interval() {
         }
         let (at, line) = tokio::time::timeout_at((started + DEADLINE).into(), run.lines.recv())
             .await
-            .unwrap_or_else(|_| panic!("{} of {EVENTS} events delivered by the deadline (seed {seed})", seen.len()))
+            .unwrap_or_else(|_| {
+                panic!("{} of {EVENTS} events delivered by the deadline (CHAOS_SEED={replay})", seen.len())
+            })
             .expect("eventer exited early");
         match name(&line) {
             Some(n) if n == "chaos-end" => break,
@@ -148,7 +150,7 @@ async fn random_kills_lose_nothing_and_repeat_only_the_last_interval() {
                 seen.insert(n);
                 lines.push((at, line));
             }
-            None => panic!("malformed line {line:?} (seed {seed})"),
+            None => panic!("malformed line {line:?} (CHAOS_SEED={replay})"),
         }
     }
     let pid = run.child.id().unwrap().to_string();
@@ -171,19 +173,22 @@ async fn random_kills_lose_nothing_and_repeat_only_the_last_interval() {
             let Some(name) = name(line) else {
                 // Only the last line of a killed run may be cut short: a write the kill
                 // interrupted, of events not acknowledged and so sent again.
-                assert!(killed.is_some() && i == lines.len() - 1, "run {r}: malformed line {line:?} (seed {seed})");
+                assert!(
+                    killed.is_some() && i == lines.len() - 1,
+                    "run {r}: malformed line {line:?} (CHAOS_SEED={replay})"
+                );
                 torn += 1;
                 continue;
             };
             assert!(name.starts_with("chaos-"), "{line}");
             if let Some((prev, prev_at)) = last.insert(name.clone(), (r, *at)) {
-                assert!(prev < r, "run {r} delivered {name} twice (seed {seed})");
+                assert!(prev < r, "run {r} delivered {name} twice (CHAOS_SEED={replay})");
                 let kill = runs[prev].1.expect("only the last run is not killed");
                 let age = kill.saturating_duration_since(prev_at);
                 assert!(
                     age <= window,
                     "{name} was delivered {age:?} before kill {prev} and repeated after it; \
-                     the checkpoint should have covered it (seed {seed})"
+                     the checkpoint should have covered it (CHAOS_SEED={replay})"
                 );
                 oldest_repeat = oldest_repeat.max(age);
                 duplicates += 1;
@@ -201,5 +206,5 @@ async fn random_kills_lose_nothing_and_repeat_only_the_last_interval() {
         duplicates as f64 / KILLS as f64,
         per_kill.iter().max().unwrap(),
     );
-    assert_eq!(lost, 0, "seed {seed}");
+    assert_eq!(lost, 0, "CHAOS_SEED={replay}");
 }
