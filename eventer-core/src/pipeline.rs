@@ -30,7 +30,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::{
     Error, Result,
-    checkpoint::BoxCheckpointStore,
+    checkpoint::{BoxCheckpointStore, CheckpointStore},
     event::SharedEvent,
     filter::{BoxFilter, Filter},
     sink::{BoxSink, Outcome},
@@ -97,28 +97,23 @@ impl Backoff {
     }
 }
 
-/// Pipeline-wide settings.
+/// Pipeline-wide settings. How often the checkpoint is saved is the store's to say
+/// ([`CheckpointStore::min_interval`](crate::checkpoint::CheckpointStore::min_interval)).
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct PipelineConfig {
-    /// How often the safe position is saved (when it moved).
-    pub checkpoint_interval: Duration,
     /// After a shutdown signal, how long queued events may take to drain.
     pub shutdown_timeout: Duration,
     /// Events read but not yet finished by every sink; the source waits beyond this.
     pub max_in_flight: usize,
-    /// Retry policy.
+    /// Retry policy of sinks, and of checkpoint writes (then at most 10 s apart, and never
+    /// sooner than the store's minimum interval).
     pub backoff: Backoff,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig {
-            checkpoint_interval: Duration::from_secs(5),
-            shutdown_timeout: Duration::from_secs(30),
-            max_in_flight: 65_536,
-            backoff: Backoff::default(),
-        }
+        PipelineConfig { shutdown_timeout: Duration::from_secs(30), max_in_flight: 65_536, backoff: Backoff::default() }
     }
 }
 
@@ -154,7 +149,7 @@ pub struct Stats {
     pub last_event_unix: AtomicI64,
     /// Checkpoints written.
     pub checkpoints_saved: AtomicU64,
-    /// Checkpoint writes that failed (retried on the next tick).
+    /// Checkpoint writes that failed (retried with backoff).
     pub checkpoint_failures: AtomicU64,
     /// Events read but not yet finished by every sink (checkpoint lag, in events).
     pub checkpoint_lag: AtomicI64,
@@ -379,8 +374,7 @@ impl Pipeline {
             let tracker = tracker.clone();
             let stats = stats.clone();
             let stop = CancellationToken::new();
-            let task =
-                tokio::spawn(checkpoint_loop(store.clone(), tracker, stats, config.checkpoint_interval, stop.clone()));
+            let task = tokio::spawn(checkpoint_loop(store.clone(), tracker, stats, config.backoff, stop.clone()));
             (store, task, stop)
         });
 
@@ -537,19 +531,41 @@ impl Stats {
     }
 }
 
+/// The longest wait before retrying a failed checkpoint write: once the store is back,
+/// the position is saved within seconds, not after a sink-sized backoff of a minute.
+const CHECKPOINT_RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// Save as soon as the safe position moves, then no sooner than the store's minimum
+/// interval: a crash repeats only what was delivered since the last save (a process that
+/// dies within seconds of starting has still saved its first batch), and the store sees
+/// at most one write per interval however fast events flow.
 async fn checkpoint_loop(
     store: Arc<BoxCheckpointStore>,
     tracker: Arc<Tracker>,
     stats: Arc<Stats>,
-    interval: Duration,
+    backoff: Backoff,
     stop: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let min_interval = store.min_interval();
+    let mut failures = 0;
     loop {
+        while !tracker.has_unsaved() {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tracker.moved.notified() => {}
+            }
+        }
+        let started = Instant::now();
+        let wait = if save_checkpoint(&**store, &tracker, &stats).await {
+            failures = 0;
+            min_interval
+        } else {
+            failures += 1;
+            backoff.delay(failures).min(CHECKPOINT_RETRY_MAX).max(min_interval)
+        };
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = tick.tick() => save_checkpoint(&**store, &tracker, &stats).await,
+            () = tokio::time::sleep_until(started + wait) => {}
         }
     }
 }
@@ -564,16 +580,19 @@ fn worker_gone(name: &str) -> Error {
     .in_component(format!("sink/{name}"))
 }
 
-async fn save_checkpoint(store: &dyn crate::checkpoint::CheckpointStore, tracker: &Tracker, stats: &Stats) {
-    let Some(position) = tracker.unsaved() else { return };
+/// Save the safe position if it moved; returns false when the write failed.
+async fn save_checkpoint(store: &dyn CheckpointStore, tracker: &Tracker, stats: &Stats) -> bool {
+    let Some(position) = tracker.unsaved() else { return true };
     match store.save(&position).await {
         Ok(()) => {
             stats.checkpoints_saved.fetch_add(1, Relaxed);
             tracker.mark_saved(position);
+            true
         }
         Err(e) => {
             stats.checkpoint_failures.fetch_add(1, Relaxed);
-            warn!(error = %e.chain(), "Checkpoint write failed; retrying on the next tick.");
+            warn!(error = %e.chain(), "Checkpoint write failed; will retry.");
+            false
         }
     }
 }
@@ -770,6 +789,8 @@ async fn sleep_until_opt(t: Option<Instant>) {
 struct Tracker {
     inner: Mutex<TrackerInner>,
     space: Notify,
+    /// Signalled when the safe position moves (one waiter: the checkpoint loop).
+    moved: Notify,
     max: usize,
 }
 
@@ -802,6 +823,7 @@ impl Tracker {
         Tracker {
             inner: Mutex::new(TrackerInner { base: 0, entries: VecDeque::new(), safe: resume.clone(), saved: resume }),
             space: Notify::new(),
+            moved: Notify::new(),
             max: max.max(1),
         }
     }
@@ -831,7 +853,9 @@ impl Tracker {
                         newest.position = None;
                     }
                     inner.entries.push_back(Entry { remaining, position });
-                    inner.advance();
+                    if inner.advance().1 {
+                        self.moved.notify_one();
+                    }
                     return (seq, inner.entries.len());
                 }
             }
@@ -844,7 +868,7 @@ impl Tracker {
         if seqs.is_empty() {
             return;
         }
-        let freed = {
+        let (freed, moved) = {
             let mut inner = self.lock();
             let base = inner.base;
             for &seq in seqs {
@@ -857,6 +881,9 @@ impl Tracker {
         if freed {
             self.space.notify_waiters();
         }
+        if moved {
+            self.moved.notify_one();
+        }
     }
 
     fn len(&self) -> usize {
@@ -866,6 +893,11 @@ impl Tracker {
     fn unsaved(&self) -> Option<Position> {
         let inner = self.lock();
         (inner.safe != inner.saved).then(|| inner.safe.clone()).flatten()
+    }
+
+    fn has_unsaved(&self) -> bool {
+        let inner = self.lock();
+        inner.safe.is_some() && inner.safe != inner.saved
     }
 
     fn mark_saved(&self, position: Position) {
@@ -878,18 +910,20 @@ impl Tracker {
 }
 
 impl TrackerInner {
-    /// Pop finished events from the front; returns whether any was popped.
-    fn advance(&mut self) -> bool {
-        let mut popped = false;
+    /// Pop finished events from the front; returns whether any was popped, and whether
+    /// the safe position moved.
+    fn advance(&mut self) -> (bool, bool) {
+        let (mut popped, mut moved) = (false, false);
         while self.entries.front().is_some_and(|e| e.remaining == 0) {
             let entry = self.entries.pop_front().expect("front checked");
             self.base += 1;
             if entry.position.is_some() {
                 self.safe = entry.position;
+                moved = true;
             }
             popped = true;
         }
-        popped
+        (popped, moved)
     }
 }
 

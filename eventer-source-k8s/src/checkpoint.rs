@@ -1,6 +1,6 @@
 //! `--checkpoint=configmap:<namespace>/<name>`: the position in a ConfigMap.
 
-use std::{collections::BTreeMap, sync::Mutex};
+use std::{collections::BTreeMap, sync::Mutex, time::Duration};
 
 use async_trait::async_trait;
 use eventer_core::{
@@ -114,6 +114,12 @@ fn is_status(e: &kube::Error, code: u16) -> bool {
 
 #[async_trait]
 impl CheckpointStore for ConfigMapCheckpoint {
+    /// Each write is an etcd write replicated across the control plane: one a second at
+    /// most, whatever the event rate (a crash repeats at most a second of events).
+    fn min_interval(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
     async fn load(&self) -> Result<Option<Position>> {
         let api = self.api().await?;
         match api.get_opt(&self.name).await {

@@ -3,7 +3,7 @@
 use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
 
 use eventer_core::{
-    BoxSource, BuildContext, ErrorKind, Pipeline, PipelineConfig, Registry, Report, Route,
+    BoxSource, BuildContext, ErrorKind, Pipeline, Registry, Report, Route,
     checkpoint::{BoxCheckpointStore, FileCheckpoint},
     testing::MemorySink,
 };
@@ -49,9 +49,7 @@ impl Running {
 }
 
 fn run(source: BoxSource, sink: &MemorySink, checkpoint: Option<BoxCheckpointStore>) -> Running {
-    let mut config = PipelineConfig::default();
-    config.checkpoint_interval = Duration::from_millis(50);
-    let mut pipeline = Pipeline::new(source).route(Route::new("memory", Box::new(sink.clone()))).config(config);
+    let mut pipeline = Pipeline::new(source).route(Route::new("memory", Box::new(sink.clone())));
     if let Some(store) = checkpoint {
         pipeline = pipeline.checkpoint(store);
     }

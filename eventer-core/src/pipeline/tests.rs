@@ -24,7 +24,6 @@ fn events(n: usize) -> Vec<Event> {
 fn fast_retries() -> PipelineConfig {
     PipelineConfig {
         backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),
-        checkpoint_interval: Duration::from_millis(10),
         ..PipelineConfig::default()
     }
 }
@@ -33,19 +32,30 @@ fn retry_err() -> Arc<Error> {
     Arc::new(Error::new(ErrorKind::Unavailable, "flaky"))
 }
 
-/// A checkpoint store that records every save.
+/// A checkpoint store that records every save, and when it was attempted.
 #[derive(Clone, Default)]
 struct RecordingStore {
     saved: Arc<Mutex<Vec<Position>>>,
+    attempts: Arc<Mutex<Vec<Instant>>>,
     initial: Option<Position>,
+    min_interval: Duration,
+    /// Saves that fail before the first one succeeds.
+    failures: Arc<AtomicUsize>,
 }
 
 #[async_trait]
 impl CheckpointStore for RecordingStore {
+    fn min_interval(&self) -> Duration {
+        self.min_interval
+    }
     async fn load(&self) -> Result<Option<Position>> {
         Ok(self.initial.clone())
     }
     async fn save(&self, position: &Position) -> Result<()> {
+        self.attempts.lock().unwrap().push(Instant::now());
+        if self.failures.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(Error::new(ErrorKind::Unavailable, "apiserver unavailable"));
+        }
         self.saved.lock().unwrap().push(position.clone());
         Ok(())
     }
@@ -54,6 +64,31 @@ impl CheckpointStore for RecordingStore {
 impl RecordingStore {
     fn last(&self) -> Option<Position> {
         self.saved.lock().unwrap().last().cloned()
+    }
+
+    fn attempts(&self) -> Vec<Instant> {
+        self.attempts.lock().unwrap().clone()
+    }
+}
+
+/// One event every `every`, each with its index as the position.
+struct Paced {
+    every: Duration,
+    next: usize,
+    count: usize,
+}
+
+#[async_trait]
+impl Source for Paced {
+    async fn next(&mut self) -> Result<Option<SourceItem>> {
+        if self.next == self.count {
+            return Ok(None);
+        }
+        tokio::time::sleep(self.every).await;
+        let i = self.next;
+        self.next += 1;
+        let event = Event::builder().kind("Pod").object("ns", &format!("pod-{i}")).reason(&format!("R{i}")).build();
+        Ok(Some(SourceItem::Event { event, position: Some(Position(format!("{i:05}"))) }))
     }
 }
 
@@ -552,4 +587,77 @@ async fn telemetry_exports_counters_and_sink_health() {
     ] {
         assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
     }
+}
+
+#[tokio::test]
+async fn first_delivered_batch_is_saved_at_once_then_at_most_once_per_interval() {
+    // A store that takes one write per second (a ConfigMap), under 100 events a second
+    // for 5 s; with time paused, delivery itself takes no time.
+    tokio::time::pause();
+    let store = RecordingStore { min_interval: Duration::from_secs(1), ..Default::default() };
+    let sink = MemorySink::new();
+    let started = Instant::now();
+    let source = Paced { every: Duration::from_millis(10), next: 0, count: 500 };
+    let report = Pipeline::new(Box::new(source))
+        .route(Route::new("mem", Box::new(sink.clone())))
+        .checkpoint(Box::new(store.clone()))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(sink.len(), 500);
+    assert_eq!(report.checkpoint, Some(Position("00499".into())));
+    let attempts = store.attempts();
+    // The first event is delivered at 10 ms: a process killed after that has saved it.
+    let first = attempts[0] - started;
+    assert!(first <= Duration::from_millis(20), "first save after {first:?}");
+    assert_eq!(store.saved.lock().unwrap()[0], Position("00000".into()));
+    // The last save is the one at shutdown; before it, one per second at most, and still
+    // one every second while events flow.
+    let (during, _shutdown) = attempts.split_at(attempts.len() - 1);
+    for pair in during.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= Duration::from_secs(1) && gap <= Duration::from_millis(1100), "saved {gap:?} apart");
+    }
+    assert!(during.len() >= 5, "{} saves in 5 s", during.len());
+}
+
+#[tokio::test]
+async fn failed_checkpoint_writes_are_retried_with_backoff() {
+    tokio::time::pause();
+    let store = RecordingStore {
+        min_interval: Duration::from_millis(200),
+        failures: Arc::new(AtomicUsize::new(7)),
+        ..Default::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = Pipeline::new(Box::new(VecSource::with_positions(events(3)).hold_open()))
+        .route(Route::new("mem", Box::new(MemorySink::new())))
+        .checkpoint(Box::new(store.clone()))
+        .config(PipelineConfig {
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(60)),
+            ..Default::default()
+        });
+    let stats = pipeline.stats();
+    let run = tokio::spawn(pipeline.run(async {
+        stop_rx.await.ok();
+    }));
+    // The position stops moving after the third event; the retries alone save it.
+    while store.last().is_none() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(store.last(), Some(Position("3".into())));
+    assert_eq!(stats.checkpoint_failures.load(Relaxed), 7);
+    let attempts = store.attempts();
+    assert_eq!(attempts.len(), 8);
+    // The backoff doubles with jitter, capped at 10 s: a store that comes back is written
+    // to within seconds. (Tokio's timer rounds up to the next millisecond.)
+    let gaps: Vec<Duration> = attempts.windows(2).map(|p| p[1] - p[0]).collect();
+    let expected =
+        [(250, 500), (500, 1000), (1000, 2000), (2000, 4000), (4000, 8000), (8000, 10_000), (10_000, 10_000)];
+    for (gap, (low, high)) in gaps.iter().zip(expected) {
+        assert!(*gap >= Duration::from_millis(low) && *gap <= Duration::from_millis(high + 1), "{gaps:?}");
+    }
+    stop_tx.send(()).unwrap();
+    run.await.unwrap().unwrap();
+    assert_eq!(store.attempts().len(), 8, "nothing new to save at shutdown");
 }
