@@ -86,20 +86,34 @@ impl CheckpointStore for FileCheckpoint {
         FILE_MIN_INTERVAL
     }
 
+    /// A file that is not a checkpoint (cut short by a full disk, edited by hand) is moved
+    /// aside to `<path>.corrupt` and reported: refusing to start on it would only make the
+    /// process crash-loop and deliver nothing.
     async fn load(&self) -> Result<Option<Position>> {
-        match tokio::fs::read_to_string(&self.path).await {
-            Ok(text) => {
-                let contents: FileContents = serde_json::from_str(&text).map_err(|e| {
-                    Error::new(ErrorKind::Decode, format!("checkpoint file {} is corrupt", self.path.display()))
-                        .with_source(e)
-                })?;
-                Ok(Some(contents.position))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        let problem = match tokio::fs::read(&self.path).await {
+            Ok(bytes) => match serde_json::from_slice::<FileContents>(&bytes) {
+                Ok(contents) => return Ok(Some(contents.position)),
+                Err(e) => e,
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                Err(Error::new(ErrorKind::Io, format!("cannot read checkpoint {}", self.path.display())).with_source(e))
+                return Err(Error::new(ErrorKind::Io, format!("cannot read checkpoint {}", self.path.display()))
+                    .with_source(e));
             }
-        }
+        };
+        let mut aside = self.path.as_os_str().to_owned();
+        aside.push(".corrupt");
+        tokio::fs::rename(&self.path, &aside).await.map_err(|e| {
+            Error::new(ErrorKind::Io, format!("cannot move the corrupt checkpoint {} aside", self.path.display()))
+                .with_source(e)
+        })?;
+        tracing::error!(
+            path = %self.path.display(),
+            moved_to = %std::path::Path::new(&aside).display(),
+            error = %problem,
+            "The checkpoint file is corrupt; moved it aside and starting as the source is configured."
+        );
+        Ok(None)
     }
 
     async fn save(&self, position: &Position) -> Result<()> {
@@ -147,8 +161,15 @@ mod tests {
         store.save(&Position("rv=13".into())).await.unwrap();
         assert_eq!(store.load().await.unwrap(), Some(Position("rv=13".into())));
 
-        std::fs::write(store.path(), "garbage").unwrap();
-        assert_eq!(store.load().await.unwrap_err().kind(), ErrorKind::Decode);
+        // Corrupt: moved aside, and the pipeline starts as if there were none.
+        for garbage in [&b"garbage"[..], b"{\"position\":\"rv=1", b"\xff\xfe"] {
+            std::fs::write(store.path(), garbage).unwrap();
+            assert_eq!(store.load().await.unwrap(), None);
+            assert!(!store.path().exists());
+            assert_eq!(std::fs::read(dir.path().join("cp.json.corrupt")).unwrap(), garbage);
+        }
+        store.save(&Position("rv=14".into())).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), Some(Position("rv=14".into())));
 
         let missing = FileCheckpoint::new(dir.path().join("no/such/dir/cp.json"));
         let err = missing.save(&Position("x".into())).await.unwrap_err();
