@@ -116,10 +116,11 @@ impl<'a> Shown<'a> {
         Shown { known, after_secret: false }
     }
 
-    /// `bare`: the option has no `=` (what a secret's `&` leaves behind).
-    fn next(&mut self, key: &str, bare: bool) -> Show {
+    /// `bare`: the option has no `=` (what a secret's `&` leaves behind); `in_text`: it was
+    /// split from the text after the previous one, not given on its own.
+    fn next(&mut self, key: &str, bare: bool, in_text: bool) -> Show {
         let unknown = self.known.is_some_and(|known| !known.contains(&key));
-        if self.after_secret && (unknown || (self.known.is_none() && bare)) {
+        if self.after_secret && in_text && (unknown || (self.known.is_none() && bare)) {
             return Show::Omitted;
         }
         self.after_secret = looks_secret(key);
@@ -133,6 +134,9 @@ pub struct ComponentUri {
     scheme: String,
     target: String,
     options: Vec<(String, String)>,
+    /// How many of the options (the first) came from the URI's text; the others were given
+    /// one by one, so none of them is the rest of a secret that held an `&`.
+    in_text: usize,
 }
 
 impl ComponentUri {
@@ -156,13 +160,30 @@ impl ComponentUri {
         Options {
             scheme: self.scheme.clone(),
             pairs: self.options.iter().map(|(k, v)| (k.clone(), v.clone(), false)).collect(),
+            in_text: self.in_text,
         }
     }
 
     /// A URI from parts, as a config file gives them.
     pub fn from_parts(scheme: &str, target: &str, options: Vec<(String, String)>) -> Result<Self> {
         validate_scheme(scheme)?;
-        Ok(ComponentUri { scheme: scheme.to_owned(), target: target.to_owned(), options })
+        Ok(ComponentUri { scheme: scheme.to_owned(), target: target.to_owned(), options, in_text: 0 })
+    }
+
+    /// This URI with more options, given one by one (a config file's `options:`).
+    ///
+    /// ```
+    /// use eventer_core::uri::ComponentUri;
+    /// let uri: ComponentUri = "stdout?level=Warning".parse()?;
+    /// let uri = uri.with_options([("format".to_owned(), "json".to_owned())]);
+    /// assert_eq!(uri.to_string(), "stdout?level=Warning&format=json");
+    /// # Ok::<(), eventer_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_options(mut self, options: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.in_text = self.in_text.min(self.options.len());
+        self.options.extend(options);
+        self
     }
 }
 
@@ -185,11 +206,12 @@ impl FromStr for ComponentUri {
         validate_scheme(scheme)?;
         let rest = expand_env(rest)?;
         let (target, query) = split_query(&rest);
-        let options = form_urlencoded::parse(query.as_bytes())
+        let options: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .filter(|(k, _)| !k.is_empty())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        Ok(ComponentUri { scheme: scheme.to_ascii_lowercase(), target: target.to_owned(), options })
+        let in_text = options.len();
+        Ok(ComponentUri { scheme: scheme.to_ascii_lowercase(), target: target.to_owned(), options, in_text })
     }
 }
 
@@ -243,7 +265,7 @@ pub fn redact_uri<K: AsRef<str>>(raw: &str, known: impl FnOnce(&str) -> Option<V
     for part in query.split('&').filter(|p| !p.is_empty()) {
         let (key, _) = form_urlencoded::parse(part.as_bytes()).next().unwrap_or_default();
         let (name, value) = part.split_once('=').unwrap_or((part, ""));
-        match shown.next(&key, !part.contains('=')) {
+        match shown.next(&key, !part.contains('='), true) {
             Show::Value => out.push_str(&format!("{sep}{}", redact(part))),
             Show::Hidden if value.is_empty() => out.push_str(&format!("{sep}{name}")),
             Show::Hidden => out.push_str(&format!("{sep}{name}=***")),
@@ -262,8 +284,8 @@ impl fmt::Display for ComponentUri {
         }
         let mut sep = '?';
         let mut shown = Shown::new(None);
-        for (k, v) in &self.options {
-            let v = match shown.next(k, v.is_empty()) {
+        for (i, (k, v)) in self.options.iter().enumerate() {
+            let v = match shown.next(k, v.is_empty(), i < self.in_text) {
                 Show::Value => v.as_str(),
                 Show::Hidden => "***",
                 Show::Omitted => continue,
@@ -433,6 +455,7 @@ fn redact_pairs(text: &str) -> String {
 pub struct Options {
     scheme: String,
     pairs: Vec<(String, String, bool)>,
+    in_text: usize,
 }
 
 impl fmt::Debug for Options {
@@ -540,8 +563,8 @@ impl Options {
         let mut cut_secrets: Vec<&str> = Vec::new();
         let mut shown = Shown::new(Some(known));
         let mut secret = "";
-        for (key, value, used) in &self.pairs {
-            let show = shown.next(key, value.is_empty());
+        for (i, (key, value, used)) in self.pairs.iter().enumerate() {
+            let show = shown.next(key, value.is_empty(), i < self.in_text);
             if show != Show::Omitted && looks_secret(key) {
                 secret = key;
             }
@@ -767,5 +790,11 @@ mod tests {
         let err = o.finish(&known).unwrap_err().to_string();
         assert!(err.starts_with("option access_token: its value is followed by"), "{err}");
         assert!(!err.contains("cr3t"), "{err}");
+        // Options given one by one (a config file's) are each their own, never a secret's rest.
+        let u = parse("dingtalk:?access_token=TOKEN").with_options([("colour".into(), "red".into())]);
+        let mut o = u.options();
+        o.all("access_token");
+        assert!(o.finish(&known).unwrap_err().to_string().starts_with("unknown option colour for dingtalk"));
+        assert_eq!(u.to_string(), "dingtalk?access_token=***&colour=red");
     }
 }
