@@ -32,7 +32,11 @@ use std::{
     time::Duration,
 };
 
-use eventer_core::uri::{ComponentUri, expand_env, redact};
+use eventer_core::{
+    Registry,
+    registry::Role,
+    uri::{ComponentUri, expand_env},
+};
 use serde::{Deserialize, Deserializer, de};
 
 use crate::{
@@ -181,25 +185,32 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// Combine the flags with `--config`, if any.
-    pub(crate) fn resolve(flags: &Flags) -> Result<Settings, Failure> {
+    /// Combine the flags with `--config`, if any. The registry knows which options a URI's
+    /// scheme has, for showing URIs in errors.
+    pub(crate) fn resolve(flags: &Flags, registry: &Registry) -> Result<Settings, Failure> {
         let (file, name) = match &flags.config {
             Some(path) => (read(path)?, path.display().to_string()),
             None => (File::default(), String::new()),
         };
-        Settings::combine(flags, file, &name)
+        Settings::combine(flags, file, &name, registry)
     }
 
     /// Parse a config file's text and combine it with `flags` (`name` for messages).
-    pub(crate) fn from_text(flags: &Flags, text: &str, name: &str) -> Result<Settings, Failure> {
-        Settings::combine(flags, parse(text, name)?, name)
+    pub(crate) fn from_text(flags: &Flags, text: &str, name: &str, registry: &Registry) -> Result<Settings, Failure> {
+        Settings::combine(flags, parse(text, name)?, name, registry)
     }
 
-    fn combine(flags: &Flags, file: File, name: &str) -> Result<Settings, Failure> {
+    fn combine(flags: &Flags, file: File, name: &str, registry: &Registry) -> Result<Settings, Failure> {
+        let flag_uri = |flag: &str, role: Role, value: &str| {
+            let origin = Origin(format!("{flag}={}", registry.redact_uri(role, value)));
+            let uri =
+                value.parse().map_err(|e: eventer_core::Error| Failure::usage(format!("{origin}: {}", e.chain())))?;
+            Ok::<_, Failure>(Located { origin, uri })
+        };
         let in_file = |what: String| Origin(format!("--config={name}: {what}"));
 
         let source = match (&flags.source, file.source) {
-            (Some(flag), _) => flag_uri("--source", flag)?,
+            (Some(flag), _) => flag_uri("--source", Role::Source, flag)?,
             (None, Some(c)) => c.resolve(in_file("source".into()))?,
             (None, None) => {
                 return Err(Failure::usage(
@@ -214,13 +225,13 @@ impl Settings {
             }
             sinks
         } else {
-            flags.sinks.iter().map(|s| flag_uri("--sink", s)).collect::<Result<_, _>>()?
+            flags.sinks.iter().map(|s| flag_uri("--sink", Role::Sink, s)).collect::<Result<_, _>>()?
         };
         if sinks.is_empty() {
             return Err(Failure::usage("--sink: at least one sink is required (e.g. --sink=stdout)"));
         }
         let checkpoint = match (&flags.checkpoint, file.checkpoint) {
-            (Some(flag), _) => Some(flag_uri("--checkpoint", flag)?),
+            (Some(flag), _) => Some(flag_uri("--checkpoint", Role::Checkpoint, flag)?),
             (None, Some(c)) => Some(c.resolve(in_file("checkpoint".into()))?),
             (None, None) => None,
         };
@@ -282,17 +293,11 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-fn flag_uri(flag: &str, value: &str) -> Result<Located, Failure> {
-    let origin = Origin(format!("{flag}={}", redact(value)));
-    let uri = value.parse().map_err(|e: eventer_core::Error| Failure::usage(format!("{origin}: {}", e.chain())))?;
-    Ok(Located { origin, uri })
-}
-
 impl Component {
     fn resolve(self, origin: Origin) -> Result<Located, Failure> {
         let fail = |e: eventer_core::Error| Failure::usage(format!("{origin}: {}", e.chain()));
         let base: ComponentUri = self.uri.parse().map_err(fail)?;
-        let mut pairs = base.pairs().to_vec();
+        let mut pairs = Vec::new();
         for (key, values) in self.options {
             for value in values.0 {
                 let value =
@@ -300,8 +305,7 @@ impl Component {
                 pairs.push((key.clone(), value));
             }
         }
-        let uri = ComponentUri::from_parts(base.scheme(), base.target(), pairs).map_err(fail)?;
-        Ok(Located { origin, uri })
+        Ok(Located { origin, uri: base.with_options(pairs) })
     }
 }
 
@@ -323,12 +327,14 @@ mod tests {
         let config = format!("--config={}", path.display());
         let mut all = vec![config.as_str()];
         all.extend_from_slice(args);
-        Settings::resolve(&flags(&all)).map_err(|f| f.message.replace(&path.display().to_string(), "F"))
+        Settings::resolve(&flags(&all), &Registry::with_builtins())
+            .map_err(|f| f.message.replace(&path.display().to_string(), "F"))
     }
 
     #[test]
     fn flags_alone_get_defaults() {
-        let s = Settings::resolve(&flags(&["--source=file:x.json", "--sink=stdout"])).unwrap();
+        let s =
+            Settings::resolve(&flags(&["--source=file:x.json", "--sink=stdout"]), &Registry::with_builtins()).unwrap();
         assert_eq!(s.healthz, "0.0.0.0:8084".parse().unwrap());
         assert_eq!(s.shutdown_timeout, Duration::from_secs(30));
         assert!(s.leader.is_none() && s.checkpoint.is_none() && s.frequency.is_none());
@@ -416,7 +422,8 @@ log: { format: json, verbosity: 1 }
             assert!(got.starts_with(want), "{yaml:?}: got {got:?}");
             assert!(!got.contains('\n'), "one line: {got:?}");
         }
-        let missing = Settings::resolve(&flags(&["--config=/no/such.yaml"])).unwrap_err().message;
+        let missing =
+            Settings::resolve(&flags(&["--config=/no/such.yaml"]), &Registry::with_builtins()).unwrap_err().message;
         assert!(missing.starts_with("--config=/no/such.yaml: cannot read: "), "{missing}");
     }
 }

@@ -30,18 +30,21 @@ mod k8s {
     use crate::{
         Failure,
         config::{Leader, Located},
+        logging::StartGate,
     };
 
     pub(crate) use eventer_source_k8s::Leadership;
 
-    /// Wait until this process holds the lease.
-    pub(crate) async fn acquire(source: &Located, leader: &Leader) -> Result<Leadership, Failure> {
+    /// Wait until this process holds the lease; `gate` opens when the wait begins.
+    pub(crate) async fn acquire(source: &Located, leader: &Leader, gate: &StartGate) -> Result<Leadership, Failure> {
         let fail = |e: eventer_core::Error| Failure::usage(format!("--leader-elect: {}", e.chain()));
         let config = SourceConfig::parse(source.uri.target(), &mut source.uri.options()).map_err(fail)?;
         let namespace = leader.namespace.clone().unwrap_or_else(default_namespace);
         let lease = LeaseConfig::new(namespace, &leader.lease_name, default_identity());
         let elector = LeaderElector::for_source(&config, lease).await.map_err(fail)?;
         let lease = elector.config();
+        // A standby may wait for hours: its log must show that it does.
+        gate.open();
         info!(lease = %format_args!("{}/{}", lease.namespace, lease.name), identity = %lease.identity, "Waiting for the leader-election lease.");
         // Only refusals (401/403, an invalid lease) end the wait; outages are retried inside.
         elector.acquire().await.map_err(|e| Failure::runtime(format!("--leader-elect: {}", e.chain())))
@@ -61,6 +64,7 @@ mod none {
     use crate::{
         Failure,
         config::{Leader, Located},
+        logging::StartGate,
     };
 
     /// No leadership exists without Kubernetes support ([`super::validate`] refuses it).
@@ -72,7 +76,7 @@ mod none {
         }
     }
 
-    pub(crate) async fn acquire(_: &Located, _: &Leader) -> Result<Leadership, Failure> {
+    pub(crate) async fn acquire(_: &Located, _: &Leader, _: &StartGate) -> Result<Leadership, Failure> {
         Err(Failure::usage("--leader-elect: this build of eventer has no Kubernetes support"))
     }
 

@@ -15,6 +15,7 @@
 mod args;
 mod config;
 mod leader;
+mod logging;
 mod server;
 
 use std::process::ExitCode;
@@ -28,7 +29,7 @@ use eventer_core::{
 use tracing::{error, info};
 
 use crate::{
-    args::{Args, Command, Flags, LogFormat},
+    args::{Args, Command, Flags},
     config::{Located, Settings},
 };
 
@@ -52,7 +53,8 @@ pub fn default_registry() -> Registry {
 /// The problem, naming the field.
 #[doc(hidden)]
 pub fn check_config_text(text: &str, registry: &Registry) -> Result<(), String> {
-    let settings = Settings::from_text(&Flags::default(), text, "fuzz.yaml").map_err(|f| printable(&f.message))?;
+    let settings =
+        Settings::from_text(&Flags::default(), text, "fuzz.yaml", registry).map_err(|f| printable(&f.message))?;
     Components::build(&settings, registry, &Telemetry::default()).map(drop).map_err(|f| printable(&f.message))
 }
 
@@ -67,6 +69,43 @@ fn printable(message: &str) -> String {
         }
         out
     })
+}
+
+/// The most characters of one value an error line shows.
+const SHOWN_CHARS: usize = 200;
+
+/// Cut over-long values (a `` `quoted` `` span, a run of non-blanks) to [`SHOWN_CHARS`],
+/// an ellipsis and their length: one bad value must not fill the terminal.
+fn shorten(line: &str) -> String {
+    fn cut(out: &mut String, value: &str) {
+        let total = value.chars().count();
+        if total <= SHOWN_CHARS {
+            out.push_str(value);
+        } else {
+            out.extend(value.chars().take(SHOWN_CHARS));
+            out.push_str(&format!("… ({total} characters)"));
+        }
+    }
+    let mut out = String::with_capacity(line.len().min(4 * SHOWN_CHARS));
+    for (i, part) in line.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if i % 2 == 1 {
+            cut(&mut out, part);
+            continue;
+        }
+        for (j, word) in part.split(' ').enumerate() {
+            if j > 0 {
+                out.push(' ');
+            }
+            // `--sink=<long URI>:` keeps the colon that ends it.
+            let body = word.trim_end_matches([':', ',', ';']);
+            cut(&mut out, body);
+            out.push_str(&word[body.len()..]);
+        }
+    }
+    out
 }
 
 /// A failure with its exit code.
@@ -95,7 +134,7 @@ pub fn main_with(registry: Registry) -> ExitCode {
         Err(e) => {
             let rendered = e.render().to_string();
             let line = rendered.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            eprintln!("eventer: error: {}", printable(&redact(line)));
+            eprintln!("eventer: error: {}", shorten(&printable(&redact(line))));
             return ExitCode::from(2);
         }
     };
@@ -107,17 +146,17 @@ pub fn main_with(registry: Registry) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("eventer: error: {}", printable(&redact(&f.message)));
+            eprintln!("eventer: error: {}", shorten(&printable(&redact(&f.message))));
             ExitCode::from(f.code)
         }
     }
 }
 
 fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
-    let settings = Settings::resolve(flags)?;
+    let settings = Settings::resolve(flags, registry)?;
     let telemetry = Telemetry::default();
     let components = Components::build(&settings, registry, &telemetry)?;
-    init_logging(&settings);
+    let gate = logging::init(&settings);
     let runtime = runtime(settings.max_procs).map_err(|e| Failure::runtime(format!("{e:#}")))?;
     runtime.block_on(async move {
         match server::bind(settings.healthz).await {
@@ -136,7 +175,7 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
         // With --leader-elect, wait for the lease; losing it stops everything at once.
         let leadership = match &settings.leader {
             Some(leader) => {
-                let elect = leader::acquire(&settings.source, leader);
+                let elect = leader::acquire(&settings.source, leader, &gate);
                 tokio::select! {
                     leadership = elect => Some(leadership?),
                     () = shutdown_signal() => return Ok(()),
@@ -146,7 +185,12 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
         };
         let origins = components.origins(&settings);
         let pipeline = components.into_pipeline(&settings, &telemetry)?;
-        let run = pipeline.run(shutdown_signal());
+        // The pipeline polls its shutdown future once every part has started: from then on,
+        // log lines flow.
+        let run = pipeline.run(async move {
+            gate.open();
+            shutdown_signal().await;
+        });
         let result = match &leadership {
             Some(leadership) => tokio::select! {
                 result = run => result,
@@ -238,7 +282,7 @@ impl Components {
 
 /// `eventer check`: build everything offline and print the resolved pipeline.
 fn check(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
-    let settings = Settings::resolve(flags)?;
+    let settings = Settings::resolve(flags, registry)?;
     let components = Components::build(&settings, registry, &Telemetry::default())?;
     let mut out = vec![format!("source      {}", settings.source.uri)];
     for sink in &components.sinks {
@@ -288,7 +332,7 @@ fn describe_filter(filter: &eventer_core::FilterSpec) -> String {
 
 /// `eventer preview`: what each sink would send for the source's events, sending nothing.
 fn preview(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
-    let settings = Settings::resolve(flags)?;
+    let settings = Settings::resolve(flags, registry)?;
     if settings.source.uri.scheme() != "file" {
         return Err(Failure::usage(format!(
             "{}: preview reads a finite source; use --source=file:<events.json> (e.g. from `kubectl get events -A -o json`)",
@@ -308,6 +352,10 @@ fn preview(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
         Ok::<_, eventer_core::Error>(events)
     });
     let events = events.map_err(|e| Failure::usage(format!("{}: {}", settings.source.origin, e.chain())))?;
+    if events.is_empty() {
+        // Not an error (a quiet namespace exports nothing), but an empty preview should say why.
+        eprintln!("eventer: note: {}: no events; nothing to preview", settings.source.origin);
+    }
     let mut out = String::new();
     for built in &mut sinks {
         let filter = built.filter.build().map_err(|e| Failure::usage(e.chain()))?;
@@ -331,23 +379,6 @@ fn preview(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
     }
     print!("{out}");
     Ok(())
-}
-
-fn init_logging(settings: &Settings) {
-    let level = match settings.verbosity {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    // Colours only for people: a pipe or a log collector gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match settings.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
 }
 
 /// One thread by default: forwarding events is I/O-bound, one thread moves far more than a

@@ -32,6 +32,10 @@ fn sample_to_stdout() {
     assert_eq!(text.lines().count(), 23);
     assert!(text.lines().any(|l| l.ends_with("Warning shop Pod/payment-5f8b7c9d6-qw7rt BackOff: Back-off restarting failed container payment in pod payment-5f8b7c9d6-qw7rt_shop(3f0c5a1e-8c1b-4c55-9d1e-2b7a4d6c9e10) (x27)")), "{text}");
     assert!(text.starts_with("2024-06-03T08:00:00Z Normal shop Deployment/checkout ScalingReplicaSet: "), "{text}");
+    // Log lines held while it started are let out once it has.
+    let log = stderr(&out);
+    assert!(log.lines().next().is_some_and(|l| l.contains("INFO") && l.contains("Serving /healthz")), "{log}");
+    assert!(log.lines().last().is_some_and(|l| l.contains("Stopped.")), "{log}");
 }
 
 #[test]
@@ -75,18 +79,30 @@ fn bad_input_table() {
     std::fs::write(&malformed, "{\"items\": [ {\"reason\": 1} ]}").unwrap();
     let malformed = format!("--source=file:{}", malformed.display());
     let src = "--source=file:examples/events.json";
+    // Linux takes arguments of up to 128 KiB.
+    let long_level = format!("--sink=stdout?level={}", "x".repeat(100_000));
+    let long_name = format!("--sink=stdout?{}=1", "y".repeat(100_000));
+    let wide_level = format!("--sink=stdout?level={}", "ж".repeat(300));
+    // A value is cut to 200 characters on a character boundary, with its length.
+    let long_origin = format!("eventer: error: --sink=stdout?level={}… (100020 characters): ", "x".repeat(180));
+    let long_value = format!(
+        ": option level: invalid value `{}… (100000 characters)` (expected Normal or Warning)",
+        "x".repeat(200)
+    );
+    let long_unknown = format!("unknown option {}… (100000 characters) for stdout (known: ", "y".repeat(200));
+    let wide_value = format!("`{}… (300 characters)`", "ж".repeat(200));
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec![], "eventer: error: --source: a source is required"),
         (vec![src], "eventer: error: --sink: at least one sink is required"),
         (
             vec![src, "--sink=kafka:?brokers=h:9092"],
-            "eventer: error: --sink=kafka:?brokers=h:9092: unknown sink scheme `kafka` (known: ",
+            "eventer: error: --sink=kafka:?brokers=***: unknown sink scheme `kafka` (known: ",
         ),
         (vec![src, "--sink=:nope"], "eventer: error: --sink=:nope: invalid scheme ``"),
         (vec![src, "--sink=\"stdout\""], "eventer: error: --sink=\"stdout\": the URI is quoted"),
         (
             vec![src, "--sink=stdout?formt=json"],
-            "eventer: error: --sink=stdout?formt=json: unknown option formt for stdout (known: ",
+            "eventer: error: --sink=stdout?formt=***: unknown option formt for stdout (known: ",
         ),
         (
             vec![src, "--sink=stdout?format=yaml"],
@@ -144,11 +160,26 @@ fn bad_input_table() {
             vec![src, src, "--sink=stdout"],
             "eventer: error: the argument '--source <URI>' cannot be used multiple times",
         ),
+        (
+            vec![src, "--sink=stdout?id=audit", "--sink=log?id=audit&level=Warning"],
+            "eventer: error: --sink=log?id=audit&level=Warning: option id: `audit` already names another sink; ",
+        ),
+        (vec![src, "--sink=stdout", "--sink=log?id=stdout"], "option id: `stdout` already names another sink"),
+        (
+            vec![src, "--sink=stdout", "--checkpoint=configmap:kube-system/eventer"],
+            "eventer: error: --checkpoint=configmap:kube-system/eventer: configmap checkpoint needs the kubernetes source",
+        ),
+        (vec![src, "--sink=stdout", "--checkpoint=configmap:"], "configmap checkpoint needs the kubernetes source"),
+        (vec![src, &long_level], &long_origin),
+        (vec![src, &long_level], &long_value),
+        (vec![src, &long_name], &long_unknown),
+        (vec![src, &wide_level], &wide_value),
     ];
     for (args, expected) in cases {
         let out = eventer(&args);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.chars().count() < 1500, "over-long values are cut: {} characters", err.chars().count());
         assert!(err.contains(expected), "{args:?}:\n  got: {err}\n want: {expected}");
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
@@ -184,9 +215,10 @@ fn errors_found_at_start_name_the_flag() {
         .expect("run eventer");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    let last = err.lines().last().unwrap_or_default();
+    // Only the error: what was logged while starting is dropped with the failed start.
+    assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        last.starts_with("eventer: error: --source=kubernetes:?namespaces=default: cannot find the cluster: "),
+        err.starts_with("eventer: error: --source=kubernetes:?namespaces=default: cannot find the cluster: "),
         "{err}"
     );
     assert!(stdout(&out).is_empty());
@@ -311,4 +343,19 @@ fn preview_renders_without_sending() {
     let out = eventer(&["preview", "--source=kubernetes:http://127.0.0.1:1?inClusterConfig=false", "--sink=stdout"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("preview reads a finite source"), "{}", stderr(&out));
+}
+
+#[test]
+fn preview_of_no_events_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, text) in [("empty.json", ""), ("list.json", "{\"kind\": \"EventList\", \"items\": []}")] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        let source = format!("--source=file:{}", path.display());
+        let out = eventer(&["preview", &source, "--sink=stdout"]);
+        // Not an error: the sinks are valid, there is just nothing to render.
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stderr(&out), format!("eventer: note: {source}: no events; nothing to preview\n"));
+        assert_eq!(stdout(&out), "=== sink stdout (stdout): 0 of 0 events\n");
+    }
 }

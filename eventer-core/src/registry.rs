@@ -24,7 +24,7 @@ use crate::{
 };
 
 /// Settings from outside a URI that factories may use. Build every component of one
-/// pipeline with clones of one context: sink names are made unique within it.
+/// pipeline with clones of one context: sink names are unique within it.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct BuildContext {
@@ -64,17 +64,31 @@ impl BuildContext {
         self
     }
 
-    /// `name`, or `name-2`, `name-3`... if a sink of this context already has it.
-    fn unique_name(&self, name: String) -> String {
+    /// A sink's name: its `id`, which no other sink of this context may have, else the
+    /// scheme, or `scheme-2`, `scheme-3`... if a sink of this context already has that.
+    fn claim_name(&self, id: Option<String>, scheme: &str) -> Result<String> {
         let mut names = self.names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut candidate = name.clone();
-        let mut n = 1;
-        while names.contains(&candidate) {
-            n += 1;
-            candidate = format!("{name}-{n}");
-        }
-        names.insert(candidate.clone());
-        candidate
+        let name = match id {
+            // Renaming it would split its metrics and /readyz line from what the user named.
+            Some(id) if names.contains(&id) => {
+                return Err(Error::config(format!(
+                    "option id: `{id}` already names another sink; give each sink its own id (a sink without one \
+                     is named after its scheme)"
+                )));
+            }
+            Some(id) => id,
+            None => {
+                let mut candidate = scheme.to_owned();
+                let mut n = 1;
+                while names.contains(&candidate) {
+                    n += 1;
+                    candidate = format!("{scheme}-{n}");
+                }
+                candidate
+            }
+        };
+        names.insert(name.clone());
+        Ok(name)
     }
 }
 
@@ -122,8 +136,8 @@ pub trait CheckpointFactory: Send + Sync + 'static {
 /// pipeline [`Route`].
 #[non_exhaustive]
 pub struct BuiltSink {
-    /// Name for logs and metrics: the `id` option, else the scheme; `-2`, `-3`... are
-    /// appended when another sink built with the same context has it.
+    /// Name for logs and metrics: the `id` option (unique within the context), else the
+    /// scheme, with `-2`, `-3`... appended when another sink of the context has it.
     pub name: String,
     /// The URI, redacted for display.
     pub uri: String,
@@ -155,6 +169,22 @@ impl BuiltSink {
         let route = Route::new(self.name, self.sink).options(self.route);
         Ok(if self.filter.is_empty() { route } else { route.filter(self.filter.build()?) })
     }
+}
+
+/// What a URI configures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `--source`.
+    Source,
+    /// `--sink`.
+    Sink,
+    /// `--checkpoint`.
+    Checkpoint,
+}
+
+/// A sink's own options and those every sink accepts.
+fn sink_options(factory: &dyn SinkFactory) -> Vec<&'static str> {
+    factory.options().iter().chain(FILTER_OPTIONS).chain(ROUTE_OPTIONS).copied().collect()
 }
 
 /// Routing options every sink accepts.
@@ -225,6 +255,32 @@ impl Registry {
         self.sources.keys().map(String::as_str).collect()
     }
 
+    /// The options a scheme reads (a sink's with the common filter and routing options);
+    /// `None` when the scheme is unknown.
+    pub fn options_of(&self, role: Role, scheme: &str) -> Option<Vec<&'static str>> {
+        match role {
+            Role::Source => self.sources.get(scheme).map(|f| f.options().to_vec()),
+            Role::Sink => self.sinks.get(scheme).map(|f| sink_options(f.as_ref())),
+            Role::Checkpoint => self.checkpoints.get(scheme).map(|_| Vec::new()),
+        }
+    }
+
+    /// `raw`, a URI for `role` as the user wrote it, safe to show with an error about it:
+    /// secrets, values of options its scheme does not know and what follows a secret up to
+    /// the next known option are hidden (see [`crate::uri::redact_uri`]).
+    ///
+    /// ```
+    /// use eventer_core::{Registry, registry::Role};
+    /// let registry = Registry::with_builtins();
+    /// assert_eq!(
+    ///     registry.redact_uri(Role::Sink, "stdout?format=json&accessKeySecrect=s3cr3t"),
+    ///     "stdout?format=json&accessKeySecrect=***"
+    /// );
+    /// ```
+    pub fn redact_uri(&self, role: Role, raw: &str) -> String {
+        crate::uri::redact_uri(raw, |scheme| self.options_of(role, scheme))
+    }
+
     /// Build a sink, its filter and routing options from a URI.
     ///
     /// ```
@@ -254,12 +310,11 @@ impl Registry {
         }) {
             return Err(Error::config(format!("option id: `{id}` must be letters, digits, `-`, `_` or `.`")));
         }
-        let name = cx.unique_name(id.unwrap_or_else(|| uri.scheme().to_owned()));
+        let name = cx.claim_name(id, uri.scheme())?;
         let mut scoped = cx.clone();
         scoped.metrics = cx.metrics.with_label("sink", name.clone());
         let sink = factory.build(uri.target(), &mut options, &scoped)?;
-        let known: Vec<&str> = factory.options().iter().chain(FILTER_OPTIONS).chain(ROUTE_OPTIONS).copied().collect();
-        options.finish(&known)?;
+        options.finish(&sink_options(factory.as_ref()))?;
         Ok(BuiltSink { name, uri: uri.to_string(), filter, route, sink })
     }
 
@@ -405,12 +460,31 @@ mod tests {
     fn names_are_unique_within_a_context() {
         let r = Registry::with_builtins();
         let cx = BuildContext::default();
-        let name = |u: &str| r.build_sink(&u.parse().unwrap(), &cx).unwrap().name;
+        let build = |u: &str| r.build_sink(&u.parse().unwrap(), &cx);
+        let name = |u: &str| build(u).unwrap().name;
         assert_eq!(name("stdout"), "stdout");
         assert_eq!(name("stdout?format=json"), "stdout-2");
-        assert_eq!(name("log?id=stdout"), "stdout-3");
+        assert_eq!(name("log?id=audit"), "audit");
         assert_eq!(name("log"), "log");
+        // An id is the user's name for the sink: a second one is an error, not `audit-2`.
+        for taken in ["log?id=audit", "log?id=stdout", "log?id=stdout-2"] {
+            let err = build(taken).unwrap_err().to_string();
+            let id = taken.trim_start_matches("log?id=");
+            assert!(err.starts_with(&format!("option id: `{id}` already names another sink; ")), "{err}");
+        }
         // Another pipeline, another context: names start afresh.
-        assert_eq!(r.build_sink(&"stdout".parse().unwrap(), &BuildContext::default()).unwrap().name, "stdout");
+        assert_eq!(r.build_sink(&"log?id=audit".parse().unwrap(), &BuildContext::default()).unwrap().name, "audit");
+    }
+
+    #[test]
+    fn uris_are_shown_as_their_scheme_allows() {
+        let r = Registry::with_builtins();
+        assert_eq!(r.options_of(Role::Checkpoint, "file"), Some(vec![]));
+        assert_eq!(r.options_of(Role::Source, "kubernetes"), None);
+        assert!(r.options_of(Role::Sink, "log").unwrap().contains(&"queue_size"));
+        // Unknown options of a known scheme, and every option of an unknown one, hide their values.
+        assert_eq!(r.redact_uri(Role::Sink, "stdout?level=Warning&colour=red"), "stdout?level=Warning&colour=***");
+        assert_eq!(r.redact_uri(Role::Sink, "kafka:?brokers=h:9092"), "kafka:?brokers=***");
+        assert_eq!(r.redact_uri(Role::Source, "file:events.json"), "file:events.json");
     }
 }

@@ -26,6 +26,10 @@ const SECRET_KEYS: &[&str] = &[
     "key",
 ];
 
+/// Words that name a secret, for [`looks_secret`].
+const SECRET_WORDS: &[&str] =
+    &["secret", "token", "password", "passwd", "key", "sign", "signature", "credential", "credentials"];
+
 /// Whether an option name holds a secret.
 pub fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
@@ -35,12 +39,104 @@ pub fn is_secret_key(key: &str) -> bool {
         || key.ends_with("password")
 }
 
+/// Whether an option name holds a secret or is a near miss of one: a mistyped secret
+/// option is rejected as unknown, and its value must not be shown with the error.
+///
+/// A near miss is a name whose last word (split at `_`, `-`, `.` and where lower case turns
+/// to upper) is at most one edit from a word naming a secret (`accessKeySecrect`,
+/// `secret_key`, `signature`), or which, without `_`, `-` and `.`, is at most two edits
+/// from a secret name of six letters or more (`access_tokn`, `acessKeyId`). An edit is a
+/// letter added, removed, changed, or two neighbours swapped.
+///
+/// ```
+/// use eventer_core::uri::looks_secret;
+/// assert!(looks_secret("accessKeySecrect") && looks_secret("access_tokn") && looks_secret("signature"));
+/// assert!(!looks_secret("level") && !looks_secret("signatureVersion") && !looks_secret("logStore"));
+/// ```
+pub fn looks_secret(key: &str) -> bool {
+    if is_secret_key(key) {
+        return true;
+    }
+    let last = key
+        .char_indices()
+        .rev()
+        .find(|&(i, c)| {
+            matches!(c, '_' | '-' | '.')
+                || (c.is_uppercase() && key[..i].chars().next_back().is_some_and(char::is_lowercase))
+        })
+        .map_or(key, |(i, c)| if c.is_uppercase() { &key[i..] } else { &key[i + c.len_utf8()..] })
+        .to_lowercase();
+    let squashed: String = key.chars().filter(|c| !matches!(c, '_' | '-' | '.')).collect::<String>().to_lowercase();
+    SECRET_WORDS.iter().any(|w| within(&last, w, 1))
+        || SECRET_KEYS.iter().filter(|k| k.len() >= 6).any(|k| within(&squashed, &k.replace('_', ""), 2))
+}
+
+/// Whether `a` is at most `max` edits from `b` (optimal string alignment distance).
+fn within(a: &str, b: &str, max: usize) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    if a.len().abs_diff(b.len()) > max {
+        return false;
+    }
+    // Three rows of the distance table: two back (for swaps), previous, current.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            row[j] = (prev[j] + 1).min(row[j - 1] + 1).min(prev[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                row[j] = row[j].min(before[j - 2] + 1);
+            }
+        }
+        before = std::mem::replace(&mut prev, row);
+    }
+    prev[b.len()] <= max
+}
+
+/// What may be shown of each option of a URI, decided in order: a secret's value is
+/// hidden, and so is an unknown option's; after a secret's value, whatever is no known
+/// option is left out, as it may be the rest of a secret that held an `&`
+/// (`access_token=TOKEN&s3cr3t&level=Warning`).
+struct Shown<'a> {
+    /// The scheme's options; `None` trusts every name (a URI that was validated).
+    known: Option<&'a [&'a str]>,
+    after_secret: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Show {
+    Value,
+    Hidden,
+    Omitted,
+}
+
+impl<'a> Shown<'a> {
+    fn new(known: Option<&'a [&'a str]>) -> Self {
+        Shown { known, after_secret: false }
+    }
+
+    /// `bare`: the option has no `=` (what a secret's `&` leaves behind); `in_text`: it was
+    /// split from the text after the previous one, not given on its own.
+    fn next(&mut self, key: &str, bare: bool, in_text: bool) -> Show {
+        let unknown = self.known.is_some_and(|known| !known.contains(&key));
+        if self.after_secret && in_text && (unknown || (self.known.is_none() && bare)) {
+            return Show::Omitted;
+        }
+        self.after_secret = looks_secret(key);
+        if unknown || self.after_secret { Show::Hidden } else { Show::Value }
+    }
+}
+
 /// A parsed component URI. Its `Display` and `Debug` are redacted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ComponentUri {
     scheme: String,
     target: String,
     options: Vec<(String, String)>,
+    /// How many of the options (the first) came from the URI's text; the others were given
+    /// one by one, so none of them is the rest of a secret that held an `&`.
+    in_text: usize,
 }
 
 impl ComponentUri {
@@ -64,13 +160,30 @@ impl ComponentUri {
         Options {
             scheme: self.scheme.clone(),
             pairs: self.options.iter().map(|(k, v)| (k.clone(), v.clone(), false)).collect(),
+            in_text: self.in_text,
         }
     }
 
     /// A URI from parts, as a config file gives them.
     pub fn from_parts(scheme: &str, target: &str, options: Vec<(String, String)>) -> Result<Self> {
         validate_scheme(scheme)?;
-        Ok(ComponentUri { scheme: scheme.to_owned(), target: target.to_owned(), options })
+        Ok(ComponentUri { scheme: scheme.to_owned(), target: target.to_owned(), options, in_text: 0 })
+    }
+
+    /// This URI with more options, given one by one (a config file's `options:`).
+    ///
+    /// ```
+    /// use eventer_core::uri::ComponentUri;
+    /// let uri: ComponentUri = "stdout?level=Warning".parse()?;
+    /// let uri = uri.with_options([("format".to_owned(), "json".to_owned())]);
+    /// assert_eq!(uri.to_string(), "stdout?level=Warning&format=json");
+    /// # Ok::<(), eventer_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_options(mut self, options: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.in_text = self.in_text.min(self.options.len());
+        self.options.extend(options);
+        self
     }
 }
 
@@ -89,26 +202,78 @@ impl FromStr for ComponentUri {
         if s.starts_with('"') || s.starts_with('\'') {
             return Err(Error::config("the URI is quoted; remove the quotes around it"));
         }
-        let split = s.find([':', '?']).unwrap_or(s.len());
-        let scheme = &s[..split];
+        let (scheme, rest) = split_scheme(s);
         validate_scheme(scheme)?;
-        let rest = s[split..].strip_prefix(':').unwrap_or(&s[split..]);
         let rest = expand_env(rest)?;
-        let (target, query) = match rest.split_once('?') {
-            Some((t, q)) => (t.to_owned(), q),
-            // kube-eventer appends options to a URL that already has `?access_token=`;
-            // a target without `?` may still carry `&k=v` options after it.
-            None => match rest.split_once('&') {
-                Some((t, q)) if !t.contains('=') => (t.to_owned(), q),
-                _ => (rest.clone(), ""),
-            },
-        };
-        let options = form_urlencoded::parse(query.as_bytes())
+        let (target, query) = split_query(&rest);
+        let options: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .filter(|(k, _)| !k.is_empty())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        Ok(ComponentUri { scheme: scheme.to_ascii_lowercase(), target, options })
+        let in_text = options.len();
+        Ok(ComponentUri { scheme: scheme.to_ascii_lowercase(), target: target.to_owned(), options, in_text })
     }
+}
+
+/// `scheme` and what follows its `:`.
+fn split_scheme(s: &str) -> (&str, &str) {
+    let split = s.find([':', '?']).unwrap_or(s.len());
+    (&s[..split], s[split..].strip_prefix(':').unwrap_or(&s[split..]))
+}
+
+/// The target and the options' text.
+fn split_query(rest: &str) -> (&str, &str) {
+    match rest.split_once('?') {
+        Some(parts) => parts,
+        // kube-eventer appends options to a URL that already has `?access_token=`;
+        // a target without `?` may still carry `&k=v` options after it.
+        None => match rest.split_once('&') {
+            Some((t, q)) if !t.contains('=') => (t, q),
+            _ => (rest, ""),
+        },
+    }
+}
+
+/// A URI as the user wrote it, safe to show: [`redact`], and the options judged against
+/// `known`, which gives the options of a scheme (`None`: an unknown scheme, none are
+/// known). Values of secrets and of unknown options show as `***`; after a secret's value,
+/// whatever is no known option is left out, as it may be the rest of a secret that held
+/// an `&`.
+///
+/// ```
+/// use eventer_core::uri::redact_uri;
+/// let known = |_: &str| Some(vec!["access_token", "level"]);
+/// assert_eq!(
+///     redact_uri("dingtalk:https://h/send?access_token=TOKEN&s3cr3t&level=Warning&colour=red", known),
+///     "dingtalk:https://h/send?access_token=***&level=Warning&colour=***"
+/// );
+/// ```
+pub fn redact_uri<K: AsRef<str>>(raw: &str, known: impl FnOnce(&str) -> Option<Vec<K>>) -> String {
+    // A quoted URI is refused, but still shown: judge what is inside the quotes.
+    let lead = raw.len() - raw.trim_start_matches(['"', '\'', ' ']).len();
+    let (scheme, rest) = split_scheme(&raw[lead..]);
+    let known = known(&scheme.to_ascii_lowercase()).unwrap_or_default();
+    let known: Vec<&str> = known.iter().map(AsRef::as_ref).collect();
+    let (target, query) = split_query(rest);
+    let mut out = raw[..raw.len() - rest.len()].to_owned();
+    out.push_str(&redact(target));
+    if let Some(&sep) = rest.as_bytes().get(target.len()) {
+        out.push(char::from(sep));
+    }
+    let mut shown = Shown::new(Some(&known));
+    let mut sep = "";
+    for part in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, _) = form_urlencoded::parse(part.as_bytes()).next().unwrap_or_default();
+        let (name, value) = part.split_once('=').unwrap_or((part, ""));
+        match shown.next(&key, !part.contains('='), true) {
+            Show::Value => out.push_str(&format!("{sep}{}", redact(part))),
+            Show::Hidden if value.is_empty() => out.push_str(&format!("{sep}{name}")),
+            Show::Hidden => out.push_str(&format!("{sep}{name}=***")),
+            Show::Omitted => continue,
+        }
+        sep = "&";
+    }
+    out
 }
 
 impl fmt::Display for ComponentUri {
@@ -118,8 +283,13 @@ impl fmt::Display for ComponentUri {
             write!(f, ":{}", redact(&self.target))?;
         }
         let mut sep = '?';
-        for (k, v) in &self.options {
-            let v = if is_secret_key(k) { "***" } else { v.as_str() };
+        let mut shown = Shown::new(None);
+        for (i, (k, v)) in self.options.iter().enumerate() {
+            let v = match shown.next(k, v.is_empty(), i < self.in_text) {
+                Show::Value => v.as_str(),
+                Show::Hidden => "***",
+                Show::Omitted => continue,
+            };
             write!(f, "{sep}{k}={v}")?;
             sep = '&';
         }
@@ -238,13 +408,33 @@ fn redact_pairs(text: &str) -> String {
             if start > 0 && bytes[start - 1] == b'%' {
                 key = key.get(2..).unwrap_or_default();
             }
-            if !key.is_empty() && is_secret_key(key) {
+            if !key.is_empty() && looks_secret(key) {
                 let value = i + eq;
-                let mut end = text[value..]
-                    .find(['&', ' ', '"', '\'', ',', ')', '\n', ';', '#'])
-                    .map_or(text.len(), |p| value + p);
+                let span_end = |from: usize| {
+                    let end = text[from..]
+                        .find(['&', ' ', '"', '\'', ',', ')', '\n', ';', '#'])
+                        .map_or(text.len(), |p| from + p);
+                    // `...=TOKEN: unknown option`: the colon is the message's.
+                    if end > from && text[..end].ends_with(':') && text[end..].chars().next().is_none_or(|c| c == ' ') {
+                        end - 1
+                    } else {
+                        end
+                    }
+                };
+                let mut end = span_end(value);
                 if let Some(amp) = (value..end).find(|&j| encoded_at(j, "%26")) {
                     end = amp;
+                } else {
+                    // `access_token=TOKEN&s3cr3t`: a part with no `=` after a secret is no
+                    // option but the rest of the secret, cut at its `&`.
+                    while text[end..].starts_with('&') {
+                        let next = span_end(end + 1);
+                        let part = &text[end + 1..next];
+                        if part.is_empty() || part.contains('=') || part.to_ascii_uppercase().contains("%3D") {
+                            break;
+                        }
+                        end = next;
+                    }
                 }
                 out.push_str(&text[copied..value]);
                 out.push_str("***");
@@ -265,12 +455,13 @@ fn redact_pairs(text: &str) -> String {
 pub struct Options {
     scheme: String,
     pairs: Vec<(String, String, bool)>,
+    in_text: usize,
 }
 
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.pairs.iter().map(|(k, v, _)| format!("{k}={}", if is_secret_key(k) { "***" } else { v })))
+            .entries(self.pairs.iter().map(|(k, v, _)| format!("{k}={}", if looks_secret(k) { "***" } else { v })))
             .finish()
     }
 }
@@ -364,22 +555,47 @@ impl Options {
     ///
     /// # Errors
     /// `unknown option x for sink dingtalk (known: ...)`.
+    ///
+    /// An unknown option right after a secret's value is not named: it may be the rest of a
+    /// secret that held an `&` (`access_token=TOKEN&s3cr3t`).
     pub fn finish(self, known: &[&str]) -> Result<()> {
-        let mut unknown: Vec<&str> =
-            self.pairs.iter().filter(|(_, _, used)| !used).map(|(k, _, _)| k.as_str()).collect();
-        unknown.dedup();
-        if unknown.is_empty() {
-            return Ok(());
+        let mut unknown: Vec<&str> = Vec::new();
+        let mut cut_secrets: Vec<&str> = Vec::new();
+        let mut shown = Shown::new(Some(known));
+        let mut secret = "";
+        for (i, (key, value, used)) in self.pairs.iter().enumerate() {
+            let show = shown.next(key, value.is_empty(), i < self.in_text);
+            if show != Show::Omitted && looks_secret(key) {
+                secret = key;
+            }
+            match show {
+                _ if *used => {}
+                Show::Omitted => cut_secrets.push(secret),
+                _ => unknown.push(key),
+            }
         }
-        let mut known = known.to_vec();
-        known.sort_unstable();
-        Err(Error::config(format!(
-            "unknown option{} {} for {} (known: {})",
-            if unknown.len() > 1 { "s" } else { "" },
-            unknown.join(", "),
-            self.scheme,
-            known.join(", ")
-        )))
+        unknown.dedup();
+        cut_secrets.dedup();
+        let mut problems = Vec::new();
+        if !unknown.is_empty() {
+            let mut known = known.to_vec();
+            known.sort_unstable();
+            problems.push(format!(
+                "unknown option{} {} for {} (known: {})",
+                if unknown.len() > 1 { "s" } else { "" },
+                unknown.join(", "),
+                self.scheme,
+                known.join(", ")
+            ));
+        }
+        for secret in cut_secrets {
+            problems.push(format!(
+                "option {secret}: its value is followed by `&` and text that is no option of {} (not shown, as it \
+                 may be part of the secret; write `&` inside a value as %26)",
+                self.scheme
+            ));
+        }
+        if problems.is_empty() { Ok(()) } else { Err(Error::config(problems.join("; "))) }
     }
 }
 
@@ -503,5 +719,82 @@ mod tests {
             "sls:?endpoint=http://127.0.0.1:9&metadataEndpoint=http://md:***@127.0.0.1:9&x=1"
         );
         assert_eq!(redact("http://u:p&w@h/x"), "http://u:***@h/x");
+    }
+
+    #[test]
+    fn near_misses_of_secret_names_are_secret() {
+        for name in [
+            "accessKeySecrect",
+            "signature",
+            "secret_key",
+            "access_tokn",
+            "acess_token",
+            "accesKeyId",
+            "AccessKeySecret",
+            "apiKey",
+            "client-secert",
+            "passwrd",
+        ] {
+            assert!(looks_secret(name), "{name}");
+            assert_eq!(redact(&format!("x?{name}=S3CR3T&level=Warning")), format!("x?{name}=***&level=Warning"));
+        }
+        for name in ["level", "logStore", "signatureVersion", "regionId", "at_mobiles", "kinds", "auth", "id", "name"] {
+            assert!(!looks_secret(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_ampersand_in_a_secret_hides_the_rest_of_it() {
+        // Without the URI's scheme: a part with no `=` after a secret is the secret's rest.
+        assert_eq!(redact("send?access_token=TOKEN&s3cr3t&level=Warning"), "send?access_token=***&level=Warning");
+        assert_eq!(redact("sign=SEC&a&b: unknown option"), "sign=***: unknown option");
+        let u = parse("dingtalk:https://h/send?access_token=TOKEN&s3cr3t&level=Warning");
+        assert_eq!(u.to_string(), "dingtalk:https://h/send?access_token=***&level=Warning");
+        // With the scheme's options: everything up to the next known option, `=` or not.
+        let known = |_: &str| Some(vec!["access_token", "sign", "level"]);
+        for (raw, shown) in [
+            (
+                "dingtalk:https://h/send?access_token=TOKEN&s3cr3t&level=Warning",
+                "dingtalk:https://h/send?access_token=***&level=Warning",
+            ),
+            (
+                "dingtalk:https://h/send?access_token=TOK&s3=cr3t&x&level=Warning",
+                "dingtalk:https://h/send?access_token=***&level=Warning",
+            ),
+            (
+                "dingtalk:https://h/send&access_token=TOK&sign=SEC&more",
+                "dingtalk:https://h/send&access_token=***&sign=***",
+            ),
+            ("\"dingtalk:?level=Normal&colour=red&bare\"", "\"dingtalk:?level=Normal&colour=***&bare\""),
+            ("dingtalk:?accessTokn=TOK&extra=1&level=Normal", "dingtalk:?accessTokn=***&level=Normal"),
+            ("dingtalk", "dingtalk"),
+            ("dingtalk:?", "dingtalk:?"),
+        ] {
+            assert_eq!(redact_uri(raw, known), shown, "{raw}");
+        }
+        // An unknown scheme knows no option.
+        assert_eq!(redact_uri("kafka:?brokers=h:9092&topic=t", |_| None::<Vec<&str>>), "kafka:?brokers=***&topic=***");
+    }
+
+    #[test]
+    fn unknown_options_after_a_secret_are_not_named() {
+        let known = ["access_token", "level"];
+        let mut o = parse("dingtalk:?access_token=TOKEN&s3cr3t&level=Warning&colour=red").options();
+        o.all("access_token");
+        o.all("level");
+        let err = o.finish(&known).unwrap_err().to_string();
+        assert!(!err.contains("s3cr3t"), "{err}");
+        assert!(err.starts_with("unknown option colour for dingtalk (known: access_token, level); option access_token: its value is followed by `&` and text that is no option of dingtalk"), "{err}");
+        let mut o = parse("dingtalk:?access_token=TOKEN&s3=cr3t").options();
+        o.all("access_token");
+        let err = o.finish(&known).unwrap_err().to_string();
+        assert!(err.starts_with("option access_token: its value is followed by"), "{err}");
+        assert!(!err.contains("cr3t"), "{err}");
+        // Options given one by one (a config file's) are each their own, never a secret's rest.
+        let u = parse("dingtalk:?access_token=TOKEN").with_options([("colour".into(), "red".into())]);
+        let mut o = u.options();
+        o.all("access_token");
+        assert!(o.finish(&known).unwrap_err().to_string().starts_with("unknown option colour for dingtalk"));
+        assert_eq!(u.to_string(), "dingtalk?access_token=***&colour=red");
     }
 }

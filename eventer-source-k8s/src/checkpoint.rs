@@ -187,6 +187,13 @@ pub struct ConfigMapCheckpointFactory;
 
 impl CheckpointFactory for ConfigMapCheckpointFactory {
     fn build(&self, target: &str, _options: &mut Options, cx: &BuildContext) -> Result<BoxCheckpointStore> {
+        // With another source there is no cluster to hold the ConfigMap, nor a position to keep.
+        if let Some(source) = cx.source.as_ref().filter(|s| s.scheme() != crate::SCHEME) {
+            return Err(Error::config(format!(
+                "configmap checkpoint needs the kubernetes source, whose cluster holds the ConfigMap (the source is `{}`)",
+                source.scheme()
+            )));
+        }
         match target.split_once('/') {
             Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
                 // The cluster the source watches, when it is the kubernetes source.
