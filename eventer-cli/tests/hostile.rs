@@ -195,7 +195,7 @@ async fn throttling_is_honoured_as_retry_after_says() {
     api.throttle_next("watch=true", 1, 2);
     let cut = Instant::now();
     api.drop_watches();
-    let line = eventer.wait_log("the throttled retry", |l| l.contains("429")).await;
+    let line = eventer.wait_log("the throttled retry", |l| l.contains("answered 429 TooManyRequests")).await;
     assert!(line.contains("retry_in=2s"), "{line}");
     api.create_event(NewEvent::new("shop", "web").name("after-throttle"));
     assert_eq!(names(&eventer.events(1).await), ["after-throttle"]);
