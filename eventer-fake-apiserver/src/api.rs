@@ -623,10 +623,13 @@ async fn run_watch(s: Arc<Shared>, w: WatchSpec, tx: mpsc::Sender<Result<Bytes, 
                 return;
             }
         }
+        // Injected text first: text injected at once reaches the client without a line of
+        // the fake's own in between.
         tokio::select! {
+            biased;
+            text = injected.recv() => if let Ok(text) = text && tx.send(Ok(text)).await.is_err() { return },
             changed = changed.changed() => if changed.is_err() { return },
             _ = bookmarks.tick(), if w.bookmarks => if !send(bookmark_line(t, cursor, false)).await { return },
-            text = injected.recv() => if let Ok(text) = text && tx.send(Ok(text)).await.is_err() { return },
             () = sleep_until(deadline) => return,
             () = kill.cancelled() => {
                 // An error makes hyper abort the connection: no clean end of the body.

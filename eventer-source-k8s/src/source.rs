@@ -43,6 +43,23 @@ struct ReadinessInner {
     report: OnceLock<Report>,
 }
 
+/// What [`Readiness::count`] counts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Tally {
+    /// A list or watch failed and will be retried.
+    Restart,
+    /// The resume point expired (410): relisting.
+    Relist,
+    /// An Event could not be decoded and was skipped.
+    Undecodable,
+    /// A request got no response, or a watch went silent, within its timeout.
+    Stall,
+    /// A watch line longer than the cap was skipped.
+    Oversized,
+    /// A checkpointed position (or part of it) could not be used.
+    Mismatch,
+}
+
 /// Where the state is also reported: the program's health (component `source`) and metrics.
 #[derive(Debug)]
 struct Report {
@@ -137,45 +154,18 @@ impl Readiness {
         }
     }
 
-    /// A list or watch failed and will be retried.
-    pub(crate) fn restarted(&self) {
-        if let Some(report) = self.inner.report.get() {
-            report.restarts.inc();
+    /// Count something the source went through in its metric.
+    pub(crate) fn count(&self, tally: Tally) {
+        let Some(report) = self.inner.report.get() else { return };
+        match tally {
+            Tally::Restart => &report.restarts,
+            Tally::Relist => &report.relists,
+            Tally::Undecodable => &report.skipped,
+            Tally::Stall => &report.stalls,
+            Tally::Oversized => &report.oversized,
+            Tally::Mismatch => &report.mismatches,
         }
-    }
-
-    /// An Event could not be decoded and was skipped.
-    pub(crate) fn skipped(&self) {
-        if let Some(report) = self.inner.report.get() {
-            report.skipped.inc();
-        }
-    }
-
-    /// A request got no response, or a watch went silent, within its timeout.
-    pub(crate) fn stalled(&self) {
-        if let Some(report) = self.inner.report.get() {
-            report.stalls.inc();
-        }
-    }
-
-    /// A watch line longer than the cap was skipped.
-    pub(crate) fn oversized(&self) {
-        if let Some(report) = self.inner.report.get() {
-            report.oversized.inc();
-        }
-    }
-
-    /// A checkpointed position (or part of it) could not be used.
-    pub(crate) fn mismatched(&self) {
-        if let Some(report) = self.inner.report.get() {
-            report.mismatches.inc();
-        }
-    }
-
-    pub(crate) fn relisted(&self) {
-        if let Some(report) = self.inner.report.get() {
-            report.relists.inc();
-        }
+        .inc();
     }
 
     fn update(&self) {
@@ -438,7 +428,7 @@ impl Setup {
             }
             let delay = e.retry_after().unwrap_or_else(|| backoff.delay(attempt));
             warn!(error = %e.chain(), retry_in = ?delay, "Kubernetes source: will retry.");
-            self.readiness.restarted();
+            self.readiness.count(Tally::Restart);
             self.readiness.set_error(&e);
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -457,7 +447,7 @@ impl Setup {
             Ok(c) => c,
             Err(e) => {
                 error!(error = %e, start_from = %start_from, "Ignoring the checkpoint; starting over as configured by startFrom.");
-                self.readiness.mismatched();
+                self.readiness.count(Tally::Mismatch);
                 return None;
             }
         };
@@ -471,7 +461,7 @@ impl Setup {
                 "The checkpoint was saved in another cluster (the uid of namespace kube-system differs): \
                  ignoring it and starting over as configured by startFrom."
             );
-            self.readiness.mismatched();
+            self.readiness.count(Tally::Mismatch);
             return None;
         }
         for ns in cursors.drop_unsound() {
@@ -481,7 +471,7 @@ impl Setup {
                 "The checkpoint holds a resourceVersion that is not a decimal etcd revision: \
                  dropping it and starting over as configured by startFrom."
             );
-            self.readiness.mismatched();
+            self.readiness.count(Tally::Mismatch);
         }
         let saved: Vec<&str> = cursors.namespaces().map(|ns| if ns.is_empty() { "*" } else { ns }).collect();
         for ns in &self.namespaces {
@@ -494,7 +484,7 @@ impl Setup {
                     "The checkpoint was saved for other namespaces than the ones now watched: \
                      starting this one over as configured by startFrom."
                 );
-                self.readiness.mismatched();
+                self.readiness.count(Tally::Mismatch);
             }
         }
         Some(cursors)

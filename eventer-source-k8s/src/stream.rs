@@ -16,6 +16,7 @@ use crate::{
     config::StartFrom,
     cursor::{Change, Cursor, valid},
     http::{self, Line, Lines, Trouble},
+    source::Tally,
     wire::{ListPage, WatchLine, decode_watch_line},
 };
 
@@ -116,7 +117,7 @@ impl Stream {
             match result {
                 Ok(next) => step = next,
                 Err(Trouble::Gone) => {
-                    self.readiness.relisted();
+                    self.readiness.count(Tally::Relist);
                     info!(path = %self.path, rv = %self.cursor.rv, "Resource version expired (410); re-listing.");
                     step = Step::List;
                 }
@@ -125,8 +126,8 @@ impl Stream {
                     stalled = true;
                     let delay = backoff.delay(failures);
                     warn!(path = %self.path, error = %e.chain(), retry_in = ?delay, "Kubernetes source: the apiserver stalled; will retry.");
-                    self.readiness.stalled();
-                    self.readiness.restarted();
+                    self.readiness.count(Tally::Stall);
+                    self.readiness.count(Tally::Restart);
                     self.readiness.set_error(&e);
                     tokio::time::sleep(delay).await;
                 }
@@ -134,7 +135,7 @@ impl Stream {
                     failures += 1;
                     let delay = e.retry_after().unwrap_or_else(|| backoff.delay(failures));
                     warn!(path = %self.path, error = %e.chain(), retry_in = ?delay, "Kubernetes source: will retry.");
-                    self.readiness.restarted();
+                    self.readiness.count(Tally::Restart);
                     self.readiness.set_error(&e);
                     tokio::time::sleep(delay).await;
                 }
@@ -217,7 +218,7 @@ impl Stream {
                 "The checkpoint is ahead of the cluster (saved in another cluster, or etcd was restored): \
                  starting over as configured by startFrom."
             );
-            self.readiness.mismatched();
+            self.readiness.count(Tally::Mismatch);
             let (cursor, _) = crate::source::fresh(self.start_from);
             let mut items = Vec::with_capacity(1);
             self.step(&mut items, Some(Change::Reset(cursor)), Emit::Silent);
@@ -254,7 +255,7 @@ impl Stream {
                     Ok(e) => e,
                     Err(e) => {
                         warn!(path = %self.path, error = %e.chain(), "Skipping an undecodable Event.");
-                        self.readiness.skipped();
+                        self.readiness.count(Tally::Undecodable);
                         continue;
                     }
                 };
@@ -302,7 +303,7 @@ impl Stream {
                 Some(Line::Text(line)) => line,
                 Some(Line::TooLong(len)) => {
                     warn!(path = %self.path, bytes = len, max = self.max_line, "Skipping a watch line longer than maxLineSize.");
-                    self.readiness.oversized();
+                    self.readiness.count(Tally::Oversized);
                     continue;
                 }
             };
@@ -323,7 +324,7 @@ impl Stream {
                 // Watching again would get the same line: skip it, as a list skips such an item.
                 WatchLine::Undecodable { resource_version, error } => {
                     warn!(path = %self.path, error = %error.chain(), rv = %resource_version.escape_debug(), "Skipping an undecodable watch event.");
-                    self.readiness.skipped();
+                    self.readiness.count(Tally::Undecodable);
                     self.step(&mut items, self.advance(resource_version), Emit::Progress);
                 }
                 WatchLine::Upsert(event) => {
