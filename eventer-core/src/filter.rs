@@ -275,7 +275,8 @@ impl Serialize for Threshold {
 impl<'de> Deserialize<'de> for Threshold {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(|_| serde::de::Error::custom(format_args!("invalid value `{s}` (expected Normal or Warning)")))
+        s.parse()
+            .map_err(|_| serde::de::Error::custom(format_args!("invalid value `{s}` (expected Normal or Warning)")))
     }
 }
 

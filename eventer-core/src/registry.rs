@@ -45,10 +45,13 @@ pub struct BuildContext {
 /// Values shared by the components of one context, one per type (as `http::Extensions`),
 /// so that core need not know their crates' types.
 #[derive(Clone, Default)]
-struct Shared(Arc<Mutex<HashMap<TypeId, (&'static str, Arc<dyn Any + Send + Sync>)>>>);
+struct Shared(Arc<Mutex<SharedMap>>);
+
+/// By type: the type's name (for `Debug`) and the value.
+type SharedMap = HashMap<TypeId, (&'static str, Arc<dyn Any + Send + Sync>)>;
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, HashMap<TypeId, (&'static str, Arc<dyn Any + Send + Sync>)>> {
+    fn lock(&self) -> MutexGuard<'_, SharedMap> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
