@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use eventer_core::{
-    BoxSource, BuildContext, ErrorKind, Pipeline, PipelineConfig, Registry, SharedEvent, SourceItem, Telemetry,
+    BoxSource, BuildContext, ErrorKind, Filter, Pipeline, PipelineConfig, Registry, SharedEvent, SourceItem, Telemetry,
     checkpoint::BoxCheckpointStore, registry::BuiltSink, uri::redact,
 };
 use tracing::{error, info};
@@ -175,7 +175,7 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
         // With --leader-elect, wait for the lease; losing it stops everything at once.
         let leadership = match &settings.leader {
             Some(leader) => {
-                let elect = leader::acquire(&settings.source, leader, &gate);
+                let elect = leader::acquire(&components.cx, leader, &gate);
                 tokio::select! {
                     leadership = elect => Some(leadership?),
                     () = shutdown_signal() => return Ok(()),
@@ -231,17 +231,17 @@ struct Components {
     source: BoxSource,
     sinks: Vec<BuiltSink>,
     checkpoint: Option<BoxCheckpointStore>,
+    /// What the parts share (the source's cluster connection), for leader election.
+    cx: BuildContext,
 }
 
 impl Components {
     fn build(settings: &Settings, registry: &Registry, telemetry: &Telemetry) -> Result<Self, Failure> {
-        leader::validate(&settings.source, settings.leader.as_ref())?;
-        let cx = BuildContext::default()
-            .with_frequency(settings.frequency)
-            .with_telemetry(telemetry)
-            .with_source(settings.source.uri.clone());
+        let cx = BuildContext::default().with_frequency(settings.frequency).with_telemetry(telemetry);
         let fail = |at: &Located, e: eventer_core::Error| Failure::usage(format!("{}: {}", at.origin, e.chain()));
+        // First: the sinks and the checkpoint store may use what the source shares.
         let source = registry.build_source(&settings.source.uri, &cx).map_err(|e| fail(&settings.source, e))?;
+        leader::validate(&settings.source, settings.leader.as_ref(), &cx)?;
         let mut sinks = Vec::with_capacity(settings.sinks.len());
         for at in &settings.sinks {
             sinks.push(registry.build_sink(&at.uri, &cx).map_err(|e| fail(at, e))?);
@@ -250,7 +250,7 @@ impl Components {
             Some(at) => Some(registry.build_checkpoint(&at.uri, &cx).map_err(|e| fail(at, e))?),
             None => None,
         };
-        Ok(Components { source, sinks, checkpoint })
+        Ok(Components { source, sinks, checkpoint, cx })
     }
 
     /// Each part's component name in pipeline errors, with the setting that configured it.
@@ -287,9 +287,8 @@ fn check(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
     let mut out = vec![format!("source      {}", settings.source.uri)];
     for sink in &components.sinks {
         out.push(format!("sink        {} = {}", sink.name, sink.uri));
-        let filter = describe_filter(&sink.filter);
-        if !filter.is_empty() {
-            out.push(format!("  filter    {filter}"));
+        if !sink.filter.spec().is_empty() {
+            out.push(format!("  filter    {}", sink.filter));
         }
         out.push(format!("  queue     {} events, overflow {:?}", sink.route.queue_size, sink.route.overflow));
     }
@@ -311,23 +310,6 @@ fn check(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
     out.push("valid".into());
     println!("{}", redact(&out.join("\n")));
     Ok(())
-}
-
-/// `level=Warning kinds=Pod,Node`: the filter's non-empty fields.
-fn describe_filter(filter: &eventer_core::FilterSpec) -> String {
-    let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(filter) else { return String::new() };
-    fields
-        .into_iter()
-        .filter_map(|(k, v)| match v {
-            serde_json::Value::String(s) => Some(format!("{k}={s}")),
-            serde_json::Value::Array(items) if !items.is_empty() => {
-                let items: Vec<String> = items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect();
-                Some(format!("{k}={}", items.join(",")))
-            }
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// `eventer preview`: what each sink would send for the source's events, sending nothing.
@@ -358,8 +340,7 @@ fn preview(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
     }
     let mut out = String::new();
     for built in &mut sinks {
-        let filter = built.filter.build().map_err(|e| Failure::usage(e.chain()))?;
-        let matching: Vec<SharedEvent> = events.iter().filter(|e| filter.matches(e)).cloned().collect();
+        let matching: Vec<SharedEvent> = events.iter().filter(|e| built.filter.matches(e)).cloned().collect();
         out.push_str(&format!(
             "=== sink {} ({}): {} of {} events\n",
             built.name,

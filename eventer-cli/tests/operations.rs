@@ -143,3 +143,37 @@ async fn leader_election_hands_over_without_loss_or_repeats() {
     eprintln!("takeover after SIGKILL: {takeover:?}");
     assert!(c.stop().await.0.is_empty(), "nothing repeated");
 }
+
+/// The source, the ConfigMap checkpoint and leader election share one cluster connection,
+/// made from the kubeconfig before the wait for the lease: a standby whose kubeconfig is
+/// gone by the time it takes over still loads the checkpoint and watches.
+#[tokio::test]
+async fn a_standby_resumes_on_the_connection_it_waited_with() {
+    let api = FakeApiServer::start().await.unwrap();
+    let event = |reason: &str| api.create_event(NewEvent::new("shop", &reason.to_lowercase()).reason(reason).warning());
+    let args = [
+        "--sink=stdout",
+        "--checkpoint=configmap:ops/eventer-checkpoint",
+        "--leader-elect",
+        "--leader-elect-namespace=ops",
+    ];
+    event("A1");
+    let leader = format!("kubernetes:{}?inClusterConfig=false&startFrom=all", api.url());
+    let mut a = Eventer::spawn_with(&leader, &args, &[("POD_NAME", Some("replica-a"))]);
+    assert_eq!(reasons(&a.lines(1).await), ["A1"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).unwrap();
+    let standby = format!("kubernetes:?auth={}&startFrom=all", kubeconfig.display());
+    let mut b = Eventer::spawn_with(&standby, &args, &[("POD_NAME", Some("replica-b"))]);
+    b.wait_log("the wait for the lease", |l| l.contains("Waiting for the leader-election lease")).await;
+    std::fs::remove_file(&kubeconfig).unwrap();
+
+    assert!(a.stop().await.0.is_empty());
+    event("B1");
+    assert_eq!(reasons(&b.lines(1).await), ["B1"], "resumed from the checkpoint, watching");
+    let (rest, log) = b.stop().await;
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(!log.contains("kubeconfig"), "nothing read the kubeconfig again:\n{log}");
+}

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use eventer_core::{
     Event, FilterSpec, Outcome, Pipeline, Route, SharedEvent, Sink,
+    filter::Threshold,
     testing::{VecSource, sample_events},
 };
 
@@ -31,7 +32,7 @@ fn pipeline(events: Vec<Event>, sinks: usize) -> Pipeline {
     let mut p = Pipeline::new(Box::new(VecSource::new(events)));
     for i in 0..sinks {
         let filter = FilterSpec {
-            level: Some(if i % 2 == 0 { "Warning" } else { "Normal" }.into()),
+            level: Some(if i % 2 == 0 { Threshold::Warning } else { Threshold::Normal }),
             exclude_namespaces: vec!["kube-system".into()],
             ..FilterSpec::default()
         };

@@ -3,7 +3,7 @@
 //! A [`Filter`] is a synchronous predicate. Ready-made ones are in this module; they combine
 //! with [`Filter::and`], [`Filter::or`] and [`Filter::not`], and [`filter_fn`] adapts a closure.
 //! [`FilterSpec`] is the serde/URI form every sink accepts (`level`, `namespaces`, `kinds`,
-//! `reasons`, ...).
+//! `reasons`, ...), compiled once into a [`CompiledFilter`].
 
 use std::{collections::HashSet, fmt, sync::Arc};
 
@@ -201,6 +201,85 @@ impl Filter for Pattern {
     }
 }
 
+/// A `level` option: the least severe event type a sink receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Threshold {
+    /// Normal and Warning events (other types rank below Normal).
+    Normal,
+    /// Warning events only.
+    Warning,
+}
+
+impl Threshold {
+    /// The event level this threshold starts at.
+    pub fn level(self) -> Level {
+        match self {
+            Threshold::Normal => Level::Normal,
+            Threshold::Warning => Level::Warning,
+        }
+    }
+
+    /// `Normal` or `Warning`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Threshold::Normal => "Normal",
+            Threshold::Warning => "Warning",
+        }
+    }
+}
+
+impl fmt::Display for Threshold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Case-insensitive, as kube-eventer's `level` option.
+///
+/// ```
+/// use eventer_core::filter::Threshold;
+/// assert_eq!("warning".parse::<Threshold>()?, Threshold::Warning);
+/// assert_eq!(
+///     "Warn".parse::<Threshold>().unwrap_err().to_string(),
+///     "option level: invalid value `Warn` (expected Normal or Warning)"
+/// );
+/// # Ok::<(), eventer_core::Error>(())
+/// ```
+impl std::str::FromStr for Threshold {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match Level::parse_threshold(s) {
+            Some(Level::Normal) => Ok(Threshold::Normal),
+            Some(Level::Warning) => Ok(Threshold::Warning),
+            _ => Err(Error::config(format!("option level: invalid value `{s}` (expected Normal or Warning)"))),
+        }
+    }
+}
+
+/// Only Normal and Warning are thresholds; another type is refused as a `level` value would be.
+impl TryFrom<Level> for Threshold {
+    type Error = Error;
+
+    fn try_from(level: Level) -> Result<Self> {
+        level.as_str().parse()
+    }
+}
+
+impl Serialize for Threshold {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse()
+            .map_err(|_| serde::de::Error::custom(format_args!("invalid value `{s}` (expected Normal or Warning)")))
+    }
+}
+
 /// The filter options every sink accepts, as a serde struct and as URI options.
 ///
 /// | option | meaning |
@@ -213,11 +292,13 @@ impl Filter for Pattern {
 /// | `message`, `exclude_message` | regexes on the message |
 ///
 /// ```
-/// use eventer_core::{Event, filter::{Filter, FilterSpec}, uri::ComponentUri};
+/// use eventer_core::{Event, filter::{Filter, FilterSpec, Threshold}, uri::ComponentUri};
 /// let uri: ComponentUri = "stdout?level=warning&kinds=Pod,Node&exclude_reasons=Pulled".parse()?;
 /// let mut options = uri.options();
 /// let spec = FilterSpec::from_options(&mut options, None)?;
-/// let filter = spec.build()?;
+/// assert_eq!(spec.level, Some(Threshold::Warning));
+/// assert_eq!(spec.to_string(), "exclude_reasons=Pulled kinds=Pod,Node level=Warning");
+/// let filter = spec.compile()?;
 /// assert!(filter.matches(&Event::builder().kind("Node").reason("KernelOops").warning().build()));
 /// assert!(!filter.matches(&Event::builder().kind("Pod").reason("Pulled").build()));
 /// # Ok::<(), eventer_core::Error>(())
@@ -226,7 +307,7 @@ impl Filter for Pattern {
 #[serde(default, deny_unknown_fields)]
 pub struct FilterSpec {
     /// Minimum level; `None` lets every type through.
-    pub level: Option<String>,
+    pub level: Option<Threshold>,
     /// Only these namespaces.
     pub namespaces: Vec<String>,
     /// Never these namespaces.
@@ -265,14 +346,24 @@ pub const FILTER_OPTIONS: &[&str] = &[
 ];
 
 impl FilterSpec {
-    /// Take the filter options out of a URI's options. `default_level` applies when
-    /// `level` is absent (DingTalk alerts default to Warning).
+    /// Take the filter options out of a URI's options and check them (the regexes
+    /// compile). `default_level` applies when `level` is absent (DingTalk alerts default
+    /// to Warning). To keep the compiled filter, use [`CompiledFilter::from_options`].
     ///
     /// # Errors
     /// A [`crate::ErrorKind::Config`] error naming the option when a value is invalid.
     pub fn from_options(options: &mut Options, default_level: Option<Level>) -> Result<Self> {
-        let spec = FilterSpec {
-            level: options.one("level")?.or_else(|| default_level.map(|l| l.as_str().to_owned())),
+        CompiledFilter::from_options(options, default_level).map(CompiledFilter::into_spec)
+    }
+
+    /// The options, parsed; the regexes are compiled by [`FilterSpec::compile`].
+    fn parse(options: &mut Options, default_level: Option<Level>) -> Result<Self> {
+        let level = match options.one("level")? {
+            Some(level) => Some(level.parse()?),
+            None => default_level.map(Threshold::try_from).transpose()?,
+        };
+        Ok(FilterSpec {
+            level,
             namespaces: options.list("namespaces")?,
             exclude_namespaces: options.list("exclude_namespaces")?,
             kinds: options.list("kinds")?,
@@ -283,12 +374,10 @@ impl FilterSpec {
             exclude_name: options.one("exclude_name")?,
             message: options.one("message")?,
             exclude_message: options.one("exclude_message")?,
-        };
-        spec.validate()?;
-        Ok(spec)
+        })
     }
 
-    /// Check the level and compile the regexes.
+    /// Compile the regexes.
     ///
     /// # Errors
     /// A configuration error naming the invalid option.
@@ -301,29 +390,23 @@ impl FilterSpec {
         *self == FilterSpec::default()
     }
 
-    /// The parsed level threshold.
+    /// Compile the spec into the filter a route applies, keeping the spec to show.
     ///
     /// # Errors
-    /// When `level` is neither Normal nor Warning.
-    pub fn threshold(&self) -> Result<Option<Level>> {
-        self.level
-            .as_deref()
-            .map(|l| {
-                Level::parse_threshold(l).ok_or_else(|| {
-                    Error::config(format!("option level: invalid value `{l}` (expected Normal or Warning)"))
-                })
-            })
-            .transpose()
+    /// A configuration error naming the invalid regex option.
+    pub fn compile(self) -> Result<CompiledFilter> {
+        let filter = if self.is_empty() { None } else { Some(self.build()?) };
+        Ok(CompiledFilter { spec: self, filter })
     }
 
     /// Build the composed filter.
     ///
     /// # Errors
-    /// A configuration error naming the invalid option (level or regex).
+    /// A configuration error naming the invalid regex option.
     pub fn build(&self) -> Result<BoxFilter> {
         let mut all: Vec<BoxFilter> = Vec::new();
-        if let Some(level) = self.threshold()? {
-            all.push(Arc::new(min_level(level)));
+        if let Some(threshold) = self.level {
+            all.push(Arc::new(min_level(threshold.level())));
         }
         let sets = [
             (&self.namespaces, &self.exclude_namespaces, Field::Namespace),
@@ -358,6 +441,91 @@ impl FilterSpec {
             1 => all.pop().expect("one filter"),
             _ => Arc::new(all),
         })
+    }
+}
+
+/// The options that are set, as `option=value` in alphabetical order
+/// (`kinds=Pod,Node level=Warning`); empty for an empty spec.
+impl fmt::Display for FilterSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let one = |v: &Option<String>| v.clone();
+        let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.join(","));
+        let fields = [
+            ("exclude_kinds", list(&self.exclude_kinds)),
+            ("exclude_message", one(&self.exclude_message)),
+            ("exclude_name", one(&self.exclude_name)),
+            ("exclude_namespaces", list(&self.exclude_namespaces)),
+            ("exclude_reasons", list(&self.exclude_reasons)),
+            ("kinds", list(&self.kinds)),
+            ("level", self.level.map(|l| l.as_str().to_owned())),
+            ("message", one(&self.message)),
+            ("name", one(&self.name)),
+            ("namespaces", list(&self.namespaces)),
+            ("reasons", list(&self.reasons)),
+        ];
+        let mut first = true;
+        for (option, value) in fields {
+            let Some(value) = value else { continue };
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            write!(f, "{option}={value}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A [`FilterSpec`] compiled once, with the spec it came from: what a sink's route applies
+/// and what `eventer check` shows.
+#[derive(Clone)]
+pub struct CompiledFilter {
+    spec: FilterSpec,
+    /// `None` for an empty spec: everything matches without a call.
+    filter: Option<BoxFilter>,
+}
+
+impl CompiledFilter {
+    /// Take the filter options out of a URI's options and compile them; see
+    /// [`FilterSpec::from_options`].
+    ///
+    /// # Errors
+    /// A [`crate::ErrorKind::Config`] error naming the option when a value is invalid.
+    pub fn from_options(options: &mut Options, default_level: Option<Level>) -> Result<Self> {
+        FilterSpec::parse(options, default_level)?.compile()
+    }
+
+    /// The spec it was compiled from.
+    pub fn spec(&self) -> &FilterSpec {
+        &self.spec
+    }
+
+    /// The spec it was compiled from.
+    pub fn into_spec(self) -> FilterSpec {
+        self.spec
+    }
+
+    /// The filter for a route; `None` when the spec lets everything through.
+    pub fn into_filter(self) -> Option<BoxFilter> {
+        self.filter
+    }
+}
+
+impl Filter for CompiledFilter {
+    fn matches(&self, event: &Event) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.matches(event))
+    }
+}
+
+impl fmt::Debug for CompiledFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CompiledFilter").field(&self.spec).finish()
+    }
+}
+
+impl fmt::Display for CompiledFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.spec.fmt(f)
     }
 }
 
@@ -415,6 +583,40 @@ mod tests {
         assert_eq!(err.to_string(), "option level: invalid value `Normal,Warning` (expected Normal or Warning)");
         let err = spec("x?message=(unclosed").unwrap_err();
         assert!(err.to_string().starts_with("option message: invalid regex"), "{err}");
+    }
+
+    #[test]
+    fn level_is_typed_in_uris_and_serde() {
+        assert_eq!(spec("x?level=wArNiNg").unwrap().level, Some(Threshold::Warning));
+        assert_eq!(spec("x").unwrap().level, None);
+        let uri: ComponentUri = "x".parse().unwrap();
+        let dingtalk = FilterSpec::from_options(&mut uri.options(), Some(Level::Warning)).unwrap();
+        assert_eq!(dingtalk.level, Some(Threshold::Warning));
+        let err = FilterSpec::from_options(&mut uri.options(), Some(Level::Other("Info".into()))).unwrap_err();
+        assert_eq!(err.to_string(), "option level: invalid value `Info` (expected Normal or Warning)");
+        let parsed: FilterSpec = serde_json::from_str(r#"{"level":"normal","kinds":["Node"]}"#).unwrap();
+        assert_eq!((parsed.level, parsed.kinds.as_slice()), (Some(Threshold::Normal), &["Node".to_owned()][..]));
+        assert_eq!(serde_json::to_value(&parsed).unwrap()["level"], "Normal");
+        let err = serde_json::from_str::<FilterSpec>(r#"{"level":"Error"}"#).unwrap_err().to_string();
+        assert!(err.starts_with("invalid value `Error` (expected Normal or Warning)"), "{err}");
+    }
+
+    #[test]
+    fn compiled_filters_match_and_show_their_spec() {
+        let uri: ComponentUri = "x?name=^web-&level=warning&namespaces=a,b&exclude_reasons=Pulled".parse().unwrap();
+        let compiled = CompiledFilter::from_options(&mut uri.options(), None).unwrap();
+        assert_eq!(compiled.to_string(), "exclude_reasons=Pulled level=Warning name=^web- namespaces=a,b");
+        assert!(compiled.matches(&pod("a", "BackOff", true)));
+        assert!(!compiled.matches(&pod("a", "BackOff", false)));
+        assert!(!compiled.matches(&pod("c", "BackOff", true)));
+        assert!(compiled.clone().into_filter().unwrap().matches(&pod("b", "BackOff", true)));
+        let everything = FilterSpec::default().compile().unwrap();
+        assert_eq!(everything.to_string(), "");
+        assert!(everything.matches(&pod("c", "Pulled", false)));
+        assert!(everything.into_filter().is_none(), "an empty spec adds no filter to the route");
+        let uri: ComponentUri = "x?exclude_name=(".parse().unwrap();
+        let err = CompiledFilter::from_options(&mut uri.options(), None).unwrap_err();
+        assert!(err.to_string().starts_with("option exclude_name: invalid regex `(`"), "{err}");
     }
 
     #[test]

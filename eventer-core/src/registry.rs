@@ -5,9 +5,10 @@
 //! crate adds a scheme without touching eventer's code.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    any::{Any, TypeId},
+    collections::{BTreeMap, BTreeSet, HashMap},
     fmt,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
 
@@ -15,7 +16,7 @@ use crate::{
     Error, Result,
     checkpoint::{BoxCheckpointStore, FileCheckpoint},
     event::Level,
-    filter::{FILTER_OPTIONS, FilterSpec},
+    filter::{CompiledFilter, FILTER_OPTIONS},
     pipeline::{Overflow, Route, RouteOptions},
     sink::BoxSink,
     source::BoxSource,
@@ -24,7 +25,9 @@ use crate::{
 };
 
 /// Settings from outside a URI that factories may use. Build every component of one
-/// pipeline with clones of one context: sink names are unique within it.
+/// pipeline with clones of one context, the source first: sink names are unique within
+/// it, and what the source shares (the `kubernetes:` source's cluster connection) is
+/// there for the sinks and the checkpoint store.
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct BuildContext {
@@ -35,10 +38,29 @@ pub struct BuildContext {
     pub metrics: Metrics,
     /// Where components report readiness (a source: synced; a sink: not failing).
     pub health: Health,
-    /// The pipeline's source, so that a checkpoint store can reuse its connection (the
-    /// `configmap:` store talks to the cluster the `kubernetes:` source watches).
-    pub source: Option<ComponentUri>,
     names: Arc<Mutex<BTreeSet<String>>>,
+    shared: Shared,
+}
+
+/// Values shared by the components of one context, one per type (as `http::Extensions`),
+/// so that core need not know their crates' types.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<SharedMap>>);
+
+/// By type: the type's name (for `Debug`) and the value.
+type SharedMap = HashMap<TypeId, (&'static str, Arc<dyn Any + Send + Sync>)>;
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, SharedMap> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Type names only: a value may hold credentials.
+        f.debug_set().entries(self.lock().values().map(|(name, _)| name)).finish()
+    }
 }
 
 impl BuildContext {
@@ -57,11 +79,28 @@ impl BuildContext {
         self
     }
 
-    /// A context for components of a pipeline reading from `source`.
-    #[must_use]
-    pub fn with_source(mut self, source: ComponentUri) -> Self {
-        self.source = Some(source);
-        self
+    /// Share `value` with every component built from this context (and its clones)
+    /// after this one, replacing a value of the same type. A factory shares what others
+    /// should reuse rather than build again: the `kubernetes:` source shares its cluster
+    /// connection, which the `configmap:` checkpoint store and leader election use.
+    ///
+    /// ```
+    /// use eventer_core::BuildContext;
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct Endpoint(String);
+    /// let cx = BuildContext::default();
+    /// let sink_cx = cx.clone();
+    /// cx.share(Endpoint("https://10.0.0.1:6443".into()));
+    /// assert_eq!(sink_cx.shared::<Endpoint>(), Some(Endpoint("https://10.0.0.1:6443".into())));
+    /// assert_eq!(BuildContext::default().shared::<Endpoint>(), None);
+    /// ```
+    pub fn share<T: Clone + Send + Sync + 'static>(&self, value: T) {
+        self.shared.lock().insert(TypeId::of::<T>(), (std::any::type_name::<T>(), Arc::new(value)));
+    }
+
+    /// The value of type `T` a component shared ([`BuildContext::share`]), if any.
+    pub fn shared<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.shared.lock().get(&TypeId::of::<T>()).and_then(|(_, value)| value.downcast_ref::<T>()).cloned()
     }
 
     /// A sink's name: its `id`, which no other sink of this context may have, else the
@@ -141,8 +180,8 @@ pub struct BuiltSink {
     pub name: String,
     /// The URI, redacted for display.
     pub uri: String,
-    /// The sink's filter.
-    pub filter: FilterSpec,
+    /// The sink's filter, compiled.
+    pub filter: CompiledFilter,
     /// Queue options.
     pub route: RouteOptions,
     /// The sink.
@@ -164,10 +203,13 @@ impl BuiltSink {
     /// The pipeline route for this sink.
     ///
     /// # Errors
-    /// Never for a spec that came out of the registry (it was validated there).
+    /// None: the registry compiled the filter when it built the sink.
     pub fn into_route(self) -> Result<Route> {
         let route = Route::new(self.name, self.sink).options(self.route);
-        Ok(if self.filter.is_empty() { route } else { route.filter(self.filter.build()?) })
+        Ok(match self.filter.into_filter() {
+            Some(filter) => route.filter(filter),
+            None => route,
+        })
     }
 }
 
@@ -288,7 +330,7 @@ impl Registry {
     /// let registry = Registry::with_builtins();
     /// let built = registry.build_sink(&"stdout?level=Warning&kinds=Node".parse()?, &Default::default())?;
     /// assert_eq!(built.name, "stdout");
-    /// assert_eq!(built.filter.kinds, ["Node"]);
+    /// assert_eq!(built.filter.spec().kinds, ["Node"]);
     /// let err = registry.build_sink(&"kafka:?brokers=x".parse()?, &Default::default()).unwrap_err();
     /// assert_eq!(err.to_string(), "unknown sink scheme `kafka` (known: log, stdout)");
     /// # Ok::<(), eventer_core::Error>(())
@@ -301,7 +343,7 @@ impl Registry {
             Error::config(format!("unknown sink scheme `{}` (known: {})", uri.scheme(), self.sink_schemes().join(", ")))
         })?;
         let mut options = uri.options();
-        let filter = FilterSpec::from_options(&mut options, factory.default_level())?;
+        let filter = CompiledFilter::from_options(&mut options, factory.default_level())?;
         let route = route_options(&mut options)?;
         let id = options.one("id")?;
         // The name goes into log lines, /readyz and `eventer check` output as it is.
@@ -391,6 +433,7 @@ impl CheckpointFactory for FileCheckpointFactory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::Threshold;
 
     #[test]
     fn common_options_become_filter_and_route() {
@@ -404,10 +447,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(built.name, "audit");
-        assert_eq!(built.filter.level.as_deref(), Some("Warning"));
-        assert_eq!(built.filter.namespaces, ["a", "b"]);
-        assert_eq!(built.filter.reasons, ["BackOff"]);
-        assert_eq!(built.filter.name.as_deref(), Some("^web-"), "name is the filter's, id the sink's");
+        let filter = built.filter.spec();
+        assert_eq!(filter.level, Some(Threshold::Warning));
+        assert_eq!(filter.namespaces, ["a", "b"]);
+        assert_eq!(filter.reasons, ["BackOff"]);
+        assert_eq!(filter.name.as_deref(), Some("^web-"), "name is the filter's, id the sink's");
         assert_eq!(built.route, RouteOptions { queue_size: 10, overflow: Overflow::Drop });
     }
 
@@ -452,7 +496,7 @@ mod tests {
         let mut r = Registry::with_builtins();
         r.register_sink("nop", Arc::new(NopFactory));
         let built = r.build_sink(&"nop:?depth=3".parse().unwrap(), &BuildContext::default()).unwrap();
-        assert_eq!(built.filter.level.as_deref(), Some("Warning"));
+        assert_eq!(built.filter.spec().level, Some(Threshold::Warning));
         assert_eq!(r.sink_schemes(), ["log", "nop", "stdout"]);
     }
 

@@ -14,9 +14,8 @@ use kube::{
     Api, Client,
     api::{ObjectMeta, PostParams},
 };
-use tokio::sync::OnceCell;
 
-use crate::SourceConfig;
+use crate::Cluster;
 
 /// The data key holding the position.
 const KEY: &str = "position";
@@ -26,9 +25,7 @@ const KEY: &str = "position";
 ///
 /// Needs `get`, `create` and `update` on configmaps in its namespace.
 pub struct ConfigMapCheckpoint {
-    client: OnceCell<Client>,
-    /// The source's connection, used for the client when none was given.
-    connection: Option<SourceConfig>,
+    cluster: Cluster,
     namespace: String,
     name: String,
     /// resourceVersion of the ConfigMap as last written or read.
@@ -47,46 +44,22 @@ impl std::fmt::Debug for ConfigMapCheckpoint {
 impl ConfigMapCheckpoint {
     /// A store using `client`.
     pub fn new(client: Client, namespace: &str, name: &str) -> Self {
+        ConfigMapCheckpoint::for_cluster(Cluster::from_client(client), namespace, name)
+    }
+
+    /// A store in `cluster`, the connection the pipeline's source shares; it connects on
+    /// first use if the source has not.
+    pub fn for_cluster(cluster: Cluster, namespace: &str, name: &str) -> Self {
         ConfigMapCheckpoint {
-            client: OnceCell::new_with(Some(client)),
-            connection: None,
+            cluster,
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             version: Mutex::new(None),
         }
-    }
-
-    /// A store whose client is inferred (kubeconfig, else in-cluster) on first use.
-    pub fn infer(namespace: &str, name: &str) -> Self {
-        ConfigMapCheckpoint {
-            client: OnceCell::new(),
-            connection: None,
-            namespace: namespace.to_owned(),
-            name: name.to_owned(),
-            version: Mutex::new(None),
-        }
-    }
-
-    /// A store connecting as the `kubernetes:` source does, on first use.
-    pub fn for_source(source: SourceConfig, namespace: &str, name: &str) -> Self {
-        ConfigMapCheckpoint { connection: Some(source), ..ConfigMapCheckpoint::infer(namespace, name) }
     }
 
     async fn api(&self) -> Result<Api<ConfigMap>> {
-        let client = self
-            .client
-            .get_or_try_init(|| async {
-                if let Some(source) = &self.connection {
-                    return source.client().await;
-                }
-                let config = kube::Config::infer()
-                    .await
-                    .map_err(|e| Error::config("configmap checkpoint: cannot find the cluster").with_source(e))?;
-                Client::try_from(config)
-                    .map_err(|e| Error::config("configmap checkpoint: cannot build the client").with_source(e))
-            })
-            .await?;
-        Ok(Api::namespaced(client.clone(), &self.namespace))
+        Ok(Api::namespaced(self.cluster.client().await?, &self.namespace))
     }
 
     fn error(&self, doing: &str, e: kube::Error) -> Error {
@@ -181,30 +154,23 @@ impl CheckpointStore for ConfigMapCheckpoint {
     }
 }
 
-/// Builds [`ConfigMapCheckpoint`]s from `configmap:<namespace>/<name>`.
+/// Builds [`ConfigMapCheckpoint`]s from `configmap:<namespace>/<name>`, in the [`Cluster`]
+/// the `kubernetes:` source shared: build the source first, with the same `BuildContext`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConfigMapCheckpointFactory;
 
 impl CheckpointFactory for ConfigMapCheckpointFactory {
     fn build(&self, target: &str, _options: &mut Options, cx: &BuildContext) -> Result<BoxCheckpointStore> {
-        // With another source there is no cluster to hold the ConfigMap, nor a position to keep.
-        if let Some(source) = cx.source.as_ref().filter(|s| s.scheme() != crate::SCHEME) {
-            return Err(Error::config(format!(
-                "configmap checkpoint needs the kubernetes source, whose cluster holds the ConfigMap (the source is `{}`)",
-                source.scheme()
-            )));
-        }
+        // Without the kubernetes source there is no cluster to hold the ConfigMap, nor a
+        // position worth keeping there.
+        let Some(cluster) = Cluster::of(cx) else {
+            return Err(Error::config(
+                "configmap checkpoint needs the kubernetes source, whose cluster holds the ConfigMap",
+            ));
+        };
         match target.split_once('/') {
             Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-                // The cluster the source watches, when it is the kubernetes source.
-                Ok(Box::new(match cx.source.as_ref().filter(|s| s.scheme() == crate::SCHEME) {
-                    Some(source) => ConfigMapCheckpoint::for_source(
-                        SourceConfig::parse(source.target(), &mut source.options())?,
-                        ns,
-                        name,
-                    ),
-                    None => ConfigMapCheckpoint::infer(ns, name),
-                }))
+                Ok(Box::new(ConfigMapCheckpoint::for_cluster(cluster, ns, name)))
             }
             _ => Err(Error::config(format!("configmap checkpoint needs configmap:<namespace>/<name>, got `{target}`"))),
         }

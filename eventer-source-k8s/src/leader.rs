@@ -33,7 +33,7 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
-use crate::SourceConfig;
+use crate::{Cluster, SourceConfig};
 
 /// The Lease name used unless configured.
 pub const DEFAULT_LEASE_NAME: &str = "eventer";
@@ -184,14 +184,23 @@ impl LeaderElector {
         Ok(LeaderElector { inner: Arc::new(Inner { api, config, observed }) })
     }
 
-    /// An elector reaching the apiserver the way the `kubernetes:` source `source` does.
+    /// An elector with a connection of its own, made the way the `kubernetes:` source
+    /// `source` makes one (a pipeline's elector shares the source's: [`LeaderElector::for_cluster`]).
     ///
     /// # Errors
     /// As [`SourceConfig::client`] and [`LeaderElector::new`].
     pub async fn for_source(source: &SourceConfig, config: LeaseConfig) -> Result<LeaderElector> {
-        // Before building the client, so that a bad lease config is reported as such.
+        LeaderElector::for_cluster(&Cluster::connect(source.clone()), config).await
+    }
+
+    /// An elector talking through `cluster`, the connection the pipeline's source shares.
+    ///
+    /// # Errors
+    /// As [`Cluster::client`] and [`LeaderElector::new`].
+    pub async fn for_cluster(cluster: &Cluster, config: LeaseConfig) -> Result<LeaderElector> {
+        // Before connecting, so that a bad lease config is reported as such.
         config.validate()?;
-        LeaderElector::new(source.client().await?, config)
+        LeaderElector::new(cluster.client().await?, config)
     }
 
     /// The config.

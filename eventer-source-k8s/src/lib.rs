@@ -21,12 +21,16 @@
 //! waited on for ever. The position carries the cluster's identity (the uid of namespace
 //! `kube-system`); a checkpoint from another cluster, or ahead of this one, is set aside.
 //!
+//! One [`Cluster`] connection serves the source, the ConfigMap checkpoint and leader
+//! election: the source's factory shares it through the `BuildContext`.
+//!
 //! Verbs used: events `list`, `watch`; namespaces `get` on `kube-system` (optional); for
 //! `--checkpoint=configmap:<ns>/<name>`,
 //! configmaps `get`, `create`, `update` in that namespace; for leader election
 //! ([`LeaderElector`]), leases `get`, `create`, `update` in the lease's namespace.
 
 mod checkpoint;
+mod cluster;
 mod config;
 mod cursor;
 mod http;
@@ -40,6 +44,7 @@ use std::sync::Arc;
 use eventer_core::{BoxSource, BuildContext, Registry, Result, SourceFactory, uri::Options};
 
 pub use checkpoint::{ConfigMapCheckpoint, ConfigMapCheckpointFactory};
+pub use cluster::Cluster;
 pub use config::{
     Connection, DEFAULT_MAX_LINE_SIZE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_WATCH_IDLE_TIMEOUT, EventsApi, OPTIONS,
     SERVICE_ACCOUNT_TOKEN, SourceConfig, StartFrom,
@@ -54,7 +59,8 @@ pub const SCHEME: &str = "kubernetes";
 /// The checkpoint scheme.
 pub const CHECKPOINT_SCHEME: &str = "configmap";
 
-/// Builds [`KubernetesSource`]s from `kubernetes:` URIs; no network I/O here.
+/// Builds [`KubernetesSource`]s from `kubernetes:` URIs; no network I/O here. The source's
+/// [`Cluster`] connection is shared in the build context for the other parts to use.
 #[derive(Debug, Clone, Default)]
 pub struct KubernetesFactory {
     readiness: Readiness,
@@ -76,7 +82,9 @@ impl SourceFactory for KubernetesFactory {
         let config = SourceConfig::parse(target, options)?;
         self.readiness.report_to(&cx.health, &cx.metrics);
         config.check_files()?;
-        Ok(Box::new(KubernetesSource::with_readiness(config, self.readiness.clone())))
+        let cluster = Cluster::connect(config.clone());
+        cluster.share(cx);
+        Ok(Box::new(KubernetesSource::with_readiness(config, self.readiness.clone()).with_cluster(cluster)))
     }
 }
 
@@ -108,5 +116,24 @@ mod tests {
         registry.build_checkpoint(&"configmap:kube-system/eventer".parse().unwrap(), &cx).unwrap();
         let err = registry.build_checkpoint(&"configmap:eventer".parse().unwrap(), &cx).unwrap_err();
         assert_eq!(err.to_string(), "configmap checkpoint needs configmap:<namespace>/<name>, got `eventer`");
+    }
+
+    #[test]
+    fn the_source_shares_one_cluster_connection() {
+        let mut registry = Registry::with_builtins();
+        register(&mut registry);
+        let cx = BuildContext::default();
+        let checkpoint: eventer_core::uri::ComponentUri = "configmap:kube-system/eventer".parse().unwrap();
+        // Before the kubernetes source (or with another one) there is no cluster to use.
+        let err = registry.build_checkpoint(&checkpoint, &cx).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "configmap checkpoint needs the kubernetes source, whose cluster holds the ConfigMap"
+        );
+        assert!(Cluster::of(&cx).is_none());
+        registry.build_source(&"kubernetes:http://127.0.0.1:1?inClusterConfig=false".parse().unwrap(), &cx).unwrap();
+        let cluster = Cluster::of(&cx).unwrap();
+        registry.build_checkpoint(&checkpoint, &cx.clone()).unwrap();
+        assert!(Cluster::of(&cx).unwrap().same_as(&cluster), "building the checkpoint made no other");
     }
 }

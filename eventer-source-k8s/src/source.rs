@@ -18,6 +18,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{error, info, warn};
 
 use crate::{
+    Cluster,
     config::{SourceConfig, StartFrom},
     cursor::{Cursor, Cursors},
     http::{self, Trouble},
@@ -194,7 +195,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct KubernetesSource {
     config: SourceConfig,
     readiness: Readiness,
-    client: Option<kube::Client>,
+    cluster: Cluster,
     rx: Option<mpsc::Receiver<Msg>>,
     /// Namespace of each stream, by index.
     namespaces: Vec<String>,
@@ -232,9 +233,9 @@ impl KubernetesSource {
     /// serves health checks).
     pub fn with_readiness(config: SourceConfig, readiness: Readiness) -> Self {
         KubernetesSource {
+            cluster: Cluster::connect(config.clone()),
             config,
             readiness,
-            client: None,
             rx: None,
             namespaces: Vec::new(),
             cursors: Cursors::new(),
@@ -246,8 +247,15 @@ impl KubernetesSource {
 
     /// Use this client instead of building one from the config's connection settings.
     #[must_use]
-    pub fn with_client(mut self, client: kube::Client) -> Self {
-        self.client = Some(client);
+    pub fn with_client(self, client: kube::Client) -> Self {
+        self.with_cluster(Cluster::from_client(client))
+    }
+
+    /// Use this connection, shared with other parts of the pipeline, instead of building
+    /// one from the config's connection settings.
+    #[must_use]
+    pub fn with_cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = cluster;
         self
     }
 
@@ -260,10 +268,7 @@ impl KubernetesSource {
 #[async_trait]
 impl Source for KubernetesSource {
     async fn start(&mut self, resume: Option<Position>) -> Result<()> {
-        let client = match self.client.take() {
-            Some(c) => c,
-            None => self.config.client().await?,
-        };
+        let client = self.cluster.client().await?;
         let namespaces: Vec<Option<String>> = if self.config.namespaces.is_empty() {
             vec![None]
         } else {

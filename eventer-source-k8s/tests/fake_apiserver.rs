@@ -3,12 +3,15 @@
 use std::{collections::HashSet, future::Future, sync::Arc, time::Duration};
 
 use eventer_core::{
-    BoxSource, BuildContext, ErrorKind, Pipeline, Registry, Report, Route,
+    BoxSource, BuildContext, ErrorKind, Pipeline, Position, Registry, Report, Route,
     checkpoint::{BoxCheckpointStore, FileCheckpoint},
     testing::MemorySink,
+    uri::ComponentUri,
 };
 use eventer_fake_apiserver::{FakeApiServer, NewEvent};
-use eventer_source_k8s::{ConfigMapCheckpoint, KubernetesFactory, Readiness, SCHEME};
+use eventer_source_k8s::{
+    Cluster, ConfigMapCheckpoint, KubernetesFactory, LeaderElector, LeaseConfig, Readiness, SCHEME, SourceConfig,
+};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 /// Bound on every wait; tests wait on conditions, this only turns a hang into a failure.
@@ -471,4 +474,39 @@ async fn kubeconfig_with_tls_and_token() {
     within(sink.wait_for(1)).await;
     within(readiness.wait()).await;
     running.stop().await;
+}
+
+/// The ConfigMap checkpoint and leader election talk through the connection the source
+/// made (shared in the build context), not clients of their own built from the source's
+/// URI: they keep working after the kubeconfig it was made from is gone.
+#[tokio::test]
+async fn checkpoint_and_leader_election_use_the_sources_connection() {
+    let server = FakeApiServer::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
+    let mut registry = Registry::new();
+    eventer_source_k8s::register(&mut registry);
+    let cx = BuildContext::default();
+    let uri: ComponentUri = format!("kubernetes:?auth={}", kubeconfig.display()).parse().unwrap();
+    let mut source = registry.build_source(&uri, &cx).unwrap();
+    let checkpoint = registry.build_checkpoint(&"configmap:kube-system/eventer".parse().unwrap(), &cx).unwrap();
+    within(source.start(None)).await.unwrap();
+    std::fs::remove_file(&kubeconfig).unwrap();
+
+    let position = Position("p1".into());
+    within(checkpoint.save(&position)).await.unwrap();
+    assert_eq!(within(checkpoint.load()).await.unwrap(), Some(position));
+    assert_eq!(server.configmap("kube-system", "eventer").unwrap()["data"]["position"], "p1");
+
+    let cluster = Cluster::of(&cx).expect("the source shares its connection");
+    let lease = LeaseConfig::new("kube-system", "eventer", "replica-0");
+    let elector = within(LeaderElector::for_cluster(&cluster, lease)).await.unwrap();
+    let leadership = within(elector.acquire()).await.unwrap();
+    within(leadership.release()).await;
+    // A connection of its own would have had to read the kubeconfig again.
+    let own = SourceConfig::parse(uri.target(), &mut uri.options()).unwrap();
+    let err =
+        LeaderElector::for_source(&own, LeaseConfig::new("kube-system", "eventer", "replica-1")).await.unwrap_err();
+    assert!(err.to_string().starts_with("cannot read kubeconfig"), "{err}");
 }
