@@ -66,9 +66,10 @@ impl Renderer {
         let zone = Zone::new(config.timezone.as_deref())?;
         let source = match (&config.template, &config.template_file) {
             (Some(t), _) => Some(t.clone()),
-            (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| {
-                Error::config(format!("option template_file: cannot read {}: {e}", path.display()))
-            })?),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| Error::config(format!("option template_file: cannot read {}: {e}", path.display())))?,
+            ),
             (None, None) => None,
         };
         let template = source.map(Template::compile).transpose()?;
@@ -129,10 +130,12 @@ impl Renderer {
             alert
         };
         let text = match &self.template {
-            Some(template) => template.render(alert, &self.zone, &self.labels, &self.template_vars()).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "DingTalk template failed; using the default layout.");
-                self.layout(alert)
-            }),
+            Some(template) => {
+                template.render(alert, &self.zone, &self.labels, &self.template_vars()).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "DingTalk template failed; using the default layout.");
+                    self.layout(alert)
+                })
+            }
             None => self.layout(alert),
         };
         let title = self.title("Event");
