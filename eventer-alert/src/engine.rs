@@ -15,7 +15,7 @@ use eventer_core::{
     telemetry::{self, Counter, Gauge},
 };
 use tokio::time::Instant;
-use tracing::{debug, error, warn};
+use tracing::{debug, warn};
 
 use crate::{AlertConfig, render::Alert};
 
@@ -59,7 +59,9 @@ pub trait ChatService: Send + Sync + 'static {
     }
 
     /// Post one body and classify the answer. Do not retry or sleep here: the engine
-    /// holds what cannot go now and the pipeline offers it again.
+    /// holds what cannot go now and the pipeline offers it again. Log here what the user
+    /// must act on (a refused token, a throttled robot), in the service's words: the
+    /// engine logs its decisions at debug level only.
     async fn post(&self, body: String) -> Answer;
 }
 
@@ -437,18 +439,22 @@ impl<S: ChatService> Sink for AlertSink<S> {
                         }
                         continue;
                     }
-                    None => (err, false),
+                    None => {
+                        // The service's own refusals are logged by `post`; this one is the engine's.
+                        warn!(service = S::NAME, error = %err, "A message is too large even cut down; its events are rejected.");
+                        (err, false)
+                    }
                 },
                 Answer::Content(err) => (err, false),
                 Answer::TooFast { pause, error } => {
                     self.metrics.too_fast.inc();
                     self.paused_until = Some(done + pause);
-                    error!(service = S::NAME, pause = ?pause, error = %error, "The service says too fast; holding alerts until the pause ends.");
+                    debug!(service = S::NAME, pause = ?pause, error = %error, "Too fast; holding alerts until the pause ends.");
                     (error.with_retry_after(pause), true)
                 }
                 Answer::Config(err) => {
                     self.metrics.refused.inc();
-                    error!(service = S::NAME, error = %err, "The service refused the sink's configuration; fix the URI. Alerts are rejected.");
+                    debug!(service = S::NAME, error = %err, "Configuration refused; rejecting the batch.");
                     (err, true)
                 }
                 Answer::Failed(err) => (err, true),
@@ -456,11 +462,8 @@ impl<S: ChatService> Sink for AlertSink<S> {
             let outcome = Outcome::from_error(Arc::new(err));
             grouped.mark(&mut outcomes, planned.alerts.clone(), &outcome);
             if !stop {
-                self.metrics.rejected.inc();
                 // Only this message's content is at fault: the others may still go.
-                if let Outcome::Rejected(err) | Outcome::Retry(err) = &outcome {
-                    warn!(service = S::NAME, error = %err.chain(), "The service refused a message; its events are rejected.");
-                }
+                self.metrics.rejected.inc();
                 continue;
             }
             // The service is down, throttling or misconfigured: same outcome for the rest.

@@ -10,6 +10,8 @@ use eventer_core::{
     uri::Options,
 };
 
+use tracing::{error, warn};
+
 use crate::{client::Client, config::DingTalkConfig, error::DingTalkError, message::Renderer};
 
 /// The URI scheme: `--sink=dingtalk:<webhook>?access_token=…`.
@@ -66,10 +68,21 @@ impl ChatService for Robot {
     async fn post(&self, body: String) -> Answer {
         match self.client.post(body).await {
             Ok(()) => Answer::Sent,
-            Err(e @ DingTalkError::Throttled { pause, .. }) => Answer::TooFast { pause, error: e.into() },
+            Err(e @ DingTalkError::Throttled { pause, .. }) => {
+                error!(pause = ?pause, "DingTalk robot is throttling (errcode 130101); holding alerts until it lifts.");
+                Answer::TooFast { pause, error: e.into() }
+            }
             Err(e @ DingTalkError::TooLong { .. }) => Answer::TooLarge(e.into()),
-            Err(e @ DingTalkError::Refused { .. }) => Answer::Config(e.into()),
-            Err(e @ DingTalkError::Rejected { .. }) => Answer::Content(e.into()),
+            Err(e @ DingTalkError::Refused { .. }) => {
+                let err = Error::from(e);
+                error!(error = %err, "DingTalk robot refused the sink's configuration; fix the URI. Alerts are rejected.");
+                Answer::Config(err)
+            }
+            Err(e @ DingTalkError::Rejected { .. }) => {
+                let err = Error::from(e);
+                warn!(error = %err.chain(), "DingTalk refused a message; its events are rejected.");
+                Answer::Content(err)
+            }
             Err(e) => Answer::Failed(Error::from(e)),
         }
     }

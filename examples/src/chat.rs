@@ -154,11 +154,18 @@ impl ChatService for ChatWebhook {
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok()?.trim().parse().ok())
                     .map_or(DEFAULT_PAUSE, Duration::from_secs);
+                tracing::error!(pause = ?pause, "Chat webhook answered 429 (too many requests); holding alerts until the pause ends.");
                 Answer::TooFast { pause, error: error(ErrorKind::RateLimited) }
             }
             413 => Answer::TooLarge(error(ErrorKind::Rejected)),
             400 | 422 => Answer::Content(error(ErrorKind::Rejected)),
-            401 | 403 | 404 => Answer::Config(error(ErrorKind::Unauthorized)),
+            401 | 403 | 404 => {
+                tracing::error!(
+                    status,
+                    "Chat webhook refused the sink's configuration; check the URL. Alerts are rejected."
+                );
+                Answer::Config(error(ErrorKind::Unauthorized))
+            }
             300..=399 | 408 | 500.. => Answer::Failed(error(ErrorKind::Unavailable)),
             _ => Answer::Failed(error(ErrorKind::Rejected)),
         }
