@@ -454,7 +454,7 @@ impl<S: ChatService> Sink for AlertSink<S> {
                 }
                 Answer::Config(err) => {
                     self.metrics.refused.inc();
-                    debug!(service = S::NAME, error = %err, "Configuration refused; rejecting the batch.");
+                    debug!(service = S::NAME, error = %err, "Configuration refused; stopping this batch.");
                     (err, true)
                 }
                 Answer::Failed(err) => (err, true),
