@@ -11,9 +11,6 @@ pub(crate) enum DingTalkError {
     /// Invalid configuration.
     #[error("{0}")]
     Config(String),
-    /// The user template does not compile or render.
-    #[error("invalid template: {0}")]
-    Template(String),
     /// Connecting, sending or reading failed (timeouts included).
     #[error("cannot reach the dingtalk robot")]
     Transport(#[source] reqwest::Error),
@@ -50,7 +47,7 @@ impl From<DingTalkError> for Error {
     fn from(e: DingTalkError) -> Self {
         let message = e.to_string();
         match e {
-            DingTalkError::Config(_) | DingTalkError::Template(_) => Error::config(message),
+            DingTalkError::Config(_) => Error::config(message),
             DingTalkError::Transport(source) => Error::new(ErrorKind::Unavailable, message).with_source(source),
             DingTalkError::Status(code) => match code {
                 300..=399 | 408 | 429 | 500.. => Error::new(ErrorKind::Unavailable, message),

@@ -53,6 +53,9 @@
 //! namespace/name, reason, count, time, message), split across as few messages as fit
 //! under `max_bytes`. Events about the same object with the same reason collapse into one
 //! alert with the highest count; once notified, the alert is quiet for `repeat_interval`.
+//! Grouping, digests, repeats, the budget and the pause after 130101 are the alert engine
+//! of [`eventer_alert`], shared by eventer's chat sinks; this crate supplies DingTalk's
+//! layouts, signing and errcodes.
 //!
 //! Template variables: `level`, `kind`, `namespace`, `name` (the Event's), `object` and
 //! `object_namespace` (the involved object's), `reason`, `message`, `count`, `timestamp`

@@ -1,31 +1,19 @@
 //! Message bodies: kube-eventer's text and markdown layouts, the user template, and
 //! digests that list many alerts in one message.
 
-use std::{fmt::Write as _, ops::Range};
+use std::fmt::Write as _;
 
-use eventer_core::Event;
-use jiff::{Timestamp, tz::TimeZone};
-use minijinja::{Environment, UndefinedBehavior, Value};
+use eventer_alert::{Alert, Digest, Template, Zone, truncate};
+use eventer_core::{Error, Event, Result};
 use serde::Serialize;
 
-use crate::{
-    config::{DingTalkConfig, MsgType},
-    error::DingTalkError,
-};
+use crate::config::{DingTalkConfig, MsgType};
 
 const ACK_CONSOLE: &str = "https://cs.console.aliyun.com/#/k8s";
 /// A digest line keeps at most this much of an event's message.
 const DIGEST_MESSAGE_BYTES: usize = 300;
 /// Room left for what a size estimate may miss.
 const SLACK_BYTES: usize = 64;
-const TEMPLATE_NAME: &str = "body";
-
-/// One alert: the latest update of an object and reason, with its occurrence count.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Alert<'a> {
-    pub(crate) event: &'a Event,
-    pub(crate) count: u32,
-}
 
 /// Renders message bodies (the JSON sent to the robot).
 pub(crate) struct Renderer {
@@ -33,15 +21,13 @@ pub(crate) struct Renderer {
     labels: Vec<String>,
     cluster_id: Option<String>,
     region: Option<String>,
-    tz: TimeZone,
-    tz_name: String,
+    zone: Zone,
     at_mobiles: Vec<String>,
     at_user_ids: Vec<String>,
     at_all: bool,
     /// `@…` text DingTalk needs in the body for the `at` list to notify.
     at_text: String,
-    template: Option<Environment<'static>>,
-    max_bytes: usize,
+    template: Option<Template>,
 }
 
 #[derive(Serialize)]
@@ -76,16 +62,17 @@ struct At<'a> {
 
 impl Renderer {
     /// A renderer for `config`; reads `template_file` and compiles the template.
-    pub(crate) fn new(config: &DingTalkConfig) -> Result<Self, DingTalkError> {
-        let (tz, tz_name) = time_zone(config.timezone.as_deref())?;
+    pub(crate) fn new(config: &DingTalkConfig) -> Result<Self> {
+        let zone = Zone::new(config.timezone.as_deref())?;
         let source = match (&config.template, &config.template_file) {
             (Some(t), _) => Some(t.clone()),
-            (None, Some(path)) => Some(std::fs::read_to_string(path).map_err(|e| {
-                DingTalkError::config(format!("option template_file: cannot read {}: {e}", path.display()))
-            })?),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| Error::config(format!("option template_file: cannot read {}: {e}", path.display())))?,
+            ),
             (None, None) => None,
         };
-        let template = source.map(compile).transpose()?;
+        let template = source.map(Template::compile).transpose()?;
         let mut at_text = String::new();
         for who in config.at_mobiles.iter().chain(&config.at_user_ids) {
             write!(at_text, "@{who} ").expect("writing to a String");
@@ -98,26 +85,23 @@ impl Renderer {
             labels: config.labels.clone(),
             cluster_id: config.cluster_id.clone(),
             region: config.region.clone(),
-            tz,
-            tz_name,
+            zone,
             at_mobiles: config.at_mobiles.clone(),
             at_user_ids: config.at_user_ids.clone(),
             at_all: config.at_all,
             at_text: at_text.trim_end().to_owned(),
             template,
-            max_bytes: config.max_bytes,
         };
-        // Render a sample now, so a template naming an unknown variable fails at startup.
-        if let Some(env) = &renderer.template {
-            let sample = Event::builder().kind("Pod").object("default", "sample").reason("Sample").build();
-            renderer.render_template(env, Alert { event: &sample, count: 1 })?;
+        // A template naming an unknown variable fails at startup.
+        if let Some(template) = &renderer.template {
+            template.check(&renderer.zone, &renderer.labels, &renderer.template_vars())?;
         }
         Ok(renderer)
     }
 
     /// The zone times are shown in.
     pub(crate) fn tz_name(&self) -> &str {
-        &self.tz_name
+        self.zone.name()
     }
 
     /// The body of a message about one alert within `max_bytes` (the event's message is
@@ -146,10 +130,12 @@ impl Renderer {
             alert
         };
         let text = match &self.template {
-            Some(env) => self.render_template(env, alert).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "DingTalk template failed; using the default layout.");
-                self.layout(alert)
-            }),
+            Some(template) => {
+                template.render(alert, &self.zone, &self.labels, &self.template_vars()).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "DingTalk template failed; using the default layout.");
+                    self.layout(alert)
+                })
+            }
             None => self.layout(alert),
         };
         let title = self.title("Event");
@@ -224,33 +210,12 @@ impl Renderer {
         out
     }
 
-    fn render_template(
-        &self,
-        env: &Environment<'static>,
-        Alert { event: ev, count }: Alert<'_>,
-    ) -> Result<String, DingTalkError> {
-        let labels: Vec<Value> = self.labels.iter().map(|l| Value::from(l.as_str())).collect();
-        let ctx = minijinja::context! {
-            level => ev.level.as_str(),
-            kind => ev.involved_object.kind.as_str(),
-            namespace => ev.namespace.as_str(),
-            name => ev.name.as_str(),
-            object => ev.involved_object.name.as_str(),
-            object_namespace => ev.involved_object.namespace.as_str(),
-            reason => ev.reason.as_str(),
-            message => ev.message.as_str(),
-            count => count,
-            timestamp => self.time(ev),
-            timezone => self.tz_name.as_str(),
-            host => ev.source.host.as_str(),
-            component => ev.source.component.as_str(),
-            uid => ev.uid.as_str(),
-            labels => labels,
-            cluster_id => self.cluster_id.as_deref().unwrap_or_default(),
-            region => self.region.as_deref().unwrap_or_default(),
-        };
-        let template = env.get_template(TEMPLATE_NAME).map_err(|e| DingTalkError::Template(e.to_string()))?;
-        template.render(ctx).map_err(|e| DingTalkError::Template(e.to_string()))
+    /// The template variables of this sink, beyond the engine's.
+    fn template_vars(&self) -> [(&str, &str); 2] {
+        [
+            ("cluster_id", self.cluster_id.as_deref().unwrap_or_default()),
+            ("region", self.region.as_deref().unwrap_or_default()),
+        ]
     }
 
     /// One line of a digest: level, kind, namespace/name, reason, count, time, message.
@@ -261,7 +226,7 @@ impl Renderer {
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
-        let time = self.short_time(ev);
+        let time = self.zone.short(ev);
         let mut line = String::with_capacity(96 + message.len());
         let w = &mut line;
         match self.msg_type {
@@ -280,32 +245,9 @@ impl Renderer {
         line
     }
 
-    /// Split digest lines into messages under the size limit, in order; every line lands
-    /// in exactly one part.
-    pub(crate) fn pack(&self, lines: &[String]) -> Vec<Range<usize>> {
-        let total = lines.len();
-        let overhead = self.digest(&[], 0..0, total.max(1), total).len() + SLACK_BYTES;
-        let room = self.max_bytes.saturating_sub(overhead);
-        let mut parts = Vec::new();
-        let (mut start, mut used) = (0, 0);
-        for (i, line) in lines.iter().enumerate() {
-            let cost = json_len(line) + 2;
-            if i > start && used + cost > room {
-                parts.push(start..i);
-                (start, used) = (i, 0);
-            }
-            used += cost;
-        }
-        if start < total {
-            parts.push(start..total);
-        }
-        parts
-    }
-
-    /// A digest message listing `lines[range]`; `first` numbers its first line within the
+    /// A digest message listing `digest.lines`; `first` numbers its first line within the
     /// `total` alerts pending.
-    pub(crate) fn digest(&self, lines: &[String], range: Range<usize>, first: usize, total: usize) -> String {
-        let shown = &lines[range];
+    pub(crate) fn digest(&self, Digest { lines: shown, first, total }: Digest<'_>) -> String {
         let span = if shown.len() == total {
             format!("{total} Kubernetes events")
         } else {
@@ -318,7 +260,7 @@ impl Renderer {
                     text.push_str(label);
                     text.push('\n');
                 }
-                writeln!(text, "{span} (times in {}):", self.tz_name).expect("writing to a String");
+                writeln!(text, "{span} (times in {}):", self.zone.name()).expect("writing to a String");
             }
             MsgType::Markdown => {
                 for (i, label) in self.labels.iter().enumerate() {
@@ -334,7 +276,7 @@ impl Renderer {
             text.push('\n');
         }
         if self.msg_type == MsgType::Markdown {
-            write!(text, "\nTimes in {}.", self.tz_name).expect("writing to a String");
+            write!(text, "\nTimes in {}.", self.zone.name()).expect("writing to a String");
         }
         let title = self.title(&span);
         self.body(&title, text.trim_end().to_owned())
@@ -372,43 +314,7 @@ impl Renderer {
 
     /// `2006-01-02 15:04:05 -0700 MST`, as kube-eventer's markdown (Go's `Time.String`).
     fn time(&self, ev: &Event) -> String {
-        let at = ev.last_seen().unwrap_or_else(Timestamp::now);
-        at.to_zoned(self.tz.clone()).strftime("%Y-%m-%d %H:%M:%S %z %Z").to_string()
-    }
-
-    fn short_time(&self, ev: &Event) -> String {
-        let at = ev.last_seen().unwrap_or_else(Timestamp::now);
-        at.to_zoned(self.tz.clone()).strftime("%Y-%m-%d %H:%M:%S").to_string()
-    }
-}
-
-fn compile(source: String) -> Result<Environment<'static>, DingTalkError> {
-    let mut env = Environment::new();
-    // A misspelt variable should fail at startup, not print nothing in every alert.
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
-    env.add_template_owned(TEMPLATE_NAME, source).map_err(|e| DingTalkError::Template(e.to_string()))?;
-    Ok(env)
-}
-
-/// The zone from `timezone`, else `TZ`, else UTC, with the name shown in messages.
-fn time_zone(option: Option<&str>) -> Result<(TimeZone, String), DingTalkError> {
-    if let Some(name) = option {
-        let tz = TimeZone::get(name)
-            .map_err(|e| DingTalkError::config(format!("option timezone: unknown time zone `{name}`: {e}")))?;
-        return Ok((tz, name.to_owned()));
-    }
-    match std::env::var("TZ") {
-        Ok(tz) if !tz.trim().is_empty() => {
-            let name = tz.trim().trim_start_matches(':');
-            match TimeZone::get(name).or_else(|_| TimeZone::posix(name)) {
-                Ok(zone) => Ok((zone, name.to_owned())),
-                Err(e) => {
-                    tracing::warn!(tz = %name, error = %e, "TZ is not a known time zone; showing times in UTC.");
-                    Ok((TimeZone::UTC, "UTC".to_owned()))
-                }
-            }
-        }
-        _ => Ok((TimeZone::UTC, "UTC".to_owned())),
+        self.zone.long(ev)
     }
 }
 
@@ -435,47 +341,9 @@ fn console_link(ev: &Event, cluster: &str, region: &str) -> Option<String> {
     })
 }
 
-/// At most `max` bytes of `s`, cut at a character boundary, with `…` when cut.
-fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
-}
-
-/// The length of `s` as a JSON string body (without the quotes).
-fn json_len(s: &str) -> usize {
-    s.chars()
-        .map(|c| match c {
-            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
-            c if c.is_control() && (c as u32) < 0x20 => 6,
-            c => c.len_utf8(),
-        })
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn json_len_matches_serde() {
-        for s in ["plain", "quote \" and \\ slash", "tab\tnew\nline\r", "\u{1} ctl", "中文 ✓", ""] {
-            assert_eq!(json_len(s), serde_json::to_string(s).unwrap().len() - 2, "{s:?}");
-        }
-    }
-
-    #[test]
-    fn truncate_respects_char_boundaries() {
-        assert_eq!(truncate("abc", 3), "abc");
-        assert_eq!(truncate("abcdef", 5), "ab…");
-        let cut = truncate("中文中文", 7);
-        assert!(cut.len() <= 7 && cut.ends_with('…'), "{cut}");
-    }
 
     #[test]
     fn ecs_links_only_for_instance_names() {

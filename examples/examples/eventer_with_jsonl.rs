@@ -1,4 +1,4 @@
-//! The `eventer` CLI plus the third-party `jsonl:` sink.
+//! The `eventer` CLI plus the third-party `jsonl:` and `chat:` sinks.
 //!
 //! `cargo run -p eventer-examples --example eventer_with_jsonl -- --source=file:examples/events.json --sink=jsonl:/tmp/events.jsonl`
 

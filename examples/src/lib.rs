@@ -1,8 +1,12 @@
-//! A third-party sink, written the way any crate outside eventer would write one:
-//! `jsonl:<path>` appends each event as one JSON line to a file.
+//! Third-party sinks, written the way any crate outside eventer would write them:
 //!
-//! It depends on `eventer-core` only (plus `eventer-cli` for the example binary), implements
-//! [`Sink`], and plugs into the CLI's registry with [`register`]:
+//! - `jsonl:<path>` appends each event as one JSON line to a file. It depends on
+//!   `eventer-core` only, and implements [`Sink`] itself.
+//! - `chat:<url>` ([`chat`]) posts alerts to a chat webhook. It is a
+//!   [`ChatService`](eventer_alert::ChatService) on `eventer-alert`'s engine, which does
+//!   the grouping, digests, repeats and rate limiting.
+//!
+//! Both plug into the CLI's registry with [`register`]:
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
@@ -13,6 +17,8 @@
 //! ```
 //!
 //! Then `eventer --source=file:events.json --sink='jsonl:/tmp/out.jsonl?level=Warning'`.
+
+pub mod chat;
 
 use std::{path::PathBuf, sync::Arc};
 
@@ -104,7 +110,8 @@ impl SinkFactory for JsonlFactory {
     }
 }
 
-/// Register the `jsonl` scheme.
+/// Register the `jsonl` and `chat` schemes.
 pub fn register(registry: &mut Registry) {
     registry.register_sink(SCHEME, Arc::new(JsonlFactory));
+    chat::register(registry);
 }
