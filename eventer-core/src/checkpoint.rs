@@ -97,8 +97,9 @@ impl CheckpointStore for FileCheckpoint {
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(Error::new(ErrorKind::Io, format!("cannot read checkpoint {}", self.path.display()))
-                    .with_source(e));
+                return Err(
+                    Error::new(ErrorKind::Io, format!("cannot read checkpoint {}", self.path.display())).with_source(e)
+                );
             }
         };
         let mut aside = self.path.as_os_str().to_owned();
