@@ -1,17 +1,15 @@
 //! Build + compress + sign one 4096-event PutLogs request: the sink's CPU cost per event,
 //! then each stage alone (`stage_*`, the whole batch each).
 //!
-//! `cargo bench -p eventer-sink-sls --bench encode`
+//! `cargo bench -p eventer-sink-sls --features bench --bench encode`
 
 use std::{collections::BTreeMap, hint::black_box, sync::Arc};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use eventer_core::SharedEvent;
 use eventer_sink_sls::{
-    Credentials, SignatureVersion,
-    proto::Compressor,
-    schema::Schema,
-    sign::{SignableRequest, content_md5, sign},
+    SignatureVersion,
+    bench::{Compressor, Credentials, Schema, SignableRequest, content_md5, sign},
 };
 use jiff::Timestamp;
 use sha2::{Digest as _, Sha256};

@@ -51,7 +51,7 @@ impl Credentials {
     }
 
     /// STS credentials, valid until `expiration`.
-    pub fn sts(
+    pub(crate) fn sts(
         access_key_id: impl Into<String>,
         access_key_secret: impl Into<String>,
         security_token: impl Into<String>,
@@ -65,22 +65,22 @@ impl Credentials {
     }
 
     /// The AccessKeyId.
-    pub fn access_key_id(&self) -> &str {
+    pub(crate) fn access_key_id(&self) -> &str {
         &self.access_key_id
     }
 
     /// The AccessKeySecret.
-    pub fn access_key_secret(&self) -> &str {
+    pub(crate) fn access_key_secret(&self) -> &str {
         &self.access_key_secret
     }
 
     /// The STS token, sent as `x-acs-security-token`.
-    pub fn security_token(&self) -> Option<&str> {
+    pub(crate) fn security_token(&self) -> Option<&str> {
         self.security_token.as_deref()
     }
 
     /// When temporary credentials expire.
-    pub fn expiration(&self) -> Option<Timestamp> {
+    pub(crate) fn expiration(&self) -> Option<Timestamp> {
         self.expiration
     }
 

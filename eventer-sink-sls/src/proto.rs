@@ -9,55 +9,55 @@ use crate::sign::content_md5;
 
 /// One `Key`/`Value` pair of a [`Log`] (`Log.Content`).
 #[derive(Clone, PartialEq, Eq, prost::Message)]
-pub struct LogContent {
+pub(crate) struct LogContent {
     /// Field name.
     #[prost(string, required, tag = "1")]
-    pub key: String,
+    pub(crate) key: String,
     /// Field value.
     #[prost(string, required, tag = "2")]
-    pub value: String,
+    pub(crate) value: String,
 }
 
 /// One log: a timestamp and its fields.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
-pub struct Log {
+pub(crate) struct Log {
     /// `__time__`, Unix seconds.
     #[prost(uint32, required, tag = "1")]
-    pub time: u32,
+    pub(crate) time: u32,
     /// The fields, in order.
     #[prost(message, repeated, tag = "2")]
-    pub contents: Vec<LogContent>,
+    pub(crate) contents: Vec<LogContent>,
     /// The nanosecond part of the time (0..1e9).
     #[prost(fixed32, optional, tag = "4")]
-    pub time_ns: Option<u32>,
+    pub(crate) time_ns: Option<u32>,
 }
 
 /// A tag shared by every log of a group (`__tag__:<key>`).
 #[derive(Clone, PartialEq, Eq, prost::Message)]
-pub struct LogTag {
+pub(crate) struct LogTag {
     /// Tag name.
     #[prost(string, required, tag = "1")]
-    pub key: String,
+    pub(crate) key: String,
     /// Tag value.
     #[prost(string, required, tag = "2")]
-    pub value: String,
+    pub(crate) value: String,
 }
 
 /// The body of one PutLogs request.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
-pub struct LogGroup {
+pub(crate) struct LogGroup {
     /// The logs.
     #[prost(message, repeated, tag = "1")]
-    pub logs: Vec<Log>,
+    pub(crate) logs: Vec<Log>,
     /// `__topic__`.
     #[prost(string, optional, tag = "3")]
-    pub topic: Option<String>,
+    pub(crate) topic: Option<String>,
     /// `__source__`.
     #[prost(string, optional, tag = "4")]
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// `__tag__:<key>` for each tag.
     #[prost(message, repeated, tag = "6")]
-    pub log_tags: Vec<LogTag>,
+    pub(crate) log_tags: Vec<LogTag>,
 }
 
 /// A log group encoded and compressed for the wire.

@@ -14,7 +14,7 @@ use crate::proto::{
 };
 
 /// kube-eventer's key holding the event as JSON.
-pub const EVENT_ID: &str = "eventId";
+pub(crate) const EVENT_ID: &str = "eventId";
 
 /// Keys the sink writes itself; labels may not use them.
 pub(crate) const RESERVED_KEYS: &[&str] = &[
@@ -79,7 +79,7 @@ pub struct PlannedGroup {
     /// The encoded [`LogGroup`] (uncompressed protobuf).
     pub raw: Vec<u8>,
     /// Which events of the batch (indices) it carries, in order.
-    pub events: Vec<usize>,
+    pub(crate) events: Vec<usize>,
     /// Where each log ends in `raw`; the group's own fields follow the last.
     ends: Vec<usize>,
 }
@@ -87,7 +87,7 @@ pub struct PlannedGroup {
 impl PlannedGroup {
     /// The group of only the logs at `range` of [`PlannedGroup::events`], encoded: for a
     /// request that has to be split. Copies bytes; nothing is encoded again.
-    pub fn subset(&self, range: Range<usize>) -> Vec<u8> {
+    pub(crate) fn subset(&self, range: Range<usize>) -> Vec<u8> {
         let start = range.start.checked_sub(1).map_or(0, |i| self.ends[i]);
         let end = self.ends[range.end - 1];
         let trailer = self.ends.last().map_or(0, |&i| i);
@@ -161,17 +161,17 @@ impl Schema {
     }
 
     /// The log group source (`__source__`) of an event: the node for Node events, else our host.
-    pub fn source<'a>(&'a self, event: &'a Event) -> &'a str {
+    pub(crate) fn source<'a>(&'a self, event: &'a Event) -> &'a str {
         self.layout.source(event)
     }
 
     /// The log of one event, sent at `now`.
-    pub fn log(&self, event: &Event, now: Timestamp) -> Log {
+    pub(crate) fn log(&self, event: &Event, now: Timestamp) -> Log {
         self.layout.log(event, now)
     }
 
     /// An empty log group for `source`, with the topic and tags.
-    pub fn group(&self, source: &str) -> LogGroup {
+    pub(crate) fn group(&self, source: &str) -> LogGroup {
         LogGroup {
             logs: Vec::new(),
             topic: self.layout.topic.clone(),
@@ -229,7 +229,7 @@ impl Plan<'_> {
     /// The event `index` of the batch alone, as a group of at most `max_bytes` (its log
     /// truncated to fit, as far as truncation goes): for an event that the server finds
     /// too large even in a request of its own.
-    pub fn alone(&self, index: usize, max_bytes: usize) -> PlannedGroup {
+    pub(crate) fn alone(&self, index: usize, max_bytes: usize) -> PlannedGroup {
         let layout = self.layout;
         let event = &self.batch[index];
         let trailer = group_trailer(layout.topic.as_deref(), layout.source(event), &layout.labels);

@@ -47,13 +47,13 @@ impl std::str::FromStr for SignatureVersion {
 #[derive(Clone, PartialEq, Eq)]
 pub struct SignableRequest {
     /// `GET`, `POST`...
-    pub method: &'static str,
+    pub(crate) method: &'static str,
     /// The path, e.g. `/logstores/k8s-events/shards/lb`.
-    pub path: String,
+    pub(crate) path: String,
     /// Query parameters, unencoded.
-    pub query: Vec<(String, String)>,
+    pub(crate) query: Vec<(String, String)>,
     /// Headers by lower-case name.
-    pub headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for SignableRequest {

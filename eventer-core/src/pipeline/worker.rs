@@ -1,0 +1,209 @@
+//! A sink's worker: batch, send, retry, acknowledge.
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, atomic::Ordering::Relaxed},
+    time::Duration,
+};
+
+use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, warn};
+
+use super::{config::Backoff, stats::SinkStats, tracker::Tracker};
+use crate::{
+    Error,
+    event::SharedEvent,
+    sink::{BoxSink, Outcome},
+    telemetry::{Check, HealthComponent},
+};
+
+/// An event on its way to one sink, with its place in the source's order.
+pub(super) struct Envelope {
+    pub(super) seq: u64,
+    pub(super) event: SharedEvent,
+}
+
+struct Pending {
+    envelope: Envelope,
+    attempt: u32,
+    not_before: Instant,
+}
+
+/// One sink's task: drains its queue into batches, sends them, retries, acknowledges.
+pub(super) struct Worker {
+    pub(super) name: String,
+    pub(super) sink: BoxSink,
+    pub(super) rx: mpsc::Receiver<Envelope>,
+    pub(super) tracker: Arc<Tracker>,
+    pub(super) stats: Arc<SinkStats>,
+    pub(super) hard_stop: CancellationToken,
+    pub(super) backoff: Backoff,
+    pub(super) max_pending: usize,
+    pub(super) health: Option<HealthComponent>,
+}
+
+impl Worker {
+    pub(super) async fn run(mut self) {
+        let batching = self.sink.batching();
+        // Events awaiting a retry, in source order.
+        let mut retries: VecDeque<Pending> = VecDeque::new();
+        let mut open = true;
+        let mut batch: Vec<Pending> = Vec::with_capacity(batching.max_events);
+        let mut events: Vec<SharedEvent> = Vec::with_capacity(batching.max_events);
+        loop {
+            if !open && retries.is_empty() {
+                break;
+            }
+            // Wait for a new event or the earliest retry.
+            let next_retry = retries.iter().map(|p| p.not_before).min();
+            let retry_ready = next_retry.is_some_and(|t| t <= Instant::now());
+            if !retry_ready {
+                let room = open && retries.len() < self.max_pending;
+                tokio::select! {
+                    biased;
+                    () = self.hard_stop.cancelled() => break,
+                    msg = self.rx.recv(), if room => match msg {
+                        Some(envelope) => batch.push(Pending { envelope, attempt: 0, not_before: Instant::now() }),
+                        None => { open = false; continue; }
+                    },
+                    () = sleep_until_opt(next_retry) => {}
+                }
+            }
+            // Retries that are due go first (they are older), then new events.
+            let now = Instant::now();
+            let mut i = 0;
+            while i < retries.len() && batch.len() < batching.max_events {
+                if retries[i].not_before <= now {
+                    batch.push(retries.remove(i).expect("index checked"));
+                } else {
+                    i += 1;
+                }
+            }
+            batch.sort_by_key(|p| p.envelope.seq);
+            // Fill the batch within the window.
+            let window_end = now + batching.window;
+            while open && batch.len() < batching.max_events && retries.len() < self.max_pending {
+                match self.rx.try_recv() {
+                    Ok(envelope) => batch.push(Pending { envelope, attempt: 0, not_before: now }),
+                    Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        if batching.window.is_zero() || Instant::now() >= window_end {
+                            break;
+                        }
+                        tokio::select! {
+                            biased;
+                            () = self.hard_stop.cancelled() => break,
+                            msg = self.rx.recv() => match msg {
+                                Some(envelope) => batch.push(Pending { envelope, attempt: 0, not_before: now }),
+                                None => open = false,
+                            },
+                            () = tokio::time::sleep_until(window_end) => break,
+                        }
+                    }
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            events.clear();
+            events.extend(batch.iter().map(|p| p.envelope.event.clone()));
+            let outcomes = tokio::select! {
+                biased;
+                () = self.hard_stop.cancelled() => break,
+                outcomes = self.sink.send(&events) => outcomes,
+            };
+            self.settle(&mut batch, outcomes, &mut retries);
+        }
+        let closed = tokio::time::timeout(Duration::from_secs(10), self.sink.close()).await;
+        if let Ok(Err(e)) = closed {
+            warn!(sink = %self.name, error = %e.chain(), "Sink failed to close cleanly.");
+        }
+        debug!(sink = %self.name, "Sink worker stopped.");
+    }
+
+    /// Apply the outcomes of one send: acknowledge finished events, schedule retries.
+    fn settle(&self, batch: &mut Vec<Pending>, mut outcomes: Vec<Outcome>, retries: &mut VecDeque<Pending>) {
+        if outcomes.len() != batch.len() {
+            error!(
+                sink = %self.name,
+                expected = batch.len(),
+                got = outcomes.len(),
+                "Sink returned the wrong number of outcomes; retrying the batch."
+            );
+            let err = Arc::new(Error::new(crate::ErrorKind::Unexpected, "sink returned the wrong number of outcomes"));
+            outcomes = vec![Outcome::Retry(err); batch.len()];
+        }
+        let mut finished = Vec::with_capacity(batch.len());
+        let (mut delivered, mut failed, mut retried, mut deferred) = (0u64, 0u64, 0u64, 0u64);
+        let mut first_retry: Option<(Arc<Error>, Duration)> = None;
+        let mut last_rejection: Option<Arc<Error>> = None;
+        let total = batch.len();
+        let now = Instant::now();
+        for (mut pending, outcome) in batch.drain(..).zip(outcomes) {
+            match outcome {
+                Outcome::Delivered => {
+                    delivered += 1;
+                    finished.push(pending.envelope.seq);
+                }
+                Outcome::Rejected(err) => {
+                    failed += 1;
+                    let ev = &pending.envelope.event;
+                    error!(
+                        sink = %self.name,
+                        namespace = %ev.namespace,
+                        object = %format_args!("{}/{}", ev.involved_object.kind, ev.involved_object.name),
+                        reason = %ev.reason,
+                        error = %err.chain(),
+                        "Event rejected permanently."
+                    );
+                    finished.push(pending.envelope.seq);
+                    last_rejection = Some(err);
+                }
+                Outcome::Retry(err) => {
+                    retried += 1;
+                    pending.attempt += 1;
+                    let delay = err.retry_after().unwrap_or_else(|| self.backoff.delay(pending.attempt));
+                    pending.not_before = now + delay;
+                    if first_retry.is_none() {
+                        first_retry = Some((err, delay));
+                    }
+                    retries.push_back(pending);
+                }
+                Outcome::Defer(delay) => {
+                    deferred += 1;
+                    pending.not_before = now + delay;
+                    retries.push_back(pending);
+                }
+            }
+        }
+        if deferred > 0 {
+            debug!(sink = %self.name, events = deferred, "Sink deferred events.");
+            self.stats.deferred.fetch_add(deferred, Relaxed);
+        }
+        if let Some((err, delay)) = first_retry {
+            warn!(sink = %self.name, events = retried, retry_in = ?delay, error = %err.chain(), "Delivery failed; will retry.");
+        }
+        if let Some(health) = &self.health {
+            // A whole batch refused means the sink itself is misconfigured (a bad token, a
+            // missing logstore), not one odd event.
+            match last_rejection {
+                Some(err) if failed as usize == total => health.set(Check::Failing(err.chain())),
+                _ if delivered > 0 => health.set(Check::Ready),
+                _ => {}
+            }
+        }
+        self.stats.delivered.fetch_add(delivered, Relaxed);
+        self.stats.failed.fetch_add(failed, Relaxed);
+        self.stats.retried.fetch_add(retried, Relaxed);
+        self.stats.in_flight.fetch_sub((delivered + failed) as i64, Relaxed);
+        self.tracker.complete(&finished);
+    }
+}
+
+async fn sleep_until_opt(t: Option<Instant>) {
+    match t {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
