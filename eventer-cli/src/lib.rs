@@ -169,7 +169,7 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
             }
             // A run that ends (a file of events) delivers the same without probes; a busy port
             // must not stop it, as it would the quick start whenever 8084 is taken.
-            Err(e) if settings.source.uri.scheme() == "file" => {
+            Err(e) if finite(&settings) => {
                 warn!("{}; running without /healthz, /readyz and /metrics.", busy(e));
             }
             // Two long-running eventers on one port is a misconfiguration: say so at once.
@@ -227,6 +227,11 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
         info!(received = report.received, "Stopped.");
         Ok(())
     })
+}
+
+/// Whether the source's run ends by itself (a file of events), unlike a cluster's stream.
+fn finite(settings: &Settings) -> bool {
+    settings.source.uri.scheme() == "file"
 }
 
 /// The parts of a pipeline, validated and built before any I/O.
@@ -336,7 +341,7 @@ fn describe_filter(filter: &eventer_core::FilterSpec) -> String {
 /// `eventer preview`: what each sink would send for the source's events, sending nothing.
 fn preview(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
     let settings = Settings::resolve(flags, registry)?;
-    if settings.source.uri.scheme() != "file" {
+    if !finite(&settings) {
         return Err(Failure::usage(format!(
             "{}: preview reads a finite source; use --source=file:<events.json> (e.g. from `kubectl get events -A -o json`)",
             settings.source.origin
