@@ -6,7 +6,7 @@ v4 Go SDK as a library, with `lint` and offline `render`, i.e. `helm lint` and
 `helm template`; PyYAML). For each value set below the chart is linted (strict) and
 rendered, and the manifests are checked:
 
-- the seed's keys land where they should: --sink URIs carry level/label/kinds/namespaces,
+- the keys of ACK's ack-node-problem-detector chart land where they should: --sink URIs carry level/label/kinds/namespaces,
   project/logStore, and tokens only as ${VAR} references;
 - every ${VAR} an argument uses is defined in the container's environment, and secrets come
   from secretKeyRef (never a literal value), and no secret value appears outside the Secret;
@@ -353,7 +353,7 @@ def eventer_check(docs: list[dict], namespace: str, config_text: str | None = No
 # --- cases ----------------------------------------------------------------------------
 
 
-SEED_DINGTALK = {
+ACK_DINGTALK = {
     "eventer": {
         "image": {"repository": "registry.example.com/acs/eventer", "tag": "v9.9.9", "pullPolicy": "Always"},
         "sinks": {
@@ -361,7 +361,7 @@ SEED_DINGTALK = {
                 "enabled": True,
                 "level": "warning",
                 "label": "c0ffee-cluster",
-                "token": "t0k3n-seed-value",
+                "token": "t0k3n-ack-value",
                 "monitorkinds": "Node,Pod",
                 "monitornamespaces": "default,kube-system",
             }
@@ -369,7 +369,7 @@ SEED_DINGTALK = {
     }
 }
 
-SEED_SLS = {"eventer": {"sinks": {"sls": {"enabled": True, "project": "k8s-log4j", "logstore": "k8s-logstore"}}}}
+ACK_SLS = {"eventer": {"sinks": {"sls": {"enabled": True, "project": "k8s-log4j", "logstore": "k8s-logstore"}}}}
 
 EVERYTHING = {
     "eventer": {
@@ -472,7 +472,7 @@ def case(name: str, values: dict, extra=None, config_text: str | None = None) ->
             eventer_check(docs, NAMESPACE, config_text)
 
 
-def seed_dingtalk(docs):
+def ack_dingtalk(docs):
     c = container(docs)
     expect(c["image"] == "registry.example.com/acs/eventer:v9.9.9", f"image {c['image']}")
     expect(c["imagePullPolicy"] == "Always", "pullPolicy")
@@ -485,7 +485,7 @@ def seed_dingtalk(docs):
     expect(q["namespaces"] == ["default,kube-system"], f"namespaces (monitornamespaces) {q.get('namespaces')}")
     expect("sign" not in q and "msg_type" not in q, f"unsigned text by default: {q}")
     expect(not sinks(docs, "sls"), "SLS off by default")
-    expect(secret_data(docs) == {"dingtalk-token": "t0k3n-seed-value"}, f"Secret data {secret_data(docs)}")
+    expect(secret_data(docs) == {"dingtalk-token": "t0k3n-ack-value"}, f"Secret data {secret_data(docs)}")
     e = env(docs)
     expect(e["DINGTALK_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": FULLNAME, "key": "dingtalk-token"}, "token from the chart's Secret")
     expect("DINGTALK_SECRET" not in e and "AccessKeyId" not in e, "no unused secret env")
@@ -498,7 +498,7 @@ def seed_dingtalk(docs):
     expect(kinds(docs) == sorted(["ClusterRole", "ClusterRoleBinding", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Secret", "Service", "ServiceAccount"]), f"objects {kinds(docs)}")
 
 
-def seed_sls(docs):
+def ack_sls(docs):
     target, q = one_sink(docs, "sls")
     expect(target == "", f"endpoint target {target!r}")
     expect(q["project"] == ["k8s-log4j"] and q["logStore"] == ["k8s-logstore"], f"project/logStore {q}")
@@ -588,8 +588,8 @@ FAILURES = [
 
 
 def main() -> int:
-    case("seed keys, DingTalk", SEED_DINGTALK, seed_dingtalk)
-    case("seed keys, SLS", SEED_SLS, seed_sls)
+    case("ACK chart keys, DingTalk", ACK_DINGTALK, ack_dingtalk)
+    case("ACK chart keys, SLS", ACK_SLS, ack_sls)
     case("every knob", EVERYTHING, everything)
     case("existingSecret", EXISTING_SECRET, existing_secret)
     case("one replica, no checkpoint", SINGLE, single)

@@ -26,7 +26,7 @@ use eventer_core::{
     BoxSource, BuildContext, ErrorKind, Filter, Pipeline, PipelineConfig, Registry, SharedEvent, SourceItem, Telemetry,
     checkpoint::BoxCheckpointStore, registry::BuiltSink, uri::redact,
 };
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::{
     args::{Args, Command, Flags},
@@ -159,18 +159,21 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
     let gate = logging::init(&settings);
     let runtime = runtime(settings.max_procs).map_err(|e| Failure::runtime(format!("{e:#}")))?;
     runtime.block_on(async move {
+        let busy = |e: std::io::Error| {
+            format!("--healthz-port={}: cannot listen on {}: {e}", settings.healthz.port(), settings.healthz)
+        };
         match server::bind(settings.healthz).await {
             Ok((listener, addr)) => {
                 info!(%addr, "Serving /healthz, /readyz and /metrics.");
                 tokio::spawn(server::serve(listener, telemetry.clone()));
             }
-            Err(e) => {
-                return Err(Failure::usage(format!(
-                    "--healthz-port={}: cannot listen on {}: {e}",
-                    settings.healthz.port(),
-                    settings.healthz
-                )));
+            // A run that ends (a file of events) delivers the same without probes; a busy port
+            // must not stop it, as it would the quick start whenever 8084 is taken.
+            Err(e) if finite(&settings) => {
+                warn!("{}; running without /healthz, /readyz and /metrics.", busy(e));
             }
+            // Two long-running eventers on one port is a misconfiguration: say so at once.
+            Err(e) => return Err(Failure::usage(busy(e))),
         }
         // With --leader-elect, wait for the lease; losing it stops everything at once.
         let leadership = match &settings.leader {
@@ -224,6 +227,11 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
         info!(received = report.received, "Stopped.");
         Ok(())
     })
+}
+
+/// Whether the source's run ends by itself (a file of events), unlike a cluster's stream.
+fn finite(settings: &Settings) -> bool {
+    settings.source.uri.scheme() == "file"
 }
 
 /// The parts of a pipeline, validated and built before any I/O.
@@ -315,7 +323,7 @@ fn check(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
 /// `eventer preview`: what each sink would send for the source's events, sending nothing.
 fn preview(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
     let settings = Settings::resolve(flags, registry)?;
-    if settings.source.uri.scheme() != "file" {
+    if !finite(&settings) {
         return Err(Failure::usage(format!(
             "{}: preview reads a finite source; use --source=file:<events.json> (e.g. from `kubectl get events -A -o json`)",
             settings.source.origin

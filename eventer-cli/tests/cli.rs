@@ -39,6 +39,26 @@ fn sample_to_stdout() {
 }
 
 #[test]
+fn a_finite_run_goes_on_when_the_health_port_is_taken() {
+    // Something else holds the port for the whole run.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let out = eventer(&[
+        "--source=file:examples/events.json",
+        "--sink=stdout",
+        "--healthz-ip=127.0.0.1",
+        &format!("--healthz-port={port}"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 23);
+    let log = stderr(&out);
+    let busy = format!("--healthz-port={port}: cannot listen on 127.0.0.1:{port}: ");
+    assert!(log.lines().any(|l| l.contains("WARN") && l.contains(&busy)), "{log}");
+    assert!(!log.contains("Serving /healthz"), "{log}");
+    drop(held);
+}
+
+#[test]
 fn filters_and_json_lines() {
     let out = eventer(&["--source=file:examples/events.json", "--sink=stdout?format=json&level=Warning&kinds=Node"]);
     assert!(out.status.success(), "{}", stderr(&out));

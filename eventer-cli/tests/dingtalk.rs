@@ -191,7 +191,7 @@ mod apiserver {
         digest || single
     }
 
-    /// Issue scenario: 20 Warnings among 20 Normal events from the apiserver → all 20
+    /// Scenario: 20 Warnings among 20 Normal events from the apiserver → all 20
     /// Warnings, no Normal, the first within about a second.
     #[tokio::test]
     async fn warnings_from_the_apiserver_arrive_fast_and_alone() {
@@ -216,7 +216,7 @@ mod apiserver {
         eventer.stop().await;
     }
 
-    /// Issue scenario: 200 Warnings created within one second, against DingTalk's real
+    /// Scenario: 200 Warnings created within one second, against DingTalk's real
     /// limit (20 a minute, then a 10-minute block) and the sink's default budget → every
     /// Warning listed once, in at most 20 messages, and the robot never throttles.
     #[tokio::test]
@@ -246,7 +246,7 @@ mod apiserver {
         assert!(robot.peak_rate(MINUTE) <= 20, "{} requests in a minute", robot.peak_rate(MINUTE));
     }
 
-    /// Issue scenario: one BackOff Event updated 30 times (count + 1 each, as the kubelet
+    /// Scenario: one BackOff Event updated 30 times (count + 1 each, as the kubelet
     /// does) → at most 3 messages, each showing the count reached. Updates come in three
     /// bursts: the first is one message; the second, within `repeat_interval` of it, is
     /// quiet; the third, after `repeat_interval`, is one message with the final count.
@@ -283,7 +283,7 @@ mod apiserver {
         );
     }
 
-    /// Issue scenario: DingTalk answers 503 for a while, then recovers → every Warning,
+    /// Scenario: DingTalk answers 503 for a while, then recovers → every Warning,
     /// from before, during and after the outage, arrives exactly once.
     #[tokio::test]
     async fn an_outage_loses_nothing_and_repeats_nothing() {

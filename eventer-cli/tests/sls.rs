@@ -15,9 +15,13 @@ use tokio::process::Command;
 const KEY_ID: &str = "LTAI-test-id";
 const KEY_SECRET: &str = "kEy-SECRET-value";
 
+/// `eventer` serving health on a free loopback port: tests run in parallel, and anything
+/// else on the machine may hold the default 8084.
 fn eventer() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_eventer"));
-    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).env_remove("RUST_LOG");
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args(["--healthz-ip=127.0.0.1", "--healthz-port=0"])
+        .env_remove("RUST_LOG");
     cmd
 }
 
@@ -262,7 +266,6 @@ async fn no_credentials_and_an_unreachable_metadata_service_is_a_startup_error()
                  &metadataEndpoint=http://127.0.0.1:{port}",
                 sls.endpoint()
             ),
-            "--healthz-port=0",
         ])
         .env_remove("AccessKeyId")
         .env_remove("AccessKeySecret")

@@ -114,7 +114,7 @@ yes
 {{- end -}}
 {{- end -}}
 
-{{/* --sink=dingtalk:... , seed keys: level, label, token, monitorkinds, monitornamespaces. */}}
+{{/* --sink=dingtalk:... , ACK chart keys: level, label, token, monitorkinds, monitornamespaces. */}}
 {{- define "eventer.dingtalkUri" -}}
 {{- $d := .Values.eventer.sinks.dingtalk -}}
 {{- if not (or $d.token .Values.eventer.existingSecret) -}}
@@ -140,7 +140,7 @@ yes
 {{- printf "dingtalk:%s?%s" $d.webhook (join "&" $q) -}}
 {{- end -}}
 
-{{/* --sink=sls:... , seed keys: project, logstore. */}}
+{{/* --sink=sls:... , ACK chart keys: project, logstore. */}}
 {{- define "eventer.slsUri" -}}
 {{- $s := .Values.eventer.sinks.sls -}}
 {{- if not (and $s.project $s.logstore) -}}
