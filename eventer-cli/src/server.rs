@@ -1,5 +1,6 @@
-//! The health and metrics server on `--healthz-ip`/`--healthz-port`: `/healthz` (alive),
-//! `/readyz` (every component ready), `/metrics` (Prometheus text).
+//! The health and metrics server on `--healthz-ip`/`--healthz-port`: `/healthz` (alive;
+//! also as `/healtz`, kube-eventer's spelling, so that its probes keep working), `/readyz`
+//! (every component ready), `/metrics` (Prometheus text).
 
 use std::net::SocketAddr;
 
@@ -30,8 +31,10 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, Sock
 
 /// Serve until the process ends.
 pub(crate) async fn serve(listener: TcpListener, telemetry: Telemetry) {
+    let alive = get(|| async { "ok\n" });
     let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", alive.clone())
+        .route("/healtz", alive)
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(telemetry);

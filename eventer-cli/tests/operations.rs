@@ -20,6 +20,7 @@ async fn health_readiness_and_metrics() {
     eventer.lines(3).await;
 
     assert_eq!(get(&addr, "/healthz").await, (200, "ok\n".into()));
+    assert_eq!(get(&addr, "/healtz").await, (200, "ok\n".into()), "kube-eventer's probe path");
     let (_, ready) = poll(&addr, "/readyz", |status, _| status == 200).await;
     assert!(ready.lines().any(|l| l == "ok sink/stdout"), "{ready}");
     assert!(ready.lines().any(|l| l == "ok sink/stdout-2"), "{ready}");
