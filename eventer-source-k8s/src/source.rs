@@ -357,6 +357,7 @@ impl Setup {
         let mut cursors = Cursors::new();
         cursors.cluster = cluster;
         let mut streams = Vec::with_capacity(self.namespaces.len());
+        let config = Arc::new(self.config.clone());
         for (index, ns) in self.namespaces.iter().enumerate() {
             let key = ns.clone().unwrap_or_default();
             let (cursor, resumed) = match resumed.as_ref().and_then(|c| c.get(&key)) {
@@ -369,14 +370,9 @@ impl Setup {
                 index,
                 client: self.client.clone(),
                 path: self.config.path(ns.as_deref()),
-                field_selector: self.config.field_selector.clone(),
+                config: config.clone(),
                 cursor,
                 resumed,
-                start_from: self.config.start_from,
-                watch_timeout: self.config.watch_timeout,
-                request_timeout: self.config.request_timeout,
-                idle_timeout: self.config.watch_idle_timeout,
-                max_line: self.config.max_line_size,
                 tx: self.tx.clone(),
                 readiness: self.readiness.clone(),
                 key_order: true,

@@ -13,7 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::{
     Readiness,
-    config::StartFrom,
+    config::{SourceConfig, StartFrom},
     cursor::{Change, Cursor, valid},
     http::{self, Line, Lines, Trouble},
     source::Tally,
@@ -65,16 +65,11 @@ pub(crate) struct Stream {
     pub(crate) index: usize,
     pub(crate) client: Client,
     pub(crate) path: String,
-    pub(crate) field_selector: Option<String>,
+    /// The source's settings: selector, `startFrom`, timeouts, line cap.
+    pub(crate) config: Arc<SourceConfig>,
     pub(crate) cursor: Cursor,
     /// The cursor came from a checkpoint.
     pub(crate) resumed: bool,
-    /// Where to start without a usable checkpoint.
-    pub(crate) start_from: StartFrom,
-    pub(crate) watch_timeout: Duration,
-    pub(crate) request_timeout: Duration,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) max_line: usize,
     pub(crate) tx: mpsc::Sender<Msg>,
     pub(crate) readiness: Readiness,
     /// Whether this server lists in key order (as etcd, the watch cache and kine do),
@@ -164,7 +159,7 @@ impl Stream {
 
     fn list_params(&self) -> ListParams {
         let lp = ListParams::default();
-        match &self.field_selector {
+        match &self.config.field_selector {
             Some(f) => lp.fields(f),
             None => lp,
         }
@@ -172,7 +167,7 @@ impl Stream {
 
     /// The first step without a usable checkpoint.
     fn first_step(&self) -> Step {
-        match self.start_from {
+        match self.config.start_from {
             StartFrom::Now if self.cursor.needs_list() => Step::Now,
             _ if self.cursor.needs_list() => Step::List,
             _ => Step::Watch,
@@ -183,8 +178,8 @@ impl Stream {
     async fn list_page(&self, lp: &ListParams, what: &str) -> Result<ListPage, Trouble> {
         let req = Request::new(&self.path).list(lp).map_err(request_error)?;
         let what = format!("{what} of {}", self.path);
-        let response = http::send(&self.client, req, &what, self.request_timeout).await?;
-        let text = http::text(response, &what, self.request_timeout).await?;
+        let response = http::send(&self.client, req, &what, self.config.request_timeout).await?;
+        let text = http::text(response, &what, self.config.request_timeout).await?;
         let page = ListPage::parse(&text).map_err(Trouble::Retry)?;
         if !valid(&page.metadata.resource_version) {
             // Watching from it would replay history or be refused; nothing can resume from it.
@@ -214,12 +209,12 @@ impl Stream {
                 path = %self.path,
                 checkpoint = claimed.unwrap_or_default(),
                 cluster = %current,
-                start_from = %self.start_from,
+                start_from = %self.config.start_from,
                 "The checkpoint is ahead of the cluster (saved in another cluster, or etcd was restored): \
                  starting over as configured by startFrom."
             );
             self.readiness.count(Tally::Mismatch);
-            let (cursor, _) = crate::source::fresh(self.start_from);
+            let (cursor, _) = crate::source::fresh(self.config.start_from);
             let mut items = Vec::with_capacity(1);
             self.step(&mut items, Some(Change::Reset(cursor)), Emit::Silent);
             self.send(items).await?;
@@ -287,22 +282,22 @@ impl Stream {
     /// Watch from the cursor until the stream ends (Ok: re-watch) or fails. `on_connect`
     /// is called with `false` when the response starts and `true` when data arrives.
     async fn watch(&mut self, on_connect: &mut impl FnMut(bool)) -> Result<(), Trouble> {
-        let mut wp = WatchParams::default().timeout(u32::try_from(self.watch_timeout.as_secs()).unwrap_or(290));
-        if let Some(f) = &self.field_selector {
+        let mut wp = WatchParams::default().timeout(u32::try_from(self.config.watch_timeout.as_secs()).unwrap_or(290));
+        if let Some(f) = &self.config.field_selector {
             wp = wp.fields(f);
         }
         let req = Request::new(&self.path).watch(&wp, &self.cursor.rv).map_err(request_error)?;
         let what = format!("watch of {}", self.path);
-        let response = http::send(&self.client, req, &what, self.request_timeout).await?;
+        let response = http::send(&self.client, req, &what, self.config.request_timeout).await?;
         on_connect(false);
-        let mut lines = Lines::new(response.into_body(), self.max_line);
+        let mut lines = Lines::new(response.into_body(), self.config.max_line_size);
         let mut first = true;
         loop {
-            let line = match lines.next(self.idle_timeout).await.map_err(|e| e.during(&what))? {
+            let line = match lines.next(self.config.watch_idle_timeout).await.map_err(|e| e.during(&what))? {
                 None => return Ok(()),
                 Some(Line::Text(line)) => line,
                 Some(Line::TooLong(len)) => {
-                    warn!(path = %self.path, bytes = len, max = self.max_line, "Skipping a watch line longer than maxLineSize.");
+                    warn!(path = %self.path, bytes = len, max = self.config.max_line_size, "Skipping a watch line longer than maxLineSize.");
                     self.readiness.count(Tally::Oversized);
                     continue;
                 }
