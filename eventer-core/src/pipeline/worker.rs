@@ -10,7 +10,11 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
-use super::{config::Backoff, stats::SinkStats, tracker::Tracker};
+use super::{
+    config::Backoff,
+    stats::{SinkStats, Stats},
+    tracker::Tracker,
+};
 use crate::{
     Error,
     event::SharedEvent,
@@ -22,6 +26,8 @@ use crate::{
 pub(super) struct Envelope {
     pub(super) seq: u64,
     pub(super) event: SharedEvent,
+    /// When the source handed the event over: the start of its delivery latency.
+    pub(super) seen: Instant,
 }
 
 struct Pending {
@@ -37,6 +43,8 @@ pub(super) struct Worker {
     pub(super) rx: mpsc::Receiver<Envelope>,
     pub(super) tracker: Arc<Tracker>,
     pub(super) stats: Arc<SinkStats>,
+    /// The pipeline's counters, for their clock.
+    pub(super) pipeline: Arc<Stats>,
     pub(super) hard_stop: CancellationToken,
     pub(super) backoff: Backoff,
     pub(super) max_pending: usize,
@@ -60,11 +68,15 @@ impl Worker {
             let retry_ready = next_retry.is_some_and(|t| t <= Instant::now());
             if !retry_ready {
                 let room = open && retries.len() < self.max_pending;
+                if !room && let Some(wake) = next_retry {
+                    // The queue waits for retries this worker scheduled: not wedged before then.
+                    self.stats.progress_at.fetch_max(self.pipeline.millis(wake), Relaxed);
+                }
                 tokio::select! {
                     biased;
                     () = self.hard_stop.cancelled() => break,
                     msg = self.rx.recv(), if room => match msg {
-                        Some(envelope) => batch.push(Pending { envelope, attempt: 0, not_before: Instant::now() }),
+                        Some(envelope) => batch.push(self.take(envelope, Instant::now())),
                         None => { open = false; continue; }
                     },
                     () = sleep_until_opt(next_retry) => {}
@@ -85,7 +97,7 @@ impl Worker {
             let window_end = now + batching.window;
             while open && batch.len() < batching.max_events && retries.len() < self.max_pending {
                 match self.rx.try_recv() {
-                    Ok(envelope) => batch.push(Pending { envelope, attempt: 0, not_before: now }),
+                    Ok(envelope) => batch.push(self.take(envelope, now)),
                     Err(mpsc::error::TryRecvError::Disconnected) => open = false,
                     Err(mpsc::error::TryRecvError::Empty) => {
                         if batching.window.is_zero() || Instant::now() >= window_end {
@@ -95,7 +107,7 @@ impl Worker {
                             biased;
                             () = self.hard_stop.cancelled() => break,
                             msg = self.rx.recv() => match msg {
-                                Some(envelope) => batch.push(Pending { envelope, attempt: 0, not_before: now }),
+                                Some(envelope) => batch.push(self.take(envelope, now)),
                                 None => open = false,
                             },
                             () = tokio::time::sleep_until(window_end) => break,
@@ -108,11 +120,16 @@ impl Worker {
             }
             events.clear();
             events.extend(batch.iter().map(|p| p.envelope.event.clone()));
+            let started = self.pipeline.millis(Instant::now());
+            self.stats.progress_at.store(started, Relaxed);
+            self.stats.sending_since.store(started + 1, Relaxed);
             let outcomes = tokio::select! {
                 biased;
                 () = self.hard_stop.cancelled() => break,
                 outcomes = self.sink.send(&events) => outcomes,
             };
+            self.stats.sending_since.store(0, Relaxed);
+            self.stats.progress_at.store(self.pipeline.millis(Instant::now()), Relaxed);
             self.settle(&mut batch, outcomes, &mut retries);
         }
         let closed = tokio::time::timeout(Duration::from_secs(10), self.sink.close()).await;
@@ -120,6 +137,12 @@ impl Worker {
             warn!(sink = %self.name, error = %e.chain(), "Sink failed to close cleanly.");
         }
         debug!(sink = %self.name, "Sink worker stopped.");
+    }
+
+    /// An event taken from the queue, as a first attempt.
+    fn take(&self, envelope: Envelope, now: Instant) -> Pending {
+        self.stats.queued.fetch_sub(1, Relaxed);
+        Pending { envelope, attempt: 0, not_before: now }
     }
 
     /// Apply the outcomes of one send: acknowledge finished events, schedule retries.
@@ -144,6 +167,7 @@ impl Worker {
             match outcome {
                 Outcome::Delivered => {
                     delivered += 1;
+                    self.stats.latency.observe(now.saturating_duration_since(pending.envelope.seen));
                     finished.push(pending.envelope.seq);
                 }
                 Outcome::Rejected(err) => {
