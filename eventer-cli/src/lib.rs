@@ -155,6 +155,10 @@ pub fn main_with(registry: Registry) -> ExitCode {
 fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
     let settings = Settings::resolve(flags, registry)?;
     let telemetry = Telemetry::default();
+    server::build_info(&telemetry);
+    // 1 on the replica that exports: every replica without leader election.
+    let exporting = telemetry.metrics.gauge("leader", "1 on the replica that exports events, 0 on a standby");
+    exporting.set(i64::from(settings.leader.is_none()));
     let components = Components::build(&settings, registry, &telemetry)?;
     let gate = logging::init(&settings);
     let runtime = runtime(settings.max_procs).map_err(|e| Failure::runtime(format!("{e:#}")))?;
@@ -180,7 +184,11 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
             Some(leader) => {
                 let elect = leader::acquire(&components.cx, leader, &gate);
                 tokio::select! {
-                    leadership = elect => Some(leadership?),
+                    leadership = elect => {
+                        let leadership = leadership?;
+                        exporting.set(1);
+                        Some(leadership)
+                    }
                     () = shutdown_signal() => return Ok(()),
                 }
             }
@@ -199,7 +207,10 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
                 result = run => result,
                 // Returning drops the runtime and with it every in-flight send; what was not
                 // checkpointed is re-read by the next leader (at least once, never lost).
-                () = leadership.lost() => return Err(Failure::runtime("lost the leader-election lease; stopped at once")),
+                () = leadership.lost() => {
+                    exporting.set(0);
+                    return Err(Failure::runtime("lost the leader-election lease; stopped at once"));
+                }
             },
             None => run.await,
         };
@@ -216,6 +227,7 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
         })?;
         // The final checkpoint is saved: hand over now so that a standby starts from it.
         if let Some(leadership) = leadership {
+            exporting.set(0);
             leader::release(leadership).await;
         }
         for sink in &report.sinks {
@@ -284,6 +296,7 @@ impl Components {
         }
         let mut config = PipelineConfig::default();
         config.shutdown_timeout = settings.shutdown_timeout;
+        config.liveness_timeout = settings.liveness_timeout;
         Ok(pipeline.config(config))
     }
 }
