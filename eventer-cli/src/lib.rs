@@ -322,6 +322,10 @@ fn check(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
     }
     out.push(format!("shutdown    drain for up to {}", humantime::format_duration(settings.shutdown_timeout)));
     out.push(format!("health      http://{}/healthz /readyz /metrics", settings.healthz));
+    out.push(format!(
+        "liveness    /healthz fails when a sink holds events with no progress for {}",
+        humantime::format_duration(settings.liveness_timeout)
+    ));
     out.push(match &settings.leader {
         Some(l) => {
             format!("leader      lease {}/{}", l.namespace.as_deref().unwrap_or("(pod namespace)"), l.lease_name)

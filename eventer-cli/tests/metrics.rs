@@ -301,3 +301,38 @@ async fn a_sink_that_never_answers_fails_liveness_until_it_moves_again() {
     assert_eq!(get(&addr, "/healthz").await, (200, "ok\n".into()));
     eventer.kill().await;
 }
+
+/// `livenessTimeout` in the config file, `--liveness-timeout` winning over it, as
+/// `eventer check` resolves them; zero and garbage are refused naming the flag.
+#[test]
+fn liveness_timeout_from_the_file_and_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("eventer.yaml");
+    let events = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/events.json");
+    std::fs::write(&file, format!("source: file:{events}\nsinks: [stdout]\nlivenessTimeout: 90s\n")).unwrap();
+    let check = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventer"))
+            .arg("check")
+            .arg(format!("--config={}", file.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let line = |stdout: &str| stdout.lines().find(|l| l.starts_with("liveness ")).unwrap_or_default().to_owned();
+    let (code, stdout, stderr) = check(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(line(&stdout), "liveness    /healthz fails when a sink holds events with no progress for 1m 30s");
+    let (_, stdout, _) = check(&["--liveness-timeout=10m"]);
+    assert!(line(&stdout).ends_with(" for 10m"), "{stdout}");
+    for bad in ["0s", "soon"] {
+        let (code, stdout, stderr) = check(&[&format!("--liveness-timeout={bad}")]);
+        assert_eq!(code, Some(2));
+        assert!(stdout.is_empty() && stderr.lines().count() == 1, "{stderr}");
+        assert!(stderr.starts_with("eventer: error: ") && stderr.contains("--liveness-timeout"), "{stderr}");
+    }
+}
