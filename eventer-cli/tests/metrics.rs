@@ -70,7 +70,18 @@ async fn every_metric_is_exported_and_moves() {
     assert!(sample(&after, sum).unwrap() > sample(&before, sum).unwrap());
 
     dashboard_uses_only_exported_metrics(&after);
+    every_exported_metric_is_documented(&after);
     eventer.stop().await;
+}
+
+/// docs/reference.md names every metric family the binary exports.
+fn every_exported_metric_is_documented(metrics: &str) {
+    let reference = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/reference.md")).unwrap();
+    for declared in metrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = declared.split_once(' ').unwrap();
+        let name = if kind == "counter" { format!("{name}_total") } else { name.to_owned() };
+        assert!(reference.contains(&format!("`{name}")), "{name} is not in docs/reference.md");
+    }
 }
 
 /// Every metric the Grafana dashboard queries is one eventer exports (checked against a
@@ -335,4 +346,14 @@ fn liveness_timeout_from_the_file_and_the_flag() {
         assert!(stdout.is_empty() && stderr.lines().count() == 1, "{stderr}");
         assert!(stderr.starts_with("eventer: error: ") && stderr.contains("--liveness-timeout"), "{stderr}");
     }
+}
+
+/// The reasons docs/reference.md lists are exactly those the counter names.
+#[test]
+fn documented_event_reasons_are_the_counted_ones() {
+    let reference = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/reference.md")).unwrap();
+    let section = reference.split("### Event reasons").nth(1).unwrap();
+    let list = section.split("\n\n").nth(2).unwrap();
+    let documented: Vec<&str> = list.split('`').skip(1).step_by(2).collect();
+    assert_eq!(documented, eventer_core::pipeline::EVENT_REASONS);
 }
