@@ -8,9 +8,9 @@ use tokio::io::AsyncWriteExt;
 
 use crate::{
     Error, ErrorKind, Result,
+    config::names,
     decode::events_from_document,
     event::{Event, SharedEvent},
-    config::names,
     registry::{BuildContext, SinkFactory, SourceFactory},
     sink::{Batching, BoxSink, Outcome, Sink},
     source::{BoxSource, Source, SourceItem},

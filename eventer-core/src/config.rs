@@ -100,9 +100,9 @@ impl Value {
         Ok(match self {
             Value::Text(s) => Value::Text(crate::uri::expand_env(&s)?),
             Value::List(items) => Value::List(items.into_iter().map(Value::expand_env).collect::<crate::Result<_>>()?),
-            Value::Map(entries) => Value::Map(
-                entries.into_iter().map(|(k, v)| Ok((k, v.expand_env()?))).collect::<crate::Result<_>>()?,
-            ),
+            Value::Map(entries) => {
+                Value::Map(entries.into_iter().map(|(k, v)| Ok((k, v.expand_env()?))).collect::<crate::Result<_>>()?)
+            }
             other => other,
         })
     }
@@ -247,8 +247,45 @@ pub fn names<T: DeserializeOwned>() -> &'static [&'static str] {
         }
     }
     let mut fields = Fields(&[]);
-    let _ = T::deserialize(&mut fields);
+    // Fails by design: the deserializer only records the fields it is asked for.
+    T::deserialize(&mut fields).err();
     fields.0
+}
+
+/// Text from any scalar: a config file's `13800000000` or `true` where the setting is
+/// text, as the same option in a URI would be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("text, a number or a boolean")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Text, E> {
+                Ok(Text(s.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, s: String) -> Result<Text, E> {
+                Ok(Text(s))
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> Result<Text, E> {
+                Ok(Text(b.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Text, E> {
+                Ok(Text(n.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<Text, E> {
+                Ok(Text(n.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, x: f64) -> Result<Text, E> {
+                Ok(Text(x.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// For `#[serde(deserialize_with)]`: a list written as comma-separated text
@@ -256,21 +293,34 @@ pub fn names<T: DeserializeOwned>() -> &'static [&'static str] {
 /// sequence; items trimmed, empty ones dropped.
 ///
 /// # Errors
-/// When the value is not text or a list of text.
+/// When the value is not text or a list of scalars.
 pub fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Items {
-        One(String),
-        Many(Vec<String>),
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<Text>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a comma-separated list, or a list")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Text>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Vec<Text>, E> {
+            Ok(vec![Text(s.to_owned())])
+        }
+        fn visit_i64<E: de::Error>(self, n: i64) -> Result<Vec<Text>, E> {
+            Ok(vec![Text(n.to_string())])
+        }
+        fn visit_u64<E: de::Error>(self, n: u64) -> Result<Vec<Text>, E> {
+            Ok(vec![Text(n.to_string())])
+        }
     }
-    let items = match Items::deserialize(d)? {
-        Items::One(s) => vec![s],
-        Items::Many(v) => v,
-    };
-    Ok(items
+    Ok(d.deserialize_any(V)?
         .iter()
-        .flat_map(|s| s.split(','))
+        .flat_map(|Text(s)| s.split(','))
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
@@ -547,14 +597,14 @@ mod tests {
 
     #[test]
     fn uri_text_and_file_values_read_alike() {
-        let a = from_uri("t:?n=7&on=yes&x=0.5&label=a&label=b,c&kinds=Pod,Node&wait=2s&mode=markdown&sign=").unwrap();
+        let a = from_uri("t:?n=7&on=yes&x=0.5&label=a&label=b,c&kinds=Pod,7&wait=2s&mode=markdown&sign=").unwrap();
         let file: ComponentUri = "t:".parse().unwrap();
         let file = file.with_values([
             ("n".to_owned(), Value::Int(7)),
             ("on".to_owned(), Value::Bool(true)),
             ("x".to_owned(), Value::Float(0.5)),
             ("label".to_owned(), Value::List(vec!["a".into(), "b,c".into()])),
-            ("kinds".to_owned(), Value::List(vec!["Pod".into(), "Node".into()])),
+            ("kinds".to_owned(), Value::List(vec!["Pod".into(), Value::Int(7)])),
             ("wait".to_owned(), "2s".into()),
             ("mode".to_owned(), "markdown".into()),
         ]);
@@ -563,7 +613,7 @@ mod tests {
         options.finish().unwrap();
         assert_eq!(a, b);
         assert_eq!(a.label, ["a", "b,c"], "repeats are a list; commas split only where the field says so");
-        assert_eq!(a.kinds, ["Pod", "Node"]);
+        assert_eq!(a.kinds, ["Pod", "7"]);
         assert_eq!((a.mode, a.sign), (Some(Mode::Markdown), None), "an empty value is unset");
     }
 
@@ -577,7 +627,10 @@ mod tests {
         assert_eq!(err("t:?n=1&on=maybe"), "option on: invalid boolean `maybe`");
         assert_eq!(err("t:?n=1&mode=card"), "option mode: invalid value `card` (expected text or markdown)");
         assert!(err("t:?n=1&wait=soon").starts_with("option wait: invalid duration `soon`"));
-        assert_eq!(err("t:?n=1&colour=red"), "unknown option colour for t (known: kinds, label, mode, n, on, sign, tags, wait, x)");
+        assert_eq!(
+            err("t:?n=1&colour=red"),
+            "unknown option colour for t (known: kinds, label, mode, n, on, sign, tags, wait, x)"
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ use std::{
 use crate::{
     Error, Result,
     checkpoint::{BoxCheckpointStore, FileCheckpoint},
-    event::Level,
     config::names,
+    event::Level,
     filter::{CompiledFilter, FilterSpec},
     pipeline::{Overflow, Route, RouteOptions},
     sink::BoxSink,
@@ -238,11 +238,18 @@ fn sink_options(factory: &dyn SinkFactory) -> Vec<&'static str> {
     options
 }
 
+/// A value that is there even when empty.
+fn given<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    <String as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 /// Options every sink accepts besides the filter's.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Routing {
-    /// The sink's name (`name` is the filter's object-name regex).
+    /// The sink's name (`name` is the filter's object-name regex); `id=` is refused,
+    /// not unset.
+    #[serde(default, deserialize_with = "given")]
     id: Option<String>,
     queue_size: Option<usize>,
     overflow: Option<Overflow>,

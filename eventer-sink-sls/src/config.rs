@@ -3,7 +3,10 @@
 
 use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
-use eventer_core::{config::Secret, uri::Options};
+use eventer_core::{
+    config::{Secret, Text},
+    uri::Options,
+};
 use reqwest::Url;
 use serde::Deserialize;
 
@@ -87,30 +90,38 @@ pub struct SlsConfig {
 
 /// `label=key,value` options (kube-eventer's form), or a config file's map.
 fn labels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
-    use serde::de::Error as _;
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Labels {
-        Map(BTreeMap<String, String>),
-        Pair(String),
-        Pairs(Vec<String>),
-    }
-    let pairs = match Labels::deserialize(d)? {
-        Labels::Map(map) => return Ok(map),
-        Labels::Pair(pair) => vec![pair],
-        Labels::Pairs(pairs) => pairs,
-    };
-    let mut labels = BTreeMap::new();
-    for label in pairs {
-        let (key, value) = label
-            .split_once(',')
-            .filter(|(k, v)| !k.trim().is_empty() && !v.contains(','))
-            .ok_or_else(|| D::Error::custom(format!("expected `key,value`, got `{label}`")))?;
-        if labels.insert(key.trim().to_owned(), value.trim().to_owned()).is_some() {
-            return Err(D::Error::custom(format!("key `{}` given twice", key.trim())));
+    use serde::de::{self, Error as _};
+    struct V;
+    impl<'de> de::Visitor<'de> for V {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("`key,value` labels, or a map")
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut labels = BTreeMap::new();
+            while let Some((key, Text(value))) = map.next_entry::<String, Text>()? {
+                labels.insert(key, value);
+            }
+            Ok(labels)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut labels = BTreeMap::new();
+            while let Some(Text(label)) = seq.next_element()? {
+                let (key, value) = label
+                    .split_once(',')
+                    .filter(|(k, v)| !k.trim().is_empty() && !v.contains(','))
+                    .ok_or_else(|| A::Error::custom(format!("expected `key,value`, got `{label}`")))?;
+                if labels.insert(key.trim().to_owned(), value.trim().to_owned()).is_some() {
+                    return Err(A::Error::custom(format!("key `{}` given twice", key.trim())));
+                }
+            }
+            Ok(labels)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            self.visit_seq(de::value::SeqDeserializer::new(std::iter::once(s)))
         }
     }
-    Ok(labels)
+    d.deserialize_any(V)
 }
 
 fn default_internal() -> bool {
