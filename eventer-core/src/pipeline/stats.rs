@@ -2,7 +2,7 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, LazyLock,
         atomic::{AtomicI64, AtomicU64, Ordering::Relaxed},
     },
     time::Duration,
@@ -50,8 +50,11 @@ pub(crate) struct SinkStats {
 pub(crate) const LATENCY_BUCKETS: [f64; 16] =
     [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0];
 
-/// A histogram of atomics, so that the workers never take a lock to observe.
+/// A histogram of atomics, so that the workers never take a lock to observe. Only the
+/// sink's worker writes it: on a cache line of its own, apart from the counters the
+/// dispatcher bumps for every event.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub(crate) struct Latency {
     /// Per bucket (not cumulative), the last one for `+Inf`.
     pub(crate) buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
@@ -64,7 +67,8 @@ impl Latency {
         let secs = latency.as_secs_f64();
         let bucket = LATENCY_BUCKETS.iter().position(|&le| secs <= le).unwrap_or(LATENCY_BUCKETS.len());
         self.buckets[bucket].fetch_add(1, Relaxed);
-        self.sum_micros.fetch_add(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX), Relaxed);
+        let micros = latency.as_secs().saturating_mul(1_000_000) + u64::from(latency.subsec_micros());
+        self.sum_micros.fetch_add(micros, Relaxed);
     }
 }
 
@@ -141,6 +145,27 @@ pub const EVENT_REASONS: &[&str] = &[
 /// The event types `eventer_kubernetes_events_total` tells apart; any other is `other`.
 const EVENT_TYPES: [&str; 3] = ["Normal", "Warning", "other"];
 
+/// [`EVENT_REASONS`] ordered by [`key`], with their index.
+static BY_KEY: LazyLock<Vec<(&str, usize)>> = LazyLock::new(|| {
+    let mut by_key: Vec<(&str, usize)> = EVENT_REASONS.iter().copied().zip(0..).collect();
+    by_key.sort_unstable_by_key(|(r, _)| key(r));
+    by_key
+});
+
+/// Length, first and last byte, then the text: a search compares the text of the match
+/// alone, where a search of the alphabetical list compared text at every step (5% of the
+/// pipeline bench's CPU time).
+fn key(reason: &str) -> (usize, u8, u8, &str) {
+    let bytes = reason.as_bytes();
+    (bytes.len(), bytes.first().copied().unwrap_or(0), bytes.last().copied().unwrap_or(0), reason)
+}
+
+/// The index of `reason` in [`EVENT_REASONS`], or its length for `other`.
+pub(super) fn reason_index(reason: &str) -> usize {
+    let wanted = key(reason);
+    BY_KEY.binary_search_by(|(r, _)| key(r).cmp(&wanted)).map_or(EVENT_REASONS.len(), |found| BY_KEY[found].1)
+}
+
 /// Events read, by type and reason (see [`EVENT_REASONS`]): one counter per pair.
 #[derive(Debug)]
 pub(crate) struct EventCounts(Box<[AtomicU64]>);
@@ -158,7 +183,7 @@ impl EventCounts {
             Level::Warning => 1,
             Level::Other(_) => 2,
         };
-        let reason = EVENT_REASONS.binary_search(&event.reason.as_str()).unwrap_or(EVENT_REASONS.len());
+        let reason = reason_index(&event.reason);
         self.0[kind * (EVENT_REASONS.len() + 1) + reason].fetch_add(1, Relaxed);
     }
 

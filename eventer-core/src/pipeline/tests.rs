@@ -720,8 +720,14 @@ async fn events_are_counted_by_type_and_known_reason_and_delivery_latency_is_obs
 }
 
 #[test]
-fn event_reasons_are_sorted_for_the_binary_search() {
-    assert!(EVENT_REASONS.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
+fn event_reasons_are_found_by_name() {
+    assert!(EVENT_REASONS.windows(2).all(|w| w[0] < w[1]), "sorted and unique, as documented");
+    for (i, reason) in EVENT_REASONS.iter().enumerate() {
+        assert_eq!(stats::reason_index(reason), i, "{reason}");
+    }
+    for other in ["", "backoff", "BackOff2", "Back", "ZZZ", "KernelOopsX"] {
+        assert_eq!(stats::reason_index(other), EVENT_REASONS.len(), "{other:?}");
+    }
 }
 
 #[tokio::test]
