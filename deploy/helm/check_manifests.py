@@ -487,6 +487,7 @@ def npd_invariants(docs: list[dict], namespace: str) -> None:
     # Every node.
     expect({"operator": "Exists"} in pod.get("tolerations", []), f"tolerates every taint: {pod.get('tolerations')}")
     expect(c["command"] == ["/node-problem-detector"], f"command {c.get('command')}: the image's entrypoint adds a second kernel monitor")
+    expect("--port=0" in c["args"], f"NPD's HTTP server off: {c['args']}")
     e = {x["name"]: x for x in c.get("env", [])}
     expect(e["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName", "NODE_NAME from spec.nodeName")
     expect("memory" in c.get("resources", {}).get("limits", {}), "a memory limit")
