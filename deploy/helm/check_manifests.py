@@ -697,7 +697,7 @@ ACK_NPD = (
     "npd.image.repository=registry.cn-beijing.aliyuncs.com/acs/node-problem-detector,npd.image.tag=v0.6.3-16-g30dab97,npd.image.pullPolicy=Always",
     r"alibaba_cloud_plugins=fd_check\,network_problem_check",
     "eventer.image.repository=registry.example.com/acs/eventer,eventer.image.tag=v9.9.9,eventer.image.pullPolicy=IfNotPresent",
-    "eventer.sinks.dingtalk.enabled=true,eventer.sinks.dingtalk.level=warning,eventer.sinks.dingtalk.label=c0ffee,eventer.sinks.dingtalk.token=t0k3n-npd",
+    "eventer.sinks.dingtalk.enabled=true,eventer.sinks.dingtalk.level=warning,eventer.sinks.dingtalk.label=20240601,eventer.sinks.dingtalk.token=t0k3n-npd",
     r"eventer.sinks.dingtalk.monitorkinds=Node,eventer.sinks.dingtalk.monitornamespaces=default\,kube-system",
     "eventer.sinks.sls.enabled=false,eventer.sinks.sls.project=k8s-log,eventer.sinks.sls.logstore=k8s-event",
     "eventer.sinks.eventbridge.enable=false,eventer.sinks.eventbridge.enabled=false",
@@ -761,7 +761,7 @@ def ack_npd(docs):
     # The eventer half of the same values.
     expect(container(docs)["image"] == "registry.example.com/acs/eventer:v9.9.9", f"eventer image {container(docs)['image']}")
     _, q = one_sink(docs, "dingtalk")
-    expect(q["kinds"] == ["Node"] and q["namespaces"] == ["default,kube-system"] and q["label"] == ["c0ffee"], f"dingtalk {q}")
+    expect(q["kinds"] == ["Node"] and q["namespaces"] == ["default,kube-system"] and q["label"] == ["20240601"], f"dingtalk (a number from --set as the label) {q}")
     expect(not sinks(docs, "sls"), "SLS disabled")
 
 
