@@ -38,6 +38,7 @@ import base64
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -828,6 +829,27 @@ def schema_paths(schema: dict, root: dict, path: str, value, missing: list[str])
 
 
 
+
+def guide_command() -> tuple[str, ...]:
+    """The --set values of the one command in docs/node-problem-detector.md, placeholders filled."""
+    text = DOCS_NPD.read_text()
+    section = text[text.index("## Deploy both"):]
+    start = section.index("```sh\n") + 6
+    command = section[start:section.index("\n```", start)].replace("\\\n", " ")
+    command = re.sub(r"<([^>]+)>", lambda m: "ph-" + re.sub(r"[^A-Za-z0-9]+", "-", m.group(1)), command)
+    words = shlex.split(command)
+    expect(words[:3] == ["helm", "install", "eventer"], f"the guide's command: {words[:3]}")
+    return tuple(words[i + 1] for i, w in enumerate(words) if w == "--set")
+
+
+def guide(docs):
+    expect(npd_docs(docs), "NPD deployed")
+    _, q = one_sink(docs, "dingtalk")
+    log, custom = npd_monitors(docs)
+    reported = problem_reasons([*log.values(), *custom.values()]) - {"KubeletStart", "DockerStart", "ContainerdStart"}
+    expect(q["kinds"] == ["Node"] and q["level"] == ["normal"], f"kinds and level {q}")
+    expect(reported <= set(q["reasons"][0].split(",")), f"reasons {q['reasons']} miss some of {sorted(reported)}")
+
 def case(name: str, values: dict, extra=None, config_text: str | None = None) -> None:
     docs: list[dict] = []
 
@@ -996,6 +1018,13 @@ def main() -> int:
     case("ACK chart keys with NPD and its plugins, by --set", set_values(*ACK_NPD), ack_npd)
     case("NPD without the kernel monitor, unprivileged", NPD_UNPRIVILEGED, npd_unprivileged)
     case("NPD with monitors and a script of one's own", NPD_OWN, npd_own)
+    guide_values: dict = {}
+
+    @check("the node-problem-detector guide's command is found")
+    def _():
+        guide_values.update(set_values(*guide_command()))
+
+    case("the node-problem-detector guide's command", guide_values, guide)
     case("NPD off by default", {"eventer": {"sinks": {"stdout": {"enabled": True}}}, "npd": {"image": {"tag": "ignored"}}}, no_npd)
 
     for name, values, message in FAILURES:
