@@ -1037,6 +1037,15 @@ def main() -> int:
             expect(error, "rendered without an error")
             expect(message in error, f"error does not say {message!r}: {error[:300]}")
 
+    @check("install notes name the ACK keys the chart does not use, and NPD's plugins")
+    def _():
+        with helm().Chart.load(str(CHART)) as chart:
+            out = chart.render(set_values(*ACK_NPD), name=RELEASE, namespace=NAMESPACE, is_install=True)
+        notes = next(text for path, text in out.items() if path.endswith("NOTES.txt"))
+        for key in ("controller.clusterId", "controller.regionId", "plugin_settings.check_fd_warning_percentage"):
+            expect(key in notes, f"{key} not named in the notes: {notes[-400:]}")
+        expect("with fd_check, network_problem_check" in notes, "the plugins in the notes")
+
     @check("helm lint fails on a misspelt key, naming it")
     def _():
         problems = lint(set_values("eventer.sinks.dingtalk.levle=Warning"))
