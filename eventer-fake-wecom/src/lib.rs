@@ -477,12 +477,9 @@ async fn gettoken(State(shared): State<Arc<Shared>>, Query(query): Query<HashMap
         Ok((token, expiry.duration_since(received).as_secs()))
     };
     let (response, attempt) = match result {
-        Ok((token, expires_in)) => reply(
-            TOKEN_PATH,
-            received,
-            Reply::new(0, "ok"),
-            json!({ "access_token": token, "expires_in": expires_in }),
-        ),
+        Ok((token, expires_in)) => {
+            reply(TOKEN_PATH, received, Reply::new(0, "ok"), json!({ "access_token": token, "expires_in": expires_in }))
+        }
         Err(refusal) => reply(TOKEN_PATH, received, refusal, Value::Null),
     };
     shared.record(attempt);
@@ -636,7 +633,8 @@ mod tests {
     #[tokio::test]
     async fn app_tokens_live_until_they_expire_and_are_checked() {
         let wecom = FakeWeCom::builder().corp("corp", "s3cret").agent_id(7).users(&["ops"]).start().await;
-        let token_url = |id: &str, secret: &str| format!("{}{TOKEN_PATH}?corpid={id}&corpsecret={secret}", wecom.endpoint());
+        let token_url =
+            |id: &str, secret: &str| format!("{}{TOKEN_PATH}?corpid={id}&corpsecret={secret}", wecom.endpoint());
         assert_eq!(get(&token_url("other", "s3cret")).await["errcode"], 40013);
         assert_eq!(get(&token_url("corp", "wrong")).await["errcode"], 40001);
         let first = get(&token_url("corp", "s3cret")).await;
