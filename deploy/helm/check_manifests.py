@@ -576,6 +576,53 @@ def named(docs):
     expect(only(docs, "ServiceAccount")["metadata"]["name"] == "custom-sa", "service account name")
 
 
+WECOM = {
+    "eventer": {
+        "sinks": {
+            "wecom": {
+                "enabled": True,
+                "key": "wecom-key-value",
+                "label": ["prod", "team&ops"],
+                "msgType": "markdown",
+                "mentionedList": ["ops", "@all"],
+                "options": {"timezone": "Asia/Shanghai", "repeat_interval": "30m"},
+            },
+            "wechat": {
+                "enabled": True,
+                "corpId": "ww0123456789",
+                "agentId": 1000002,
+                "corpSecret": "wechat-secret-value",
+                "toUser": "zhangsan,lisi",
+                "endpoint": "https://wecom.corp.example",
+                "level": "normal",
+                "label": "prod",
+            },
+        },
+    }
+}
+
+
+def wecom(docs):
+    target, q = one_sink(docs, "wecom")
+    expect(target == "https://qyapi.weixin.qq.com/cgi-bin/webhook/send", f"webhook {target}")
+    expect(q["key"] == ["${WECOM_KEY}"], f"key {q.get('key')}")
+    expect(q["label"] == ["prod", "team&ops"] and q["msg_type"] == ["markdown"], f"{q}")
+    expect(q["mentioned_list"] == ["ops,@all"] and q["level"] == ["warning"], f"{q}")
+    expect(q["timezone"] == ["Asia/Shanghai"] and q["repeat_interval"] == ["30m"], f"{q}")
+    target, q = one_sink(docs, "wechat")
+    expect(target == "", f"wechat target {target}")
+    expect(q["corp_id"] == ["ww0123456789"] and q["agent_id"] == ["1000002"], f"{q}")
+    expect(q["corp_secret"] == ["${WECHAT_CORP_SECRET}"] and q["to_user"] == ["zhangsan,lisi"], f"{q}")
+    expect(q["endpoint"] == ["https://wecom.corp.example"] and q["level"] == ["normal"], f"{q}")
+    data = secret_data(docs)
+    expect(data == {"wecom-key": "wecom-key-value", "wechat-corp-secret": "wechat-secret-value"}, f"Secret data {data}")
+    e = env(docs)
+    expect(e["WECOM_KEY"]["valueFrom"]["secretKeyRef"] == {"name": FULLNAME, "key": "wecom-key"}, "key from the chart's Secret")
+    ref = e["WECHAT_CORP_SECRET"]["valueFrom"]["secretKeyRef"]
+    expect(ref == {"name": FULLNAME, "key": "wechat-corp-secret"}, "corp secret from the chart's Secret")
+    expect("DINGTALK_TOKEN" not in e, "no unused secret env")
+
+
 FAILURES = [
     ("no sink", {}, "no sink"),
     ("DingTalk without a token", {"eventer": {"sinks": {"dingtalk": {"enabled": True}}}}, "eventer.sinks.dingtalk.token is required"),
@@ -584,6 +631,10 @@ FAILURES = [
     ("two replicas without leader election", {"eventer": {"leaderElection": {"enabled": False}, "sinks": {"stdout": {"enabled": True}}}}, "needs eventer.leaderElection.enabled"),
     ("no source", {"eventer": {"source": "", "sinks": {"stdout": {"enabled": True}}}}, "eventer.source is empty"),
     ("a token among the options", {"eventer": {"sinks": {"dingtalk": {"enabled": True, "token": "x", "options": {"access_token": "leak"}}}}}, "secrets do not belong"),
+    ("WeCom robot without a key", {"eventer": {"sinks": {"wecom": {"enabled": True}}}}, "eventer.sinks.wecom.key is required"),
+    ("a WeCom key among the options", {"eventer": {"sinks": {"wecom": {"enabled": True, "key": "x", "options": {"key": "leak"}}}}}, "secrets do not belong"),
+    ("WeCom app without its secret", {"eventer": {"sinks": {"wechat": {"enabled": True, "corpId": "ww1", "agentId": 1}}}}, "eventer.sinks.wechat.corpSecret is required"),
+    ("WeCom app without a corp id", {"eventer": {"sinks": {"wechat": {"enabled": True, "corpSecret": "s", "agentId": 1}}}}, "eventer.sinks.wechat.corpId and eventer.sinks.wechat.agentId are required"),
 ]
 
 
@@ -595,6 +646,7 @@ def main() -> int:
     case("one replica, no checkpoint", SINGLE, single)
     case("config file", CONFIG_FILE, config_file, CONFIG_FILE_TEXT)
     case("custom names", NAMED, named)
+    case("WeCom robot and app", WECOM, wecom)
 
     for name, values, message in FAILURES:
 
