@@ -35,6 +35,44 @@ async fn sample_warnings_reach_the_robot_and_the_key_stays_out_of_logs() {
 }
 
 #[tokio::test]
+async fn preview_renders_both_without_sending() {
+    // A closed port: a preview that tried to send would fail.
+    let out = Command::new(env!("CARGO_BIN_EXE_eventer"))
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args([
+            "preview",
+            "--source=file:examples/events.json",
+            "--sink=wecom:http://127.0.0.1:1/cgi-bin/webhook/send?key=KEY-SECRET&label=prod&mentioned_list=@all",
+            "--sink=wechat:?endpoint=http://127.0.0.1:1&corp_id=ww1&corp_secret=CORP-SECRET&agent_id=7&to_user=a,b",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!text.contains("SECRET"), "{text}");
+    let bodies: Vec<serde_json::Value> =
+        text.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (robot, app): (Vec<_>, Vec<_>) = bodies.iter().partition(|b| b.get("agentid").is_none());
+    assert!(!robot.is_empty() && robot.len() == app.len(), "{text}");
+    // Eleven Warnings at once: digests, each within WeCom's 2048 bytes of text.
+    for body in &robot {
+        let content = body["text"]["content"].as_str().unwrap();
+        assert!(content.starts_with("prod\nKubernetes events ") && content.len() <= 2048, "{body}");
+        assert_eq!(body["text"]["mentioned_list"], serde_json::json!(["@all"]));
+    }
+    for body in &app {
+        assert_eq!((body["touser"].as_str(), body["agentid"].as_i64()), (Some("a|b"), Some(7)), "{body}");
+    }
+    for bodies in [robot, app] {
+        let all: String = bodies.iter().map(|b| b["text"]["content"].as_str().unwrap()).collect();
+        for reason in ["BackOff", "Unhealthy", "FailedScheduling", "KernelOops", "ReadonlyFilesystem"] {
+            assert!(all.contains(&format!(" {reason} (x")), "{reason} missing from {all}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn missing_settings_are_clear_usage_errors() {
     for (sink, option) in [
         ("wecom:https://qyapi.weixin.qq.com/cgi-bin/webhook/send?label=x", "key"),
