@@ -33,7 +33,7 @@ fn answer(service: &str, result: Result<(), WeComError>) -> Answer {
         Ok(()) => Answer::Sent,
         Err(e @ WeComError::Throttled { pause, .. }) => {
             let err = Error::from(e);
-            error!(pause = ?pause, error = %err, "{service} is throttling (errcode 45009); holding alerts until it lifts.");
+            error!(pause = ?pause, error = %err, "{service} is throttling; holding alerts until it lifts.");
             Answer::TooFast { pause, error: err }
         }
         Err(e @ WeComError::TooLong { .. }) => Answer::TooLarge(e.into()),
