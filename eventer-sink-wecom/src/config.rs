@@ -363,6 +363,17 @@ mod tests {
         assert!(WeChatConfig::option_names().contains(&"corp_secret"));
     }
 
+    /// An option that looks like a secret but is not one would vanish from errors and
+    /// `eventer check`; a secret that does not look like one would show.
+    #[test]
+    fn only_secrets_look_secret() {
+        use eventer_core::uri::{is_secret_key, looks_secret};
+        for option in WeComConfig::option_names().into_iter().chain(WeChatConfig::option_names()) {
+            assert_eq!(looks_secret(option), is_secret_key(option), "{option}");
+        }
+        assert!(is_secret_key("key") && is_secret_key("corp_secret"));
+    }
+
     #[test]
     fn errors_name_the_option() {
         let robot_err = |u: &str| robot(u).unwrap_err().to_string();
