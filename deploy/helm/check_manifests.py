@@ -1006,6 +1006,51 @@ def service_monitor(docs):
     expect(sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}, f"{sm['spec']['namespaceSelector']}")
     port = service["spec"]["ports"][0]["name"]
     expect(sm["spec"]["endpoints"] == [{"port": port, "path": "/metrics", "interval": "15s"}], f"endpoints {sm['spec']['endpoints']}")
+WECOM = {
+    "eventer": {
+        "sinks": {
+            "wecom": {
+                "enabled": True,
+                "key": "wecom-key-value",
+                "label": ["prod", "team&ops"],
+                "msgType": "markdown",
+                "mentionedList": ["ops", "@all"],
+                "options": {"timezone": "Asia/Shanghai", "repeat_interval": "30m"},
+            },
+            "wechat": {
+                "enabled": True,
+                "corpId": "ww0123456789",
+                "agentId": 1000002,
+                "corpSecret": "wechat-secret-value",
+                "toUser": "zhangsan,lisi",
+                "endpoint": "https://wecom.corp.example",
+                "level": "normal",
+                "label": "prod",
+            },
+        },
+    }
+}
+
+
+def wecom(docs):
+    target, q = one_sink(docs, "wecom")
+    expect(target == "https://qyapi.weixin.qq.com/cgi-bin/webhook/send", f"webhook {target}")
+    expect(q["key"] == ["${WECOM_KEY}"], f"key {q.get('key')}")
+    expect(q["label"] == ["prod", "team&ops"] and q["msg_type"] == ["markdown"], f"{q}")
+    expect(q["mentioned_list"] == ["ops,@all"] and q["level"] == ["warning"], f"{q}")
+    expect(q["timezone"] == ["Asia/Shanghai"] and q["repeat_interval"] == ["30m"], f"{q}")
+    target, q = one_sink(docs, "wechat")
+    expect(target == "", f"wechat target {target}")
+    expect(q["corp_id"] == ["ww0123456789"] and q["agent_id"] == ["1000002"], f"{q}")
+    expect(q["corp_secret"] == ["${WECHAT_CORP_SECRET}"] and q["to_user"] == ["zhangsan,lisi"], f"{q}")
+    expect(q["endpoint"] == ["https://wecom.corp.example"] and q["level"] == ["normal"], f"{q}")
+    data = secret_data(docs)
+    expect(data == {"wecom-key": "wecom-key-value", "wechat-corp-secret": "wechat-secret-value"}, f"Secret data {data}")
+    e = env(docs)
+    expect(e["WECOM_KEY"]["valueFrom"]["secretKeyRef"] == {"name": FULLNAME, "key": "wecom-key"}, "key from the chart's Secret")
+    ref = e["WECHAT_CORP_SECRET"]["valueFrom"]["secretKeyRef"]
+    expect(ref == {"name": FULLNAME, "key": "wechat-corp-secret"}, "corp secret from the chart's Secret")
+    expect("DINGTALK_TOKEN" not in e, "no unused secret env")
 
 
 FAILURES = [
@@ -1027,6 +1072,10 @@ FAILURES = [
     ("kube-eventer's image, ACK's default", ("eventer.image.repository=registry.cn-hangzhou.aliyuncs.com/acs/eventer,eventer.image.tag=v1.6.0-4c4c66c-aliyun,eventer.sinks.stdout.enabled=true",), "is kube-eventer's image"),
     ("kube-eventer's EventBridge sink", ("eventer.sinks.eventbridge.enable=true,eventer.sinks.stdout.enabled=true",), "eventer has no EventBridge sink"),
     ("a custom plugin monitor not in NPD's format", {"npd": {"enabled": True, "customPluginMonitors": {"x": {"plugin": "custom", "source": "x", "rules": [{"type": "temp", "reason": "R", "path": "/p"}]}}}}, "/npd/customPluginMonitors/x/rules/0/type"),
+    ("WeCom robot without a key", {"eventer": {"sinks": {"wecom": {"enabled": True}}}}, "eventer.sinks.wecom.key is required"),
+    ("a WeCom key among the options", {"eventer": {"sinks": {"wecom": {"enabled": True, "key": "x", "options": {"key": "leak"}}}}}, "secrets do not belong"),
+    ("WeCom app without its secret", {"eventer": {"sinks": {"wechat": {"enabled": True, "corpId": "ww1", "agentId": 1}}}}, "eventer.sinks.wechat.corpSecret is required"),
+    ("WeCom app without a corp id", {"eventer": {"sinks": {"wechat": {"enabled": True, "corpSecret": "s", "agentId": 1}}}}, "eventer.sinks.wechat.corpId and eventer.sinks.wechat.agentId are required"),
 ]
 
 
@@ -1050,6 +1099,7 @@ def main() -> int:
     case("the node-problem-detector guide's command", guide_values, guide)
     case("NPD off by default", {"eventer": {"sinks": {"stdout": {"enabled": True}}}, "npd": {"image": {"tag": "ignored"}}}, no_npd)
     case("ServiceMonitor", SERVICE_MONITOR, service_monitor)
+    case("WeCom robot and app", WECOM, wecom)
 
     for name, values, message in FAILURES:
 

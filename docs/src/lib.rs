@@ -27,6 +27,7 @@ guides! {
     Reference = "reference.md",
     Sls = "sls.md",
     Troubleshooting = "troubleshooting.md",
+    WeCom = "wecom.md",
     WritingASink = "writing-a-sink.md",
 }
 

@@ -45,6 +45,8 @@ pub fn default_registry() -> Registry {
     eventer_sink_sls::register(&mut registry);
     #[cfg(feature = "sink-elasticsearch")]
     eventer_sink_elasticsearch::register(&mut registry);
+    #[cfg(feature = "sink-wecom")]
+    eventer_sink_wecom::register(&mut registry);
     registry
 }
 

@@ -83,7 +83,7 @@ given this way. Input: dict "options" <map> "sink" <name>. Output: k=v&k=v.
 {{- define "eventer.extraOptions" -}}
 {{- $pairs := list -}}
 {{- range $k, $v := .options -}}
-{{- if has (lower $k) (list "access_token" "sign" "accesskeyid" "accesskeysecret") -}}
+{{- if has (lower $k) (list "access_token" "sign" "accesskeyid" "accesskeysecret" "key" "corp_secret") -}}
 {{- fail (printf "eventer.sinks.%s.options.%s: secrets do not belong in values that end up in the Deployment; use the %s sink's own keys (stored in a Secret) or existingSecret" $.sink $k $.sink) -}}
 {{- end -}}
 {{- if kindIs "slice" $v -}}
@@ -140,6 +140,61 @@ yes
 {{- printf "dingtalk:%s?%s" $d.webhook (join "&" $q) -}}
 {{- end -}}
 
+{{/* Label options from a string or a list: label=a&label=b. */}}
+{{- define "eventer.labelOptions" -}}
+{{- $q := list -}}
+{{- if kindIs "slice" . -}}
+{{- range . -}}{{- $q = append $q (printf "label=%s" (include "eventer.q" .)) -}}{{- end -}}
+{{- else if . -}}
+{{- $q = append $q (printf "label=%s" (include "eventer.q" .)) -}}
+{{- end -}}
+{{- join "&" $q -}}
+{{- end -}}
+
+{{/* --sink=wecom:... , the WeCom group robot. */}}
+{{- define "eventer.wecomUri" -}}
+{{- $w := .Values.eventer.sinks.wecom -}}
+{{- if not (or $w.key .Values.eventer.existingSecret) -}}
+{{- fail "eventer.sinks.wecom.key is required (the robot's key), or set eventer.existingSecret to a Secret with a wecom-key key" -}}
+{{- end -}}
+{{- $q := list "key=${WECOM_KEY}" -}}
+{{- if $w.level -}}{{- $q = append $q (printf "level=%s" (include "eventer.q" $w.level)) -}}{{- end -}}
+{{- $labels := include "eventer.labelOptions" $w.label -}}
+{{- if $labels -}}{{- $q = append $q $labels -}}{{- end -}}
+{{- if and $w.msgType (ne (lower (toString $w.msgType)) "text") -}}
+{{- $q = append $q (printf "msg_type=%s" (include "eventer.q" $w.msgType)) -}}
+{{- end -}}
+{{- $mentioned := include "eventer.commaList" $w.mentionedList -}}
+{{- if $mentioned -}}{{- $q = append $q (printf "mentioned_list=%s" $mentioned) -}}{{- end -}}
+{{- $extra := include "eventer.extraOptions" (dict "options" $w.options "sink" "wecom") -}}
+{{- if $extra -}}{{- $q = append $q $extra -}}{{- end -}}
+{{- printf "wecom:%s?%s" $w.webhook (join "&" $q) -}}
+{{- end -}}
+
+{{/* --sink=wechat:... , kube-eventer's WeCom app. */}}
+{{- define "eventer.wechatUri" -}}
+{{- $w := .Values.eventer.sinks.wechat -}}
+{{- if not (and $w.corpId (toString $w.agentId)) -}}
+{{- fail "eventer.sinks.wechat.corpId and eventer.sinks.wechat.agentId are required when the WeCom app sink is enabled" -}}
+{{- end -}}
+{{- if not (or $w.corpSecret .Values.eventer.existingSecret) -}}
+{{- fail "eventer.sinks.wechat.corpSecret is required (the app's Secret), or set eventer.existingSecret to a Secret with a wechat-corp-secret key" -}}
+{{- end -}}
+{{- $agent := $w.agentId -}}
+{{- /* YAML numbers reach templates as floats: 1000002, not 1.000002e+06. */ -}}
+{{- if kindIs "float64" $agent -}}{{- $agent = int64 $agent -}}{{- end -}}
+{{- $q := list (printf "corp_id=%s" (include "eventer.q" $w.corpId)) "corp_secret=${WECHAT_CORP_SECRET}" (printf "agent_id=%s" (include "eventer.q" (toString $agent))) -}}
+{{- $to := include "eventer.commaList" $w.toUser -}}
+{{- if $to -}}{{- $q = append $q (printf "to_user=%s" $to) -}}{{- end -}}
+{{- if $w.endpoint -}}{{- $q = append $q (printf "endpoint=%s" (include "eventer.q" $w.endpoint)) -}}{{- end -}}
+{{- if $w.level -}}{{- $q = append $q (printf "level=%s" (include "eventer.q" $w.level)) -}}{{- end -}}
+{{- $labels := include "eventer.labelOptions" $w.label -}}
+{{- if $labels -}}{{- $q = append $q $labels -}}{{- end -}}
+{{- $extra := include "eventer.extraOptions" (dict "options" $w.options "sink" "wechat") -}}
+{{- if $extra -}}{{- $q = append $q $extra -}}{{- end -}}
+{{- printf "wechat:?%s" (join "&" $q) -}}
+{{- end -}}
+
 {{/* --sink=sls:... , ACK chart keys: project, logstore. */}}
 {{- define "eventer.slsUri" -}}
 {{- $s := .Values.eventer.sinks.sls -}}
@@ -174,6 +229,8 @@ yes
 {{- $sinks := list -}}
 {{- if $e.sinks.dingtalk.enabled -}}{{- $sinks = append $sinks (include "eventer.dingtalkUri" .) -}}{{- end -}}
 {{- if $e.sinks.sls.enabled -}}{{- $sinks = append $sinks (include "eventer.slsUri" .) -}}{{- end -}}
+{{- if $e.sinks.wecom.enabled -}}{{- $sinks = append $sinks (include "eventer.wecomUri" .) -}}{{- end -}}
+{{- if $e.sinks.wechat.enabled -}}{{- $sinks = append $sinks (include "eventer.wechatUri" .) -}}{{- end -}}
 {{- if $e.sinks.stdout.enabled -}}{{- $sinks = append $sinks (include "eventer.stdoutUri" .) -}}{{- end -}}
 {{- range $e.extraSinks -}}{{- $sinks = append $sinks . -}}{{- end -}}
 {{- if or $e.sinks.eventbridge.enabled $e.sinks.eventbridge.enable -}}
