@@ -1,0 +1,4 @@
+//! Webhook sink (WIP).
+mod data;
+mod gotmpl;
+mod render;
