@@ -551,6 +551,28 @@ impl Options {
             .transpose()
     }
 
+    /// Every option not consumed yet, in order, now consumed: for a component that passes
+    /// what is not its own on (the webhook sink keeps its URL's own query parameters).
+    ///
+    /// ```
+    /// let uri: eventer_core::uri::ComponentUri = "webhook:https://h/send?key=K&method=POST&x=1".parse()?;
+    /// let mut options = uri.options();
+    /// assert_eq!(options.one("method")?.as_deref(), Some("POST"));
+    /// assert_eq!(options.rest(), [("key".to_owned(), "K".to_owned()), ("x".to_owned(), "1".to_owned())]);
+    /// options.finish(&[])?;
+    /// # Ok::<(), eventer_core::Error>(())
+    /// ```
+    pub fn rest(&mut self) -> Vec<(String, String)> {
+        self.pairs
+            .iter_mut()
+            .filter(|(_, _, used)| !*used)
+            .map(|(k, v, used)| {
+                *used = true;
+                (k.clone(), v.clone())
+            })
+            .collect()
+    }
+
     /// Fail on options nobody consumed, naming them.
     ///
     /// # Errors

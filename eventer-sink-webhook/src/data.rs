@@ -75,7 +75,9 @@ pub(crate) fn event_value(event: &Event, now: Timestamp) -> Value {
             ),
             Field::new(
                 "DeletionGracePeriodSeconds",
-                meta.get("deletionGracePeriodSeconds").and_then(Json::as_i64).map_or(Value::NilPtr("*int64"), |n| Value::Int(n, "int64")),
+                meta.get("deletionGracePeriodSeconds")
+                    .and_then(Json::as_i64)
+                    .map_or(Value::NilPtr("*int64"), |n| Value::Int(n, "int64")),
             ),
             Field::new("Labels", string_map(meta.get("labels"))),
             Field::new("Annotations", string_map(meta.get("annotations"))),

@@ -96,8 +96,8 @@ impl State {
                     }
                 }
                 Node::Range(b) => self.range(dot, b)?,
-                Node::Break(_) => return Ok(Flow::Break),
-                Node::Continue(_) => return Ok(Flow::Continue),
+                Node::Break => return Ok(Flow::Break),
+                Node::Continue => return Ok(Flow::Continue),
             }
         }
         Ok(Flow::Next)
@@ -317,7 +317,9 @@ fn field(receiver: &Value, name: &str, args: &[Value], at: At<'_>) -> Result<Val
     };
     match receiver {
         Value::Struct(s) => match lookup(s, name) {
-            Some(_) if !args.is_empty() => Err(at.err(format!("{name} has arguments but cannot be invoked as function"))),
+            Some(_) if !args.is_empty() => {
+                Err(at.err(format!("{name} has arguments but cannot be invoked as function")))
+            }
             Some(v) => Ok(v),
             None => Err(at.err(format!("can't evaluate field {name} in type {}", receiver.type_name()))),
         },
@@ -393,10 +395,7 @@ fn time_method(
             match &args[0] {
                 Value::Str(layout) => Value::Str(format_time(t, layout)),
                 other => {
-                    return Err(at.err(format!(
-                        "wrong type for value; expected string; got {}",
-                        other.type_name()
-                    )));
+                    return Err(at.err(format!("wrong type for value; expected string; got {}", other.type_name())));
                 }
             }
         }
@@ -442,7 +441,10 @@ fn compare(a: &Value, b: &Value, ordered: bool, at: At<'_>) -> Result<Ordering, 
         _ if ordered => Err(at.err("invalid type for comparison")),
         // Go: a nil (or missing) value equals only another; other kinds differ silently.
         _ if nil(a) || nil(b) => Ok(if nil(a) && nil(b) { Ordering::Equal } else { Ordering::Less }),
-        (None, None) if matches!(a, Value::Struct(_) | Value::Time(..)) && std::mem::discriminant(a) == std::mem::discriminant(b) => {
+        (None, None)
+            if matches!(a, Value::Struct(_) | Value::Time(..))
+                && std::mem::discriminant(a) == std::mem::discriminant(b) =>
+        {
             Ok(if a == b { Ordering::Equal } else { Ordering::Less })
         }
         (None, None) => Err(at.err(format!("non-comparable type {}", print_value(a)))),
@@ -517,17 +519,16 @@ fn builtin(name: &str, args: Vec<Value>, at: At<'_>) -> Result<Value, Error> {
                         Some(v) => v.clone(),
                         None => return Err(call_err(format!("index out of range: {i}"))),
                     },
-                    (Value::Str(s), Value::Int(i, _)) => match usize::try_from(*i).ok().and_then(|i| s.as_bytes().get(i)) {
-                        Some(b) => Value::Int(i64::from(*b), "int"),
-                        None => return Err(call_err(format!("index out of range: {i}"))),
-                    },
+                    (Value::Str(s), Value::Int(i, _)) => {
+                        match usize::try_from(*i).ok().and_then(|i| s.as_bytes().get(i)) {
+                            Some(b) => Value::Int(i64::from(*b), "int"),
+                            None => return Err(call_err(format!("index out of range: {i}"))),
+                        }
+                    }
                     // A missing key is the element type's zero value.
                     (Value::Map(m), Value::Str(k)) => m.get(k).cloned().unwrap_or_else(|| Value::str("")),
                     (Value::Map(_), other) => {
-                        return Err(call_err(format!(
-                            "value has type {}; should be string",
-                            other.type_name()
-                        )));
+                        return Err(call_err(format!("value has type {}; should be string", other.type_name())));
                     }
                     (Value::Missing | Value::Nil | Value::NilPtr(_), _) => {
                         return Err(call_err("index of untyped nil".into()));
@@ -570,10 +571,7 @@ fn builtin(name: &str, args: Vec<Value>, at: At<'_>) -> Result<Value, Error> {
             let format = match args.remove(0) {
                 Value::Str(s) => s,
                 other => {
-                    return Err(at.err(format!(
-                        "wrong type for value; expected string; got {}",
-                        other.type_name()
-                    )));
+                    return Err(at.err(format!("wrong type for value; expected string; got {}", other.type_name())));
                 }
             };
             Value::Str(printf(&format, &args))

@@ -51,9 +51,38 @@ pub(crate) fn format_time(t: Option<Timestamp>, layout: &str) -> String {
     let mut rest = layout;
     // Longest elements first where one is a prefix of another, as Go's `nextStdChunk`.
     let elements: &[&str] = &[
-        "January", "Jan", "Monday", "Mon", "MST", "2006", "-07:00:00", "-070000", "-07:00", "-0700", "-07",
-        "Z07:00:00", "Z070000", "Z07:00", "Z0700", "Z07", "002", "01", "02", "03", "04", "05", "06", "15", "_2", "PM",
-        "pm", "1", "2", "3", "4", "5",
+        "January",
+        "Jan",
+        "Monday",
+        "Mon",
+        "MST",
+        "2006",
+        "-07:00:00",
+        "-070000",
+        "-07:00",
+        "-0700",
+        "-07",
+        "Z07:00:00",
+        "Z070000",
+        "Z07:00",
+        "Z0700",
+        "Z07",
+        "002",
+        "01",
+        "02",
+        "03",
+        "04",
+        "05",
+        "06",
+        "15",
+        "_2",
+        "PM",
+        "pm",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
     ];
     while !rest.is_empty() {
         // Fractional seconds: `.000`, `,999` (after a seconds element or anywhere, as Go 1.17+).
@@ -232,8 +261,7 @@ fn is_print(c: char) -> bool {
     !(c.is_control()
         || c.is_whitespace()
         || matches!(c, '\u{AD}' | '\u{600}'..='\u{605}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{E000}'..='\u{F8FF}')
-)
+            | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{E000}'..='\u{F8FF}'))
 }
 
 /// `strconv.Quote`.
@@ -479,7 +507,20 @@ fn format_one(verb: char, arg: &Value, spec: Spec) -> String {
             Some(c) => {
                 let q = quote(&c.to_string());
                 let inner = &q[1..q.len() - 1];
-                pad(format!("'{}'", if c == '\'' { "\\'" } else if c == '"' { "\"" } else { inner }), spec, false)
+                pad(
+                    format!(
+                        "'{}'",
+                        if c == '\'' {
+                            "\\'"
+                        } else if c == '"' {
+                            "\""
+                        } else {
+                            inner
+                        }
+                    ),
+                    spec,
+                    false,
+                )
             }
             None => pad("'\u{FFFD}'".into(), spec, false),
         },

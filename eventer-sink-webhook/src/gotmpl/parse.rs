@@ -18,8 +18,8 @@ pub(crate) enum Node {
     If(Branch),
     Range(Branch),
     With(Branch),
-    Break(Pos),
-    Continue(Pos),
+    Break,
+    Continue,
 }
 
 #[derive(Debug, Clone)]
@@ -220,7 +220,9 @@ fn lex_action(src: &str, start: usize, pos: Pos) -> Result<(Option<Vec<Tok>>, us
                 i = end;
             }
             '`' => {
-                let Some(end) = src[i + 1..].find('`') else { return Err(err("unterminated raw quoted string".into())) };
+                let Some(end) = src[i + 1..].find('`') else {
+                    return Err(err("unterminated raw quoted string".into()));
+                };
                 toks.push(Tok::Str(src[i + 1..i + 1 + end].to_owned()));
                 i += end + 2;
             }
@@ -400,7 +402,7 @@ impl Parser {
                             if self.loops == 0 {
                                 return Err(Error::parse(pos, format!("{{{{{keyword}}}}} outside {{{{range}}}}")));
                             }
-                            nodes.push(if keyword == "break" { Node::Break(pos) } else { Node::Continue(pos) });
+                            nodes.push(if keyword == "break" { Node::Break } else { Node::Continue });
                         }
                         "define" | "template" | "block" => {
                             return Err(Error::parse(pos, format!("{{{{{keyword}}}}} is not supported by eventer")));
@@ -558,7 +560,9 @@ impl Parser {
             };
             // A literal or variable cannot take arguments; Go says so at parse time.
             if i > 0 && args.len() == 1 {
-                if let Some(Arg::Bool(_) | Arg::Nil | Arg::Int(_) | Arg::Float(_) | Arg::Str(_) | Arg::Dot) = args.first() {
+                if let Some(Arg::Bool(_) | Arg::Nil | Arg::Int(_) | Arg::Float(_) | Arg::Str(_) | Arg::Dot) =
+                    args.first()
+                {
                     return Err(err(format!("can't give argument to non-function {}", describe(&args[0]))));
                 }
             }
