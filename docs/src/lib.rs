@@ -26,6 +26,7 @@ guides! {
     Reference = "reference.md",
     Sls = "sls.md",
     Troubleshooting = "troubleshooting.md",
+    Webhook = "webhook.md",
     WritingASink = "writing-a-sink.md",
 }
 

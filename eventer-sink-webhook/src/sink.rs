@@ -325,6 +325,13 @@ async fn watch_template(map: TemplateMap, api: Api<ConfigMap>, current: Arc<RwLo
 #[async_trait]
 impl Sink for WebhookSink {
     async fn start(&mut self) -> Result<()> {
+        // A mistyped option is passed on too: name them (never their values, which may be keys).
+        if let Ok(url) = url::Url::parse(&self.config.url) {
+            let names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+            if !names.is_empty() {
+                info!(parameters = %names.join(","), "Webhook URL keeps its query parameters (options eventer does not know).");
+            }
+        }
         let Some(map) = self.configmap.clone() else { return Ok(()) };
         let api: Api<ConfigMap> = Api::namespaced(map.cluster.client().await?, &map.namespace);
         let (text, _) = map.read(&api).await?;
