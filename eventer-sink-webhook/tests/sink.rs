@@ -34,6 +34,9 @@ struct Request {
     body: String,
 }
 
+/// Statuses (and a `Retry-After`) to answer the next requests with.
+type Script = Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>;
+
 /// A loopback HTTP receiver answering from a script, then 200.
 #[derive(Clone, Default)]
 struct Receiver {
@@ -41,8 +44,7 @@ struct Receiver {
     accepted: Arc<Mutex<Vec<Request>>>,
     /// Every request.
     all: Arc<Mutex<Vec<Request>>>,
-    /// Statuses (and a Retry-After) for the next requests.
-    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+    script: Script,
     /// Refuse (400) any request whose body contains this.
     poison: Arc<Mutex<Option<String>>>,
     delay: Arc<Mutex<Duration>>,

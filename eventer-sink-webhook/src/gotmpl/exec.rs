@@ -158,11 +158,9 @@ impl State {
     }
 
     fn declare(&mut self, name: &str, value: Value, assign: bool) {
-        if assign {
-            if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
-                slot.1 = value;
-                return;
-            }
+        if assign && let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+            slot.1 = value;
+            return;
         }
         self.vars.push((name.to_owned(), value));
     }

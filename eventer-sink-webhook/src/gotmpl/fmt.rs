@@ -485,11 +485,12 @@ fn truncate(s: &str, precision: Option<usize>) -> String {
 
 fn format_one(verb: char, arg: &Value, spec: Spec) -> String {
     // Lists format each element with the verb.
-    if let Value::List(items) = arg {
-        if verb != 'T' && !(verb == 'v' && spec.sharp) {
-            let inner: Vec<String> = items.iter().map(|i| format_one(verb, i, Spec { width: None, ..spec })).collect();
-            return pad(format!("[{}]", inner.join(" ")), spec, false);
-        }
+    if let Value::List(items) = arg
+        && verb != 'T'
+        && !(verb == 'v' && spec.sharp)
+    {
+        let inner: Vec<String> = items.iter().map(|i| format_one(verb, i, Spec { width: None, ..spec })).collect();
+        return pad(format!("[{}]", inner.join(" ")), spec, false);
     }
     match (verb, arg) {
         ('T', a) => pad(go_type(a), spec, false),

@@ -350,13 +350,13 @@ pub(crate) fn parse(src: &str) -> Result<Vec<Node>, Error> {
     let mut p = Parser { pieces: pieces.into_iter().peekable(), vars: vec![vec!["$".to_owned()]], loops: 0 };
     let (list, end) = p.list()?;
     match end {
-        End::Eof => Ok(list),
-        End::End(pos) => Err(Error::parse(pos, "unexpected {{end}}".into())),
-        End::Else(pos, _) => Err(Error::parse(pos, "unexpected {{else}}".into())),
+        Stop::Eof => Ok(list),
+        Stop::End(pos) => Err(Error::parse(pos, "unexpected {{end}}".into())),
+        Stop::Else(pos, _) => Err(Error::parse(pos, "unexpected {{else}}".into())),
     }
 }
 
-enum End {
+enum Stop {
     Eof,
     End(Pos),
     /// `{{else}}`, or `{{else if ...}}` / `{{else with ...}}` with the keyword and the rest.
@@ -372,7 +372,7 @@ struct Parser {
 }
 
 impl Parser {
-    fn list(&mut self) -> Result<(Vec<Node>, End), Error> {
+    fn list(&mut self) -> Result<(Vec<Node>, Stop), Error> {
         let mut nodes = Vec::new();
         while let Some(piece) = self.pieces.next() {
             match piece {
@@ -383,7 +383,7 @@ impl Parser {
                         _ => "",
                     };
                     match keyword {
-                        "end" if toks.len() == 1 => return Ok((nodes, End::End(pos))),
+                        "end" if toks.len() == 1 => return Ok((nodes, Stop::End(pos))),
                         "else" => {
                             let rest = match toks.get(1) {
                                 None => None,
@@ -392,7 +392,7 @@ impl Parser {
                                 }
                                 _ => return Err(Error::parse(pos, "unexpected token in else".into())),
                             };
-                            return Ok((nodes, End::Else(pos, rest)));
+                            return Ok((nodes, Stop::Else(pos, rest)));
                         }
                         "if" | "range" | "with" => {
                             let node = self.branch(keyword, pos, text, &toks[1..])?;
@@ -418,7 +418,7 @@ impl Parser {
                 }
             }
         }
-        Ok((nodes, End::Eof))
+        Ok((nodes, Stop::Eof))
     }
 
     fn branch(&mut self, keyword: &str, pos: Pos, text: String, toks: &[Tok]) -> Result<Node, Error> {
@@ -434,19 +434,19 @@ impl Parser {
         let (list, end) = listed?;
         self.vars.pop();
         let otherwise = match end {
-            End::Eof => return Err(Error::parse(pos, "unexpected EOF".into())),
-            End::End(_) => None,
-            End::Else(_, None) => {
+            Stop::Eof => return Err(Error::parse(pos, "unexpected EOF".into())),
+            Stop::End(_) => None,
+            Stop::Else(_, None) => {
                 self.vars.push(Vec::new());
                 let (list, end) = self.list()?;
                 self.vars.pop();
                 match end {
-                    End::End(_) => Some(list),
-                    End::Eof => return Err(Error::parse(pos, "unexpected EOF".into())),
-                    End::Else(p, _) => return Err(Error::parse(p, "expected end; found {{else}}".into())),
+                    Stop::End(_) => Some(list),
+                    Stop::Eof => return Err(Error::parse(pos, "unexpected EOF".into())),
+                    Stop::Else(p, _) => return Err(Error::parse(p, "expected end; found {{else}}".into())),
                 }
             }
-            End::Else(p, Some((inner, text, rest))) => {
+            Stop::Else(p, Some((inner, text, rest))) => {
                 // `{{else if x}}` is `{{else}}{{if x}}...{{end}}` sharing the outer `{{end}}`.
                 if keyword == "range" || (inner == "with" && keyword != "with") || (inner == "if" && keyword != "if") {
                     return Err(Error::parse(p, format!("unexpected {inner} in else of {keyword}")));
@@ -500,10 +500,8 @@ impl Parser {
             return Err(err(format!("missing value for {context}")));
         }
         // Declared after the pipeline is parsed: `{{$x := $x}}` reads the outer `$x`.
-        if !assign {
-            if let Some(scope) = self.vars.last_mut() {
-                scope.extend(decl.iter().cloned());
-            }
+        if !assign && let Some(scope) = self.vars.last_mut() {
+            scope.extend(decl.iter().cloned());
         }
         Ok(Pipe { pos, text, decl, assign, cmds })
     }
@@ -559,12 +557,12 @@ impl Parser {
                 Tok::Pipe => return Err(err("missing command".into())),
             };
             // A literal or variable cannot take arguments; Go says so at parse time.
-            if i > 0 && args.len() == 1 {
-                if let Some(Arg::Bool(_) | Arg::Nil | Arg::Int(_) | Arg::Float(_) | Arg::Str(_) | Arg::Dot) =
+            if i > 0
+                && args.len() == 1
+                && let Some(Arg::Bool(_) | Arg::Nil | Arg::Int(_) | Arg::Float(_) | Arg::Str(_) | Arg::Dot) =
                     args.first()
-                {
-                    return Err(err(format!("can't give argument to non-function {}", describe(&args[0]))));
-                }
+            {
+                return Err(err(format!("can't give argument to non-function {}", describe(&args[0]))));
             }
             if matches!(arg, Arg::Nil) && toks.len() == 1 {
                 return Err(err("nil is not a command".into()));
