@@ -67,6 +67,34 @@ mod tests {
         assert!(failures.is_empty(), "{} cases differ:\n{}", failures.len(), failures.join("\n"));
     }
 
+    /// Hostile templates (every prefix of the table's, and each with a delimiter or quote
+    /// spliced in) parse or fail, and render or fail, without a panic or a runaway.
+    #[test]
+    fn broken_templates_never_panic() {
+        let table: Value = serde_json::from_str(include_str!("../tests/data/templates.json")).unwrap();
+        let event = eventer_core::decode::event_from_json(&table["events"]["pod"].to_string()).unwrap();
+        let data = event_value(&event, Timestamp::UNIX_EPOCH);
+        let mut tried = 0;
+        for case in table["cases"].as_array().unwrap() {
+            let text = case["template"].as_str().unwrap();
+            for (i, _) in text.char_indices().chain([(text.len(), ' ')]) {
+                for splice in ["", "{{", "}}", "-", "\"", "`", "'", "(", ")", "$", ".", "|", "é", "{{range .}}", "%"] {
+                    let candidate = format!("{}{splice}{}", &text[..i], &text[i..]);
+                    if let Ok(t) = Template::parse(&candidate) {
+                        let _ = t.execute(&data);
+                    }
+                    let _ = Template::parse(&text[..i]).map(|t| t.execute(&data));
+                    tried += 1;
+                }
+            }
+        }
+        assert!(tried > 10_000, "{tried}");
+        for huge in ["{{printf \"%100000000d\" 1}}", "{{printf \"%*d\" 99999999 1}}", "{{printf \"%.*f\" -1 1.0}}"] {
+            let out = Template::parse(huge).unwrap().execute(&data).unwrap();
+            assert!(out.len() < 100, "{huge}: {out}");
+        }
+    }
+
     fn message(error: &str) -> &str {
         error.rsplit_once(">: ").map_or(error, |(_, m)| m)
     }

@@ -374,27 +374,48 @@ pub(crate) fn printf(format: &str, args: &[Value]) -> String {
             }
             chars.next();
         }
-        let number = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, next: &mut usize| {
-            if chars.peek() == Some(&'*') {
-                chars.next();
-                let n = match args.get(*next) {
-                    Some(Value::Int(n, _)) => usize::try_from(*n).ok(),
-                    _ => None,
-                };
-                *next += 1;
-                return n;
+        // Go refuses widths and precisions above a million: a digit run that long ends the
+        // directive (`%!(NOVERB)`), a `*` argument that large is `%!(BADWIDTH)`.
+        const TOO_LARGE: usize = 1_000_000;
+        let number =
+            |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, next: &mut usize| -> Result<Option<usize>, bool> {
+                if chars.peek() == Some(&'*') {
+                    chars.next();
+                    let n = match args.get(*next) {
+                        Some(Value::Int(n, _)) => usize::try_from(*n).ok().filter(|n| *n <= TOO_LARGE),
+                        _ => None,
+                    };
+                    *next += 1;
+                    return n.map(Some).ok_or(true);
+                }
+                let mut n: Option<usize> = None;
+                while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
+                    if n.is_some_and(|n| n > TOO_LARGE) {
+                        return Err(false);
+                    }
+                    n = Some(n.unwrap_or(0) * 10 + d as usize);
+                    chars.next();
+                }
+                Ok(n)
+            };
+        match number(&mut chars, &mut next) {
+            Ok(w) => spec.width = w,
+            Err(true) => out.push_str("%!(BADWIDTH)"),
+            Err(false) => {
+                out.push_str("%!(NOVERB)");
+                break;
             }
-            let mut n: Option<usize> = None;
-            while let Some(d) = chars.peek().and_then(|c| c.to_digit(10)) {
-                n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize));
-                chars.next();
-            }
-            n
-        };
-        spec.width = number(&mut chars, &mut next);
+        }
         if chars.peek() == Some(&'.') {
             chars.next();
-            spec.precision = Some(number(&mut chars, &mut next).unwrap_or(0));
+            match number(&mut chars, &mut next) {
+                Ok(p) => spec.precision = Some(p.unwrap_or(0)),
+                Err(true) => out.push_str("%!(BADPREC)"),
+                Err(false) => {
+                    out.push_str("%!(NOVERB)");
+                    break;
+                }
+            }
         }
         let Some(verb) = chars.next() else {
             out.push_str("%!(NOVERB)");
