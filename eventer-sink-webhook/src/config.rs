@@ -65,6 +65,10 @@ pub struct WebhookConfig {
     /// A regex the event's reason must match (kube-eventer's `reason` option).
     #[serde(default)]
     pub reason: Option<String>,
+    /// The IANA zone templates print times in. Default: the process's, as Go's `time.Local`
+    /// in kube-eventer (`TZ`, else `/etc/localtime`, else UTC).
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 fn default_method() -> String {
@@ -106,6 +110,7 @@ impl fmt::Debug for WebhookConfig {
             .field("timeout", &self.timeout)
             .field("concurrency", &self.concurrency)
             .field("reason", &self.reason)
+            .field("timezone", &self.timezone)
             .finish()
     }
 }
@@ -125,6 +130,7 @@ impl WebhookConfig {
         "timeout",
         "concurrency",
         "reason",
+        "timezone",
     ];
 
     /// A configuration with defaults for `url`.
@@ -143,6 +149,7 @@ impl WebhookConfig {
             timeout: default_timeout(),
             concurrency: default_concurrency(),
             reason: None,
+            timezone: None,
         }
     }
 
@@ -191,6 +198,7 @@ impl WebhookConfig {
             c.concurrency = n;
         }
         c.reason = options.one("reason")?;
+        c.timezone = options.one("timezone")?;
         let rest = options.rest();
         if !rest.is_empty() {
             let mut url = url::Url::parse(&c.url).map_err(|e| {
@@ -229,6 +237,20 @@ impl WebhookConfig {
                 Ok((name.to_owned(), value.to_owned()))
             })
             .collect()
+    }
+
+    /// The zone times print in: `timezone`, else the process's (`TZ`, else
+    /// `/etc/localtime`, else UTC), as Go's `time.Local`.
+    ///
+    /// # Errors
+    /// An unknown `timezone`.
+    pub fn time_zone(&self) -> Result<jiff::tz::TimeZone> {
+        match &self.timezone {
+            Some(name) => jiff::tz::TimeZone::get(name).map_err(|_| {
+                Error::config(format!("option timezone: `{name}` is not an IANA time zone (Asia/Shanghai, UTC)"))
+            }),
+            None => Ok(jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC)),
+        }
     }
 
     /// Check the settings (no I/O).
@@ -284,6 +306,7 @@ impl WebhookConfig {
         if self.sign_secret.as_deref().is_some_and(str::is_empty) {
             return Err(Error::config("option sign_secret: empty"));
         }
+        self.time_zone()?;
         if let Some(r) = &self.reason {
             regex::Regex::new(r).map_err(|e| Error::config("option reason: invalid regex").with_source(e))?;
         }
@@ -345,6 +368,7 @@ mod tests {
             ("webhook:https://h?timeout=0s", "option timeout"),
             ("webhook:https://h?reason=(", "option reason"),
             ("webhook:https://h?custom_body_configmap=ns/x", "option custom_body_configmap"),
+            ("webhook:https://h?timezone=Mars/Olympus", "option timezone"),
         ] {
             let err = parse(uri).unwrap_err().to_string();
             assert!(err.contains(want), "{uri}: {err}");

@@ -5,17 +5,19 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use eventer_core::Event;
-use jiff::Timestamp;
+use jiff::{Timestamp, tz::TimeZone};
 use serde_json::Value as Json;
 
 use crate::gotmpl::{Field, Struct, Value};
 
-fn time(t: Option<Timestamp>) -> Value {
-    Value::Time(t, "v1.Time")
+/// A `metav1.Time` as kube-eventer's client decodes it: in the local zone (`TZ`), the
+/// zero time in UTC.
+fn time(t: Option<Timestamp>, zone: &TimeZone) -> Value {
+    Value::Time(t.map(|t| t.to_zoned(zone.clone())), "v1.Time")
 }
 
-fn micro_time(t: Option<Timestamp>) -> Value {
-    Value::Time(t, "v1.MicroTime")
+fn micro_time(t: Option<Timestamp>, zone: &TimeZone) -> Value {
+    Value::Time(t.map(|t| t.to_zoned(zone.clone())), "v1.MicroTime")
 }
 
 fn json_str(v: &Json, key: &str) -> String {
@@ -46,8 +48,9 @@ fn object_reference(r: &Json) -> Vec<Field> {
     ]
 }
 
-/// The template data for `event`; `now` stands in for a `.LastTimestamp` the event lacks.
-pub(crate) fn event_value(event: &Event, now: Timestamp) -> Value {
+/// The template data for `event`, its times in `zone`; `now` stands in for a
+/// `.LastTimestamp` the event lacks.
+pub(crate) fn event_value(event: &Event, now: Timestamp, zone: &TimeZone) -> Value {
     // Fields the model does not keep (labels, annotations, creationTimestamp...) come from
     // the object as received, when there is one.
     let raw: Json = event.raw.as_ref().and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or(Json::Null);
@@ -65,11 +68,11 @@ pub(crate) fn event_value(event: &Event, now: Timestamp) -> Value {
             Field::new("UID", Value::str(&event.uid)),
             Field::new("ResourceVersion", Value::str(&event.resource_version)),
             Field::new("Generation", Value::Int(meta.get("generation").and_then(Json::as_i64).unwrap_or(0), "int64")),
-            Field::new("CreationTimestamp", time(json_time(meta, "creationTimestamp"))),
+            Field::new("CreationTimestamp", time(json_time(meta, "creationTimestamp"), zone)),
             Field::new(
                 "DeletionTimestamp",
                 match json_time(meta, "deletionTimestamp") {
-                    Some(t) => time(Some(t)),
+                    Some(t) => time(Some(t), zone),
                     None => Value::NilPtr("*v1.Time"),
                 },
             ),
@@ -101,7 +104,7 @@ pub(crate) fn event_value(event: &Event, now: Timestamp) -> Value {
             pointer: true,
             fields: vec![
                 Field::new("Count", Value::Int(i64::from(s.count), "int32")),
-                Field::new("LastObservedTime", micro_time(s.last_observed_time)),
+                Field::new("LastObservedTime", micro_time(s.last_observed_time, zone)),
             ],
         })),
         None => Value::NilPtr("*v1.EventSeries"),
@@ -155,11 +158,11 @@ pub(crate) fn event_value(event: &Event, now: Timestamp) -> Value {
                 ],
             ),
         ),
-        Field::new("FirstTimestamp", time(event.first_timestamp)),
-        Field::new("LastTimestamp", time(Some(event.last_timestamp.or(event.event_time).unwrap_or(now)))),
+        Field::new("FirstTimestamp", time(event.first_timestamp, zone)),
+        Field::new("LastTimestamp", time(Some(event.last_timestamp.or(event.event_time).unwrap_or(now)), zone)),
         Field::new("Count", Value::Int(i64::from(event.count), "int32")),
         Field::new("Type", Value::str(event.level.as_str())),
-        Field::new("EventTime", micro_time(event.event_time)),
+        Field::new("EventTime", micro_time(event.event_time, zone)),
         Field::new("Series", series),
         Field::new("Action", Value::str(&event.action)),
         Field::new("Related", related),

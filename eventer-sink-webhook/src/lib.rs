@@ -41,13 +41,15 @@
 //! | `timeout` | `10s` | one request |
 //! | `concurrency` | `4` | requests in flight at once (1: strictly in order) |
 //! | `reason` | none | a regex the reason must match (kube-eventer's option) |
+//! | `timezone` | `TZ`, else `/etc/localtime`, else UTC | the IANA zone times print in (kube-eventer: the process's) |
 //!
 //! # Templates
 //!
 //! Go's text/template, with kube-eventer's data: the core/v1 Event under Go's field names
 //! (`.Type`, `.Reason`, `.Message`, `.Count`, `.InvolvedObject.Kind`, `.Source.Host`,
 //! `.LastTimestamp`, ...; ObjectMeta's fields promoted: `.Name`, `.Namespace`, `.Labels`),
-//! times printed as Go prints a `time.Time` (`2026-11-30 08:14:30 +0000 UTC`), `"` removed
+//! times printed as Go prints a `time.Time` in the process's zone (`2026-11-30 08:14:30 +0000
+//! UTC`, `2026-11-30 16:14:30 +0800 CST` with `TZ=Asia/Shanghai`), `"` removed
 //! from `.Message` and `.LastTimestamp` falling back to `eventTime`, as kube-eventer does.
 //! `if`/`else if`/`range`/`with`/`else`, `break`/`continue`, variables, pipelines, trim
 //! markers and every builtin function but `call` work as in Go; `define`, `template` and

@@ -2,7 +2,7 @@
 //! or the event's own JSON.
 
 use eventer_core::Event;
-use jiff::Timestamp;
+use jiff::{Timestamp, tz::TimeZone};
 
 use crate::{data::event_value, gotmpl::Template};
 
@@ -28,13 +28,14 @@ impl BodyTemplate {
             .count(1)
             .source("kubelet", "node-1")
             .build();
-        template.render(&sample, Timestamp::UNIX_EPOCH)?;
+        template.render(&sample, Timestamp::UNIX_EPOCH, &TimeZone::UTC)?;
         Ok(template)
     }
 
-    /// The body for `event`; `now` stands in for a missing last timestamp, as kube-eventer.
-    pub(crate) fn render(&self, event: &Event, now: Timestamp) -> Result<String, String> {
-        self.0.execute(&event_value(event, now)).map_err(|e| e.to_string())
+    /// The body for `event`, its times in `zone`; `now` stands in for a missing last
+    /// timestamp, as kube-eventer.
+    pub(crate) fn render(&self, event: &Event, now: Timestamp, zone: &TimeZone) -> Result<String, String> {
+        self.0.execute(&event_value(event, now, zone)).map_err(|e| e.to_string())
     }
 }
 
@@ -54,8 +55,10 @@ mod tests {
             let name = case["name"].as_str().unwrap();
             let event_json = table["events"][case["event"].as_str().unwrap()].to_string();
             let event = eventer_core::decode::event_from_json(&event_json).unwrap();
+            // The process's zone, as Go's time.Local: `TZ` in the table's case, else UTC.
+            let zone = case.get("tz").and_then(Value::as_str).map_or(TimeZone::UTC, |tz| TimeZone::get(tz).unwrap());
             let result = Template::parse(case["template"].as_str().unwrap())
-                .and_then(|t| t.execute(&event_value(&event, Timestamp::UNIX_EPOCH)))
+                .and_then(|t| t.execute(&event_value(&event, Timestamp::UNIX_EPOCH, &zone)))
                 .map_err(|e| e.to_string());
             match (case.get("body").and_then(Value::as_str), case.get("error").and_then(Value::as_str), &result) {
                 (Some(want), _, Ok(got)) if want == got => {}
@@ -73,7 +76,7 @@ mod tests {
     fn broken_templates_never_panic() {
         let table: Value = serde_json::from_str(include_str!("../tests/data/templates.json")).unwrap();
         let event = eventer_core::decode::event_from_json(&table["events"]["pod"].to_string()).unwrap();
-        let data = event_value(&event, Timestamp::UNIX_EPOCH);
+        let data = event_value(&event, Timestamp::UNIX_EPOCH, &TimeZone::UTC);
         let mut tried = 0;
         for case in table["cases"].as_array().unwrap() {
             let text = case["template"].as_str().unwrap();
@@ -102,7 +105,10 @@ mod tests {
     #[test]
     fn default_template_is_kube_eventers() {
         let event = Event::builder().kind("Node").reason("KernelOops").message("say \"hi\"").warning().build();
-        let body = BodyTemplate::parse(DEFAULT_TEMPLATE).unwrap().render(&event, Timestamp::UNIX_EPOCH).unwrap();
+        let body = BodyTemplate::parse(DEFAULT_TEMPLATE)
+            .unwrap()
+            .render(&event, Timestamp::UNIX_EPOCH, &TimeZone::UTC)
+            .unwrap();
         assert_eq!(
             body,
             "\n{\n\t\"EventType\": \"Warning\",\n\t\"EventKind\": \"Node\",\n\t\"EventReason\": \"KernelOops\",\n\t\

@@ -16,7 +16,7 @@ use eventer_core::{
 };
 use eventer_source_k8s::Cluster;
 use futures::{StreamExt, TryStreamExt};
-use jiff::Timestamp;
+use jiff::{Timestamp, tz::TimeZone};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api,
@@ -45,10 +45,10 @@ enum Body {
 }
 
 impl Body {
-    fn render(&self, event: &Event, now: Timestamp) -> std::result::Result<String, String> {
+    fn render(&self, event: &Event, now: Timestamp, zone: &TimeZone) -> std::result::Result<String, String> {
         match self {
             Body::Json => Ok(event.raw_json().into_owned()),
-            Body::Template(t) => t.render(event, now),
+            Body::Template(t) => t.render(event, now, zone),
         }
     }
 }
@@ -110,6 +110,7 @@ pub struct WebhookSink {
     client: Client,
     current: Arc<RwLock<Current>>,
     reason: Option<regex::Regex>,
+    zone: TimeZone,
     configmap: Option<TemplateMap>,
     health: Health,
     watcher: Option<JoinHandle<()>>,
@@ -180,6 +181,7 @@ impl WebhookSink {
             .transpose()
             .map_err(|e| Error::config("option reason: invalid regex").with_source(e))?;
         Ok(WebhookSink {
+            zone: config.time_zone()?,
             client: Client::new(&config)?,
             current: Arc::new(RwLock::new(Current { body: Arc::new(body), text })),
             reason,
@@ -358,7 +360,7 @@ impl Sink for WebhookSink {
                 outcomes[i] = Some(Outcome::Delivered);
                 continue;
             }
-            let rendered = body.render(event, now).and_then(|b| {
+            let rendered = body.render(event, now, &self.zone).and_then(|b| {
                 // An array element must be JSON, or the receiver cannot read any of them.
                 if self.config.batch > 1 && serde_json::from_str::<serde::de::IgnoredAny>(&b).is_err() {
                     Err("the rendered body is not JSON, which batch=N needs".to_owned())
@@ -405,7 +407,12 @@ impl Sink for WebhookSink {
     fn preview(&mut self, batch: &[SharedEvent]) -> Option<Vec<String>> {
         let body = lock(&self.current).body.clone();
         let now = Timestamp::now();
-        Some(batch.iter().map(|e| body.render(e, now).unwrap_or_else(|e| format!("(cannot render: {e})"))).collect())
+        Some(
+            batch
+                .iter()
+                .map(|e| body.render(e, now, &self.zone).unwrap_or_else(|e| format!("(cannot render: {e})")))
+                .collect(),
+        )
     }
 
     async fn close(&mut self) -> Result<()> {

@@ -152,7 +152,7 @@ async fn run(uri: &str, events: Vec<Event>) -> Report {
 async fn default_body_method_headers_and_ids_as_kube_eventer_sends_them() {
     let (receiver, url) = Receiver::start().await;
     let uri = format!(
-        "webhook:{url}?key=K1&level=Warning&header=Authorization=Bearer a=b&header=X-Env=prod&sign_secret=s3cret"
+        "webhook:{url}?key=K1&level=Warning&header=Authorization=Bearer a=b&header=X-Env=prod&sign_secret=s3cret&timezone=UTC"
     );
     let report = run(&uri, events(2)).await;
     assert_eq!(report.sinks[0].delivered, 2);
@@ -175,6 +175,13 @@ async fn default_body_method_headers_and_ids_as_kube_eventer_sends_them() {
     mac.update(first.body.as_bytes());
     let want = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
     assert_eq!(first.headers["x-eventer-signature"], want.as_str());
+}
+
+#[tokio::test]
+async fn times_print_in_the_zone_kube_eventer_ran_in() {
+    let (receiver, url) = Receiver::start().await;
+    run(&format!("webhook:{url}?timezone=Asia/Shanghai&template={{{{.LastTimestamp}}}}"), events(1)).await;
+    assert_eq!(receiver.accepted()[0].body, "2026-11-30 16:14:30 +0800 CST");
 }
 
 #[tokio::test]

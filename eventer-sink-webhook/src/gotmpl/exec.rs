@@ -322,7 +322,7 @@ fn field(receiver: &Value, name: &str, args: &[Value], at: At<'_>) -> Result<Val
             None => Err(at.err(format!("can't evaluate field {name} in type {}", receiver.type_name()))),
         },
         Value::Map(m) => no_args(m.get(name).cloned().unwrap_or(Value::Missing)),
-        Value::Time(t, type_name) => time_method(*t, type_name, name, args, at),
+        Value::Time(t, type_name) => time_method(t.as_ref(), type_name, name, args, at),
         Value::Missing | Value::Nil => Ok(Value::Missing),
         Value::NilPtr(t) => Err(at.err(format!("nil pointer evaluating {t}.{name}"))),
         other => Err(at.err(format!("can't evaluate field {name} in type {}", other.type_name()))),
@@ -341,7 +341,7 @@ fn lookup(s: &Struct, name: &str) -> Option<Value> {
 }
 
 fn time_method(
-    t: Option<jiff::Timestamp>,
+    t: Option<&jiff::Zoned>,
     type_name: &'static str,
     name: &str,
     args: &[Value],
@@ -354,16 +354,20 @@ fn time_method(
             Err(at.err(format!("wrong number of args for {name}: want {n} got {}", args.len())))
         }
     };
-    let zoned = t.map(|t| t.to_zoned(jiff::tz::TimeZone::UTC));
     // Go's zero time is 0001-01-01 00:00:00 UTC.
-    let part = |f: fn(&jiff::Zoned) -> i64, zero: i64| zoned.as_ref().map_or(zero, f);
+    let part = |f: fn(&jiff::Zoned) -> i64, zero: i64| t.map_or(zero, f);
     const ZERO_UNIX: i64 = -62_135_596_800;
     let v = match name {
         // metav1.Time embeds time.Time as its field `Time`.
-        "Time" if type_name != "time.Time" => return Ok(Value::Time(t, "time.Time")),
-        "UTC" | "Local" => {
+        "Time" if type_name != "time.Time" => return Ok(Value::Time(t.cloned(), "time.Time")),
+        "UTC" => {
             want(0)?;
-            Value::Time(t, "time.Time")
+            Value::Time(t.map(|t| t.with_time_zone(jiff::tz::TimeZone::UTC)), "time.Time")
+        }
+        // Times are in the local zone already (the sink's `TZ`).
+        "Local" => {
+            want(0)?;
+            Value::Time(t.cloned(), "time.Time")
         }
         "String" => {
             want(0)?;
@@ -375,11 +379,11 @@ fn time_method(
         }
         "Unix" => {
             want(0)?;
-            Value::Int(t.map_or(ZERO_UNIX, |t| t.as_second()), "int64")
+            Value::Int(t.map_or(ZERO_UNIX, |t| t.timestamp().as_second()), "int64")
         }
         "UnixMilli" => {
             want(0)?;
-            Value::Int(t.map_or(ZERO_UNIX * 1000, |t| t.as_millisecond()), "int64")
+            Value::Int(t.map_or(ZERO_UNIX * 1000, |t| t.timestamp().as_millisecond()), "int64")
         }
         "Year" => Value::Int(part(|z| i64::from(z.year()), 1), "int"),
         "YearDay" => Value::Int(part(|z| i64::from(z.day_of_year()), 1), "int"),

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use jiff::{Timestamp, Zoned, tz::TimeZone};
+use jiff::{Zoned, tz::TimeZone};
 
 use super::Value;
 
@@ -12,18 +12,18 @@ fn zero_time() -> Zoned {
     jiff::civil::date(1, 1, 1).at(0, 0, 0, 0).to_zoned(TimeZone::UTC).unwrap_or_default()
 }
 
-fn zoned(t: Option<Timestamp>) -> Zoned {
-    t.map_or_else(zero_time, |t| t.to_zoned(TimeZone::UTC))
+fn zoned(t: Option<&Zoned>) -> Zoned {
+    t.cloned().unwrap_or_else(zero_time)
 }
 
-/// `time.Time.String()` in UTC: `2006-01-02 15:04:05.999999999 -0700 MST`, the fraction's
+/// `time.Time.String()`: `2006-01-02 15:04:05.999999999 -0700 MST`, the fraction's
 /// trailing zeros dropped and no fraction when it is zero.
-pub(crate) fn go_time(t: Option<Timestamp>) -> String {
+pub(crate) fn go_time(t: Option<&Zoned>) -> String {
     format_time(t, "2006-01-02 15:04:05.999999999 -0700 MST")
 }
 
-/// `time.Time.Format(layout)` in UTC, with Go's reference-time layout elements.
-pub(crate) fn format_time(t: Option<Timestamp>, layout: &str) -> String {
+/// `time.Time.Format(layout)`, with Go's reference-time layout elements.
+pub(crate) fn format_time(t: Option<&Zoned>, layout: &str) -> String {
     const MONTHS: [&str; 12] = [
         "January",
         "February",
@@ -124,7 +124,7 @@ pub(crate) fn format_time(t: Option<Timestamp>, layout: &str) -> String {
             "Jan" => out.push_str(&month[..3]),
             "Monday" => out.push_str(day),
             "Mon" => out.push_str(&day[..3]),
-            "MST" => out.push_str("UTC"),
+            "MST" => out.push_str(&abbreviation(&z)),
             "2006" => write!(out, "{:04}", z.year()).unwrap_or(()),
             "06" => write!(out, "{:02}", z.year().rem_euclid(100)).unwrap_or(()),
             "01" => write!(out, "{:02}", z.month()).unwrap_or(()),
@@ -142,17 +142,38 @@ pub(crate) fn format_time(t: Option<Timestamp>, layout: &str) -> String {
             "5" => write!(out, "{}", z.second()).unwrap_or(()),
             "PM" => out.push_str(if z.hour() >= 12 { "PM" } else { "AM" }),
             "pm" => out.push_str(if z.hour() >= 12 { "pm" } else { "am" }),
-            // UTC: `Z...` elements print `Z`, numeric zones print a zero offset.
-            e if e.starts_with('Z') => out.push('Z'),
-            "-07:00:00" => out.push_str("+00:00:00"),
-            "-070000" => out.push_str("+000000"),
-            "-07:00" => out.push_str("+00:00"),
-            "-0700" => out.push_str("+0000"),
-            _ => out.push_str("+00"),
+            e => out.push_str(&offset(z.offset().seconds(), e)),
         }
         rest = &rest[element.len()..];
     }
     out
+}
+
+/// The zone's abbreviation as Go prints it (`UTC`, `CST`; `+08` where the zone has none).
+fn abbreviation(z: &Zoned) -> String {
+    z.strftime("%Z").to_string()
+}
+
+/// A numeric zone element (`-0700`, `-07:00`, `-07`, `-070000`, `-07:00:00`, and their `Z`
+/// forms, which print `Z` at offset zero).
+fn offset(seconds: i32, element: &str) -> String {
+    let (iso, numeric) = match element.strip_prefix('Z') {
+        Some(rest) => (true, rest),
+        None => (false, element.strip_prefix('-').unwrap_or(element)),
+    };
+    if iso && seconds == 0 {
+        return "Z".into();
+    }
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let abs = seconds.unsigned_abs();
+    let (h, m, s) = (abs / 3600, abs / 60 % 60, abs % 60);
+    match numeric {
+        "07:00:00" => format!("{sign}{h:02}:{m:02}:{s:02}"),
+        "070000" => format!("{sign}{h:02}{m:02}{s:02}"),
+        "07:00" => format!("{sign}{h:02}:{m:02}"),
+        "0700" => format!("{sign}{h:02}{m:02}"),
+        _ => format!("{sign}{h:02}"),
+    }
 }
 
 /// `fmt.Sprint`: operands formatted with `%v`, a space between two when neither is a string.
@@ -187,7 +208,7 @@ fn value_with(v: &Value, plus: bool) -> String {
         Value::Int(n, _) => n.to_string(),
         Value::Float(f) => float_v(*f),
         Value::Str(s) => s.clone(),
-        Value::Time(t, _) => go_time(*t),
+        Value::Time(t, _) => go_time(t.as_ref()),
         Value::List(l) => format!("[{}]", l.iter().map(|v| value_with(v, plus)).collect::<Vec<_>>().join(" ")),
         Value::Map(m) => format!(
             "map[{}]",
@@ -521,10 +542,10 @@ fn format_one(verb: char, arg: &Value, spec: Spec) -> String {
         ('v', Value::Struct(_)) if spec.plus => pad(value_with(arg, true), spec, false),
         ('v', a) => pad(truncate(&print_value(a), None), spec, false),
         ('s', Value::Str(s)) => pad(truncate(s, spec.precision), spec, false),
-        ('s', Value::Time(t, _)) => pad(truncate(&go_time(*t), spec.precision), spec, false),
+        ('s', Value::Time(t, _)) => pad(truncate(&go_time(t.as_ref()), spec.precision), spec, false),
         ('s', a @ (Value::Map(_) | Value::Struct(_))) => pad(print_value(a), spec, false),
         ('q', Value::Str(s)) => pad(quote(&truncate(s, spec.precision)), spec, false),
-        ('q', Value::Time(t, _)) => pad(quote(&go_time(*t)), spec, false),
+        ('q', Value::Time(t, _)) => pad(quote(&go_time(t.as_ref())), spec, false),
         ('q', Value::Int(n, _)) => match u32::try_from(*n).ok().and_then(char::from_u32) {
             Some(c) => {
                 let q = quote(&c.to_string());

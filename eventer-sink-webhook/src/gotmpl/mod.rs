@@ -13,7 +13,7 @@ mod parse;
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use jiff::Timestamp;
+use jiff::Zoned;
 
 pub(crate) use fmt::go_time;
 
@@ -31,8 +31,9 @@ pub(crate) enum Value {
     Int(i64, &'static str),
     Float(f64),
     Str(String),
-    /// A `metav1.Time`/`MicroTime` (`None`: the zero time), named by its Go type.
-    Time(Option<Timestamp>, &'static str),
+    /// A `metav1.Time`/`MicroTime` in its zone (`None`: Go's zero time, in UTC), named by
+    /// its Go type.
+    Time(Option<Zoned>, &'static str),
     List(Vec<Value>),
     /// A `map[string]string` (labels, annotations).
     Map(BTreeMap<String, Value>),

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"text/template"
+	"time"
 
 	v1 "oracle/v1"
 )
@@ -32,6 +33,7 @@ func main() {
 			Name     string `json:"name"`
 			Template string `json:"template"`
 			Event    string `json:"event"`
+			TZ       string `json:"tz"`
 		} `json:"cases"`
 	}
 	if err := json.NewDecoder(os.Stdin).Decode(&table); err != nil {
@@ -40,6 +42,15 @@ func main() {
 	var out []result
 	for _, c := range table.Cases {
 		r := result{Name: c.Name}
+		// metav1 decodes times into time.Local: the process's TZ.
+		time.Local = time.UTC
+		if c.TZ != "" {
+			loc, err := time.LoadLocation(c.TZ)
+			if err != nil {
+				panic(err)
+			}
+			time.Local = loc
+		}
 		var event v1.Event
 		if err := json.Unmarshal(table.Events[c.Event], &event); err != nil {
 			panic(c.Name + ": " + err.Error())
