@@ -20,7 +20,7 @@ fn sink(uri: &str) -> SlsSink {
     let uri: ComponentUri = format!("sls:{uri}").parse().unwrap();
     let mut options = uri.options();
     let config = SlsConfig::from_uri_with_env(uri.target(), &mut options, &|_| None).unwrap();
-    options.finish(eventer_sink_sls::config::OPTIONS).unwrap();
+    options.finish().unwrap();
     SlsSink::new(config).unwrap()
 }
 

@@ -47,7 +47,7 @@ impl Client {
         let method = reqwest::Method::from_bytes(config.method.as_bytes())
             .map_err(|_| Error::config(format!("option method: `{}` is not an HTTP method", config.method)))?;
         let mut headers = HeaderMap::new();
-        let mut hidden: Vec<String> = config.sign_secret.iter().cloned().collect();
+        let mut hidden: Vec<String> = config.sign_secret.iter().map(|s| s.expose().to_owned()).collect();
         for (name, value) in config.headers()? {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| Error::config(format!("option header: `{name}` is not a valid header name")))?;
@@ -59,7 +59,8 @@ impl Client {
             }
             headers.append(name, value);
         }
-        Ok(Client { http, url, method, headers, secret: config.sign_secret.clone().map(String::into_bytes), hidden })
+        let secret = config.sign_secret.as_ref().map(|s| s.expose().as_bytes().to_vec());
+        Ok(Client { http, url, method, headers, secret, hidden })
     }
 
     /// `sha256=<hex HMAC-SHA256 of body>`.
@@ -188,7 +189,7 @@ mod tests {
     fn snippets_hide_secrets() {
         let mut config = WebhookConfig::new("https://h/x");
         config.header = vec!["Authorization=Bearer s3cr3t-value".into()];
-        config.sign_secret = Some("sign-k3y".into());
+        config.sign_secret = Some(eventer_core::config::Secret::new("sign-k3y"));
         let client = Client::new(&config).unwrap();
         let body = "echo: Bearer s3cr3t-value sign-k3y token=abc\nline two";
         assert_eq!(client.snippet(body.as_bytes()), "echo: *** *** token=*** line two");

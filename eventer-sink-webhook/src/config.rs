@@ -2,11 +2,11 @@
 
 use std::{fmt, path::PathBuf, time::Duration};
 
-use eventer_core::{Error, Result, uri::Options};
-use serde::{Deserialize, Serialize};
+use eventer_core::{Error, Result, config::Secret, uri::Options};
+use serde::Deserialize;
 
 /// How a request body is made.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Format {
@@ -17,15 +17,17 @@ pub enum Format {
     Json,
 }
 
-/// Settings of the webhook sink. Field names are the URI's option names.
+/// Settings of the webhook sink. Field names are the URI's option names; `url` is the
+/// URI's target.
 ///
 /// `Debug` hides `sign_secret` and the values of `header`s.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WebhookConfig {
     /// Where requests go: the URI's target, with the query parameters that are not the
     /// sink's options (`?key=...` of a WeCom robot). Required.
+    #[serde(skip)]
     pub url: String,
     /// HTTP method. Default `GET`, as kube-eventer.
     #[serde(default = "default_method")]
@@ -55,7 +57,7 @@ pub struct WebhookConfig {
     pub batch: usize,
     /// Sign each body: `X-Eventer-Signature: sha256=<hex HMAC-SHA256 of the body>`.
     #[serde(default)]
-    pub sign_secret: Option<String>,
+    pub sign_secret: Option<Secret>,
     /// One request's timeout. Default 10 s (kube-eventer has none).
     #[serde(default = "default_timeout", with = "eventer_core::duration")]
     pub timeout: Duration,
@@ -116,23 +118,6 @@ impl fmt::Debug for WebhookConfig {
 }
 
 impl WebhookConfig {
-    /// The URI options the sink reads; any other option is a query parameter of the URL.
-    pub const OPTIONS: &'static [&'static str] = &[
-        "method",
-        "header",
-        "custom_body_configmap",
-        "custom_body_configmap_namespace",
-        "template",
-        "template_file",
-        "format",
-        "batch",
-        "sign_secret",
-        "timeout",
-        "concurrency",
-        "reason",
-        "timezone",
-    ];
-
     /// A configuration with defaults for `url`.
     pub fn new(url: impl Into<String>) -> Self {
         WebhookConfig {
@@ -169,36 +154,8 @@ impl WebhookConfig {
     /// # Errors
     /// An invalid option, naming it.
     pub fn from_options(target: &str, options: &mut Options) -> Result<Self> {
-        let mut c = WebhookConfig::new(target);
-        if let Some(m) = options.one("method")? {
-            c.method = m;
-        }
-        c.header = options.all("header");
-        c.custom_body_configmap = options.one("custom_body_configmap")?;
-        if let Some(ns) = options.one("custom_body_configmap_namespace")? {
-            c.custom_body_configmap_namespace = ns;
-        }
-        c.template = options.one("template")?;
-        c.template_file = options.one("template_file")?.map(PathBuf::from);
-        if let Some(f) = options.one("format")? {
-            c.format = match f.as_str() {
-                "template" => Format::Template,
-                "json" => Format::Json,
-                _ => return Err(Error::config(format!("option format: `{f}` is not template or json"))),
-            };
-        }
-        if let Some(n) = options.number("batch")? {
-            c.batch = n;
-        }
-        c.sign_secret = options.one("sign_secret")?;
-        if let Some(t) = options.duration("timeout")? {
-            c.timeout = t;
-        }
-        if let Some(n) = options.number("concurrency")? {
-            c.concurrency = n;
-        }
-        c.reason = options.one("reason")?;
-        c.timezone = options.one("timezone")?;
+        let mut c: WebhookConfig = options.take()?;
+        c.url = target.to_owned();
         let rest = options.rest();
         if !rest.is_empty() {
             let mut url = url::Url::parse(&c.url).map_err(|e| {
@@ -303,7 +260,7 @@ impl WebhookConfig {
         if self.timeout.is_zero() {
             return Err(Error::config("option timeout: must be more than zero"));
         }
-        if self.sign_secret.as_deref().is_some_and(str::is_empty) {
+        if self.sign_secret.as_ref().is_some_and(Secret::is_empty) {
             return Err(Error::config("option sign_secret: empty"));
         }
         self.time_zone()?;
@@ -327,7 +284,7 @@ mod tests {
         let uri: eventer_core::uri::ComponentUri = uri.parse()?;
         let mut options = uri.options();
         let config = WebhookConfig::from_options(uri.target(), &mut options)?;
-        options.finish(&[])?;
+        options.finish()?;
         Ok(config)
     }
 

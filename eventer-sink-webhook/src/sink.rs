@@ -429,8 +429,8 @@ impl Sink for WebhookSink {
 pub struct WebhookFactory;
 
 impl SinkFactory for WebhookFactory {
-    fn options(&self) -> &'static [&'static str] {
-        WebhookConfig::OPTIONS
+    fn options(&self) -> Vec<&'static str> {
+        eventer_core::config::names::<WebhookConfig>().to_vec()
     }
 
     fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSink> {
