@@ -140,6 +140,7 @@ struct Stored {
     requests: Vec<BulkRequest>,
     fail_requests: Vec<u16>,
     reject_items: usize,
+    lose_answers: usize,
     refuse_reasons: BTreeSet<String>,
     next_id: u64,
 }
@@ -199,6 +200,13 @@ impl FakeElasticsearch {
     /// any (503 for an overloaded cluster, 413, 401 ...).
     pub fn fail_requests(&self, statuses: &[u16]) {
         self.shared.state().fail_requests.extend_from_slice(statuses);
+    }
+
+    /// Store the next `n` `_bulk` requests, but answer them 504 (what a proxy's timeout or
+    /// a lost connection looks like to the client): a client that sends them again must
+    /// not store their documents twice.
+    pub fn lose_answers(&self, n: usize) {
+        self.shared.state().lose_answers += n;
     }
 
     /// Answer the next `n` bulk items 429 `es_rejected_execution_exception` (a full write
@@ -378,6 +386,9 @@ fn bulk(shared: &Shared, path_index: Option<String>, query: String, headers: &He
         actions.push((op, index, id, document));
     }
     state.requests.push(BulkRequest { path_index, query, actions: actions.len(), bytes: body.len() });
+    // A request whose answer is lost is stored whole; rejections wait for the next one.
+    let lost = state.lose_answers > 0;
+    state.lose_answers = state.lose_answers.saturating_sub(1);
     let mut errors = false;
     let mut items = Vec::new();
     for (op, index, id, document) in actions {
@@ -399,7 +410,7 @@ fn bulk(shared: &Shared, path_index: Option<String>, query: String, headers: &He
             items.push(failed(400, "action_request_validation_exception", "index is missing"));
             continue;
         };
-        if state.reject_items > 0 {
+        if state.reject_items > 0 && !lost {
             state.reject_items -= 1;
             errors = true;
             items.push(failed(
@@ -447,6 +458,9 @@ fn bulk(shared: &Shared, path_index: Option<String>, query: String, headers: &He
     }
     drop(state);
     shared.changed.notify_waiters();
+    if lost {
+        return error(StatusCode::GATEWAY_TIMEOUT, "timeout", "the answer was lost");
+    }
     ([(header::CONTENT_TYPE, "application/json")], json!({"took": 1, "errors": errors, "items": items}).to_string())
         .into_response()
 }
