@@ -54,7 +54,7 @@ CHART = ROOT / "deploy" / "helm" / "eventer"
 PLAIN = ROOT / "deploy" / "kubernetes"
 RELEASE, NAMESPACE = "ev", "monitoring"
 FULLNAME = "ev-eventer"
-SECRET_ENV = {"DINGTALK_TOKEN", "DINGTALK_SECRET", "AccessKeyId", "AccessKeySecret"}
+SECRET_ENV = {"DINGTALK_TOKEN", "DINGTALK_SECRET", "AccessKeyId", "AccessKeySecret", "WEBHOOK_SIGN_SECRET"}
 NPD = "node-problem-detector"
 # /config/plugin/*.sh in ACK's NPD image v0.6.3-16-g30dab97 (its Dockerfile adds config/ of
 # github.com/AliyunContainerService/node-problem-detector at commit 30dab97).
@@ -326,15 +326,22 @@ def invariants(docs: list[dict], namespace: str) -> None:
     lease = [x.split("=", 1)[1] for x in a if x.startswith("--leader-elect-lease-name=")]
     leader = "--leader-elect" in a or "--leader-elect=true" in a
     roles = [d for d in docs if d["kind"] == "Role"]
-    if not checkpoint and not leader:
+    # The webhook's body templates: read and watched, never written.
+    templates = {q["custom_body_configmap"][0] for _, q in sinks(docs, "webhook") if "custom_body_configmap" in q}
+    if not checkpoint and not leader and not templates:
         expect(not roles and not [d for d in docs if d["kind"] == "RoleBinding"], "no Role without checkpoint or leader election")
         return
     role = only(docs, "Role")
     allowed = {"configmaps": set(), "leases": set()}
+    watched = set()
     for rule in role["rules"]:
         expect(len(rule["resources"]) == 1 and rule["resources"][0] in allowed, f"Role resources {rule['resources']}")
         resource = rule["resources"][0]
         expect(rule["apiGroups"] == (["coordination.k8s.io"] if resource == "leases" else [""]), f"Role apiGroups {rule['apiGroups']}")
+        if resource == "configmaps" and set(rule["verbs"]) == {"get", "list", "watch"}:
+            expect(bool(rule.get("resourceNames")) and set(rule["resourceNames"]) <= templates, f"watched configmaps {rule.get('resourceNames')} are templates {templates}")
+            watched.update(rule["resourceNames"])
+            continue
         expect(set(rule["verbs"]) <= {"get", "create", "update"}, f"Role verbs {rule['verbs']}")
         if set(rule["verbs"]) & {"get", "update"}:
             expect(rule.get("resourceNames"), f"get/update on {resource} must name the object")
@@ -357,6 +364,7 @@ def invariants(docs: list[dict], namespace: str) -> None:
         expect(lens in ([], [namespace]), f"lease namespace {lens}")
     else:
         expect(not allowed["leases"], "leases access without leader election")
+    expect(watched == templates, f"Role reads the webhook templates {templates}, not {watched}")
     rb = only(docs, "RoleBinding")
     expect(rb["roleRef"]["kind"] == "Role" and rb["roleRef"]["name"] == role["metadata"]["name"], "RoleBinding refers to the Role")
     expect(rb["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}], f"RoleBinding subject {rb['subjects']}")
@@ -679,6 +687,22 @@ SINGLE = {
     }
 }
 
+WEBHOOK_TEMPLATE = '{"msg_type":"text","content":{"text":"{{.Type}} {{.InvolvedObject.Kind}} {{.Reason}}: {{js .Message}}"}}'
+WEBHOOK = {
+    "eventer": {
+        "sinks": {
+            "webhook": {
+                "enabled": True,
+                "url": "https://open.feishu.cn/open-apis/bot/v2/hook/abc?x=1",
+                "headers": {"Content-Type": "application/json", "X-Team": "a&b=c"},
+                "template": WEBHOOK_TEMPLATE,
+                "signSecret": "s1gn-webhook",
+                "options": {"timeout": "5s", "kinds": ["Node", "Pod"]},
+            }
+        }
+    }
+}
+
 CONFIG_FILE_TEXT = "source: kubernetes:https://kubernetes.default\nsinks:\n  - stdout?level=Warning\n"
 CONFIG_FILE = {"eventer": {"config": CONFIG_FILE_TEXT, "source": ""}}
 
@@ -960,6 +984,24 @@ def existing_secret(docs):
     expect("ignored" not in text, "token/secret values are not used with existingSecret")
 
 
+def webhook(docs):
+    target, q = one_sink(docs, "webhook")
+    expect(target == "https://open.feishu.cn/open-apis/bot/v2/hook/abc", f"url {target}")
+    expect(q["x"] == ["1"], f"the URL's own parameter {q}")
+    expect(q["method"] == ["POST"] and q["level"] == ["warning"], f"method and level {q}")
+    expect(sorted(q["header"]) == ["Content-Type=application/json", "X-Team=a&b=c"], f"headers {q['header']}")
+    expect(q["sign_secret"] == ["${WEBHOOK_SIGN_SECRET}"], "signed from the Secret")
+    expect(q["kinds"] == ["Node", "Pod"] and q["timeout"] == ["5s"], f"options {q}")
+    name = f"{FULLNAME}-webhook-body"
+    expect(q["custom_body_configmap"] == [name] and q["custom_body_configmap_namespace"] == [NAMESPACE], f"configmap {q}")
+    cm = [d for d in docs if d["kind"] == "ConfigMap"]
+    expect(len(cm) == 1 and cm[0]["metadata"]["name"] == name and cm[0]["data"]["content"] == WEBHOOK_TEMPLATE, f"ConfigMap {cm}")
+    rules = only(docs, "Role")["rules"]
+    expect({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [name], "verbs": ["get", "list", "watch"]} in rules, f"rules {rules}")
+    expect(secret_data(docs) == {"webhook-sign-secret": "s1gn-webhook"}, f"Secret data {secret_data(docs)}")
+    expect("s1gn-webhook" not in yaml.safe_dump([d for d in docs if d["kind"] != "Secret"]), "the secret only in the Secret")
+
+
 def single(docs):
     a = args(docs)
     expect(only(docs, "Deployment")["spec"]["replicas"] == 1, "one replica")
@@ -1062,6 +1104,8 @@ FAILURES = [
     ("two replicas without leader election", {"eventer": {"leaderElection": {"enabled": False}, "sinks": {"stdout": {"enabled": True}}}}, "needs eventer.leaderElection.enabled"),
     ("no source", {"eventer": {"source": "", "sinks": {"stdout": {"enabled": True}}}}, "eventer.source is empty"),
     ("a token among the options", {"eventer": {"sinks": {"dingtalk": {"enabled": True, "token": "x", "options": {"access_token": "leak"}}}}}, "secrets do not belong"),
+    ("webhook without a URL", {"eventer": {"sinks": {"webhook": {"enabled": True}}}}, "eventer.sinks.webhook.url is required"),
+    ("a webhook secret among the options", {"eventer": {"sinks": {"webhook": {"enabled": True, "url": "https://h/x", "options": {"sign_secret": "leak"}}}}}, "secrets do not belong"),
     # Given as `--set` gives them.
     ("a misspelt key", ("eventer.sinks.dingtalk.levle=Warning",), "additional properties 'levle' not allowed"),
     ("a misspelt NPD key", ("npd.enabled=true,npd.monitors.kernal=false",), "additional properties 'kernal' not allowed"),
@@ -1087,6 +1131,7 @@ def main() -> int:
     case("one replica, no checkpoint", SINGLE, single)
     case("config file", CONFIG_FILE, config_file, CONFIG_FILE_TEXT)
     case("custom names", NAMED, named)
+    case("webhook with a template", WEBHOOK, webhook)
     case("ACK chart keys with NPD and its plugins, by --set", set_values(*ACK_NPD), ack_npd)
     case("NPD without the kernel monitor, unprivileged", NPD_UNPRIVILEGED, npd_unprivileged)
     case("NPD with monitors and a script of one's own", NPD_OWN, npd_own)

@@ -28,6 +28,7 @@ guides! {
     Sls = "sls.md",
     Troubleshooting = "troubleshooting.md",
     WeCom = "wecom.md",
+    Webhook = "webhook.md",
     WritingASink = "writing-a-sink.md",
 }
 

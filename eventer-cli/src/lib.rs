@@ -47,6 +47,8 @@ pub fn default_registry() -> Registry {
     eventer_sink_elasticsearch::register(&mut registry);
     #[cfg(feature = "sink-wecom")]
     eventer_sink_wecom::register(&mut registry);
+    #[cfg(feature = "sink-webhook")]
+    eventer_sink_webhook::register(&mut registry);
     registry
 }
 

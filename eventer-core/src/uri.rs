@@ -501,6 +501,31 @@ impl Options {
         T::deserialize(crate::config::OptionsDeserializer { entries }).map_err(|e| Error::config(e.0))
     }
 
+    /// Every option no reader took, in order, as text (a list's items one by one), now
+    /// taken: for a component that passes what is not its own on (the webhook sink keeps
+    /// its URL's own query parameters).
+    ///
+    /// ```
+    /// let uri: eventer_core::uri::ComponentUri = "webhook:https://h/send?key=K&method=POST&x=1".parse()?;
+    /// #[derive(serde::Deserialize)]
+    /// struct Own {
+    ///     method: String,
+    /// }
+    /// let mut options = uri.options();
+    /// assert_eq!(options.take::<Own>()?.method, "POST");
+    /// assert_eq!(options.rest(), [("key".to_owned(), "K".to_owned()), ("x".to_owned(), "1".to_owned())]);
+    /// options.finish()?;
+    /// # Ok::<(), eventer_core::Error>(())
+    /// ```
+    pub fn rest(&mut self) -> Vec<(String, String)> {
+        let mut rest = Vec::new();
+        for (key, value, used) in self.pairs.iter_mut().filter(|(_, _, used)| !*used) {
+            *used = true;
+            rest.extend(value.texts().into_iter().map(|text| (key.clone(), text)));
+        }
+        rest
+    }
+
     /// Fail on options no [`Options::take`] read, naming them and listing the known ones.
     ///
     /// # Errors

@@ -542,4 +542,32 @@ impl FakeApiServer {
     pub fn configmap(&self, namespace: &str, name: &str) -> Option<Value> {
         lock(&self.shared.store).get(Resource::ConfigMaps, &format!("{namespace}/{name}")).map(|o| o.value())
     }
+
+    /// Create a ConfigMap with `data`, or replace the data of the one of that name (a
+    /// watch sees ADDED or MODIFIED). Returns its new resourceVersion.
+    pub fn put_configmap(&self, namespace: &str, name: &str, data: &[(&str, &str)]) -> u64 {
+        let uid = self.shared.uid();
+        let data: serde_json::Map<String, Value> = data.iter().map(|(k, v)| ((*k).to_owned(), (*v).into())).collect();
+        self.shared.write(|store| {
+            let key = format!("{namespace}/{name}");
+            let rv = store.next_rv();
+            let mut value = match store.get(Resource::ConfigMaps, &key) {
+                Some(existing) => existing.value(),
+                None => serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"namespace": namespace, "name": name, "uid": uid, "creationTimestamp": now_rfc3339()},
+                }),
+            };
+            value["data"] = Value::Object(data);
+            value["metadata"]["resourceVersion"] = rv.to_string().into();
+            store.put(Resource::ConfigMaps, Obj::new(Resource::ConfigMaps, &value, rv));
+            rv
+        })
+    }
+
+    /// Delete a ConfigMap (a watch sees DELETED). Returns the deletion's revision.
+    pub fn delete_configmap(&self, namespace: &str, name: &str) -> Option<u64> {
+        self.shared.write(|store| store.delete(Resource::ConfigMaps, &format!("{namespace}/{name}")).map(|o| o.rv))
+    }
 }

@@ -83,7 +83,7 @@ given this way. Input: dict "options" <map> "sink" <name>. Output: k=v&k=v.
 {{- define "eventer.extraOptions" -}}
 {{- $pairs := list -}}
 {{- range $k, $v := .options -}}
-{{- if has (lower $k) (list "access_token" "sign" "accesskeyid" "accesskeysecret" "key" "corp_secret") -}}
+{{- if has (lower $k) (list "access_token" "sign" "accesskeyid" "accesskeysecret" "key" "corp_secret" "sign_secret") -}}
 {{- fail (printf "eventer.sinks.%s.options.%s: secrets do not belong in values that end up in the Deployment; use the %s sink's own keys (stored in a Secret) or existingSecret" $.sink $k $.sink) -}}
 {{- end -}}
 {{- if kindIs "slice" $v -}}
@@ -214,6 +214,48 @@ yes
 {{- printf "sls:?%s" (join "&" $q) -}}
 {{- end -}}
 
+{{/* The ConfigMap holding the webhook's body template, if any (in the release's namespace). */}}
+{{- define "eventer.webhookTemplateMap" -}}
+{{- $w := .Values.eventer.sinks.webhook -}}
+{{- if $w.enabled -}}
+{{- if $w.existingConfigMap -}}{{- $w.existingConfigMap -}}
+{{- else if $w.template -}}{{- printf "%s-webhook-body" (include "eventer.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether webhook bodies are signed (non-empty output means yes). */}}
+{{- define "eventer.webhookSigned" -}}
+{{- $w := .Values.eventer.sinks.webhook -}}
+{{- if .Values.eventer.existingSecret -}}{{- if $w.signFromExistingSecret -}}yes{{- end -}}
+{{- else if $w.signSecret -}}yes
+{{- end -}}
+{{- end -}}
+
+{{/* --sink=webhook:... */}}
+{{- define "eventer.webhookUri" -}}
+{{- $w := .Values.eventer.sinks.webhook -}}
+{{- if not $w.url -}}
+{{- fail "eventer.sinks.webhook.url is required when the webhook sink is enabled" -}}
+{{- end -}}
+{{- $q := list -}}
+{{- if $w.method -}}{{- $q = append $q (printf "method=%s" (include "eventer.q" $w.method)) -}}{{- end -}}
+{{- if $w.level -}}{{- $q = append $q (printf "level=%s" (include "eventer.q" $w.level)) -}}{{- end -}}
+{{- range $k, $v := $w.headers -}}{{- $q = append $q (printf "header=%s" (include "eventer.q" (printf "%s=%v" $k $v))) -}}{{- end -}}
+{{- $map := include "eventer.webhookTemplateMap" . -}}
+{{- if $map -}}
+{{- $q = append $q (printf "custom_body_configmap=%s&custom_body_configmap_namespace=%s" $map .Release.Namespace) -}}
+{{- end -}}
+{{- if include "eventer.webhookSigned" . -}}{{- $q = append $q "sign_secret=${WEBHOOK_SIGN_SECRET}" -}}{{- end -}}
+{{- $extra := include "eventer.extraOptions" (dict "options" $w.options "sink" "webhook") -}}
+{{- if $extra -}}{{- $q = append $q $extra -}}{{- end -}}
+{{- if $q -}}
+{{- printf "webhook:%s%s%s" $w.url (ternary "&" "?" (contains "?" $w.url)) (join "&" $q) -}}
+{{- else -}}
+{{- printf "webhook:%s" $w.url -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "eventer.stdoutUri" -}}
 {{- $o := .Values.eventer.sinks.stdout -}}
 {{- $q := list -}}
@@ -231,13 +273,14 @@ yes
 {{- if $e.sinks.sls.enabled -}}{{- $sinks = append $sinks (include "eventer.slsUri" .) -}}{{- end -}}
 {{- if $e.sinks.wecom.enabled -}}{{- $sinks = append $sinks (include "eventer.wecomUri" .) -}}{{- end -}}
 {{- if $e.sinks.wechat.enabled -}}{{- $sinks = append $sinks (include "eventer.wechatUri" .) -}}{{- end -}}
+{{- if $e.sinks.webhook.enabled -}}{{- $sinks = append $sinks (include "eventer.webhookUri" .) -}}{{- end -}}
 {{- if $e.sinks.stdout.enabled -}}{{- $sinks = append $sinks (include "eventer.stdoutUri" .) -}}{{- end -}}
 {{- range $e.extraSinks -}}{{- $sinks = append $sinks . -}}{{- end -}}
 {{- if or $e.sinks.eventbridge.enabled $e.sinks.eventbridge.enable -}}
 {{- fail "eventer.sinks.eventbridge: eventer has no EventBridge sink; use eventer.sinks.sls, eventer.sinks.dingtalk or eventer.extraSinks" -}}
 {{- end -}}
 {{- if and (not $sinks) (not $e.config) -}}
-{{- fail "no sink: enable eventer.sinks.dingtalk, eventer.sinks.sls or eventer.sinks.stdout, or give eventer.extraSinks or eventer.config" -}}
+{{- fail "no sink: enable eventer.sinks.dingtalk, eventer.sinks.sls, eventer.sinks.webhook or eventer.sinks.stdout, or give eventer.extraSinks or eventer.config" -}}
 {{- end -}}
 {{- if and (not $e.source) (not $e.config) -}}
 {{- fail "eventer.source is empty: give a source URI (kubernetes:https://kubernetes.default), or one in eventer.config" -}}
