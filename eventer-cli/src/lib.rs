@@ -43,6 +43,10 @@ pub fn default_registry() -> Registry {
     eventer_sink_dingtalk::register(&mut registry);
     #[cfg(feature = "sink-sls")]
     eventer_sink_sls::register(&mut registry);
+    #[cfg(feature = "sink-lark")]
+    eventer_sink_lark::register(&mut registry);
+    #[cfg(feature = "sink-slack")]
+    eventer_sink_slack::register(&mut registry);
     registry
 }
 
