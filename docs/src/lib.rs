@@ -21,9 +21,11 @@ macro_rules! guides {
 guides! {
     Architecture = "architecture.md",
     DingTalk = "dingtalk.md",
+    Lark = "lark.md",
     MigratingFromKubeEventer = "migrating-from-kube-eventer.md",
     NodeProblemDetector = "node-problem-detector.md",
     Reference = "reference.md",
+    Slack = "slack.md",
     Sls = "sls.md",
     Troubleshooting = "troubleshooting.md",
     WritingASink = "writing-a-sink.md",
