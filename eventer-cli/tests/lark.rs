@@ -21,7 +21,11 @@ async fn sample_warnings_reach_the_bot_as_cards_and_secrets_stay_out_of_logs() {
     for scheme in ["lark", "feishu"] {
         let uri = bot.sink_uri().replacen("lark:", &format!("{scheme}:"), 1);
         let out = eventer()
-            .args(["--source=file:examples/events.json", &format!("--sink={uri}&label=prod-cluster&msg_type=interactive"), "-vv"])
+            .args([
+                "--source=file:examples/events.json",
+                &format!("--sink={uri}&label=prod-cluster&msg_type=interactive"),
+                "-vv",
+            ])
             .output()
             .await
             .unwrap();
@@ -82,7 +86,10 @@ async fn configuration_codes_are_logged_loudly_without_secrets() {
 #[tokio::test]
 async fn a_plain_http_webhook_is_a_usage_error_that_hides_the_token() {
     let out = eventer()
-        .args(["--source=file:examples/events.json", "--sink=lark:http://open.feishu.cn/open-apis/bot/v2/hook/tok-HIDDEN"])
+        .args([
+            "--source=file:examples/events.json",
+            "--sink=lark:http://open.feishu.cn/open-apis/bot/v2/hook/tok-HIDDEN",
+        ])
         .output()
         .await
         .unwrap();
@@ -116,7 +123,10 @@ mod apiserver {
     impl Eventer {
         async fn start(api: &FakeApiServer, sink_uri: &str) -> Eventer {
             let mut child = eventer()
-                .args([&format!("--source=kubernetes:{}?inClusterConfig=false", api.url()), &format!("--sink={sink_uri}")])
+                .args([
+                    &format!("--source=kubernetes:{}?inClusterConfig=false", api.url()),
+                    &format!("--sink={sink_uri}"),
+                ])
                 .stderr(Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()
@@ -265,7 +275,9 @@ mod apiserver {
             }
         };
         warn(0..5);
-        eventer.expect(&bot, "the Warnings before the outage", |b| (0..5).all(|i| naming(b, &format!("web-{i:02}")) > 0)).await;
+        eventer
+            .expect(&bot, "the Warnings before the outage", |b| (0..5).all(|i| naming(b, &format!("web-{i:02}")) > 0))
+            .await;
         let before = bot.messages().len();
         bot.fail_for(Duration::from_secs(6), Failure::Status(503));
         warn(5..10);

@@ -19,7 +19,11 @@ fn eventer() -> Command {
 async fn sample_warnings_reach_slack_and_the_webhook_stays_out_of_logs() {
     let hook = FakeSlack::builder().hook("T0SECRET/B0SECRET/HIDDENhiddenHIDDEN").start().await;
     let out = eventer()
-        .args(["--source=file:examples/events.json", &format!("--sink={}?label=prod-cluster&mention=here", hook.sink_uri()), "-vv"])
+        .args([
+            "--source=file:examples/events.json",
+            &format!("--sink={}?label=prod-cluster&mention=here", hook.sink_uri()),
+            "-vv",
+        ])
         .output()
         .await
         .unwrap();
@@ -87,7 +91,10 @@ mod apiserver {
     impl Eventer {
         async fn start(api: &FakeApiServer, sink_uri: &str) -> Eventer {
             let mut child = eventer()
-                .args([&format!("--source=kubernetes:{}?inClusterConfig=false", api.url()), &format!("--sink={sink_uri}")])
+                .args([
+                    &format!("--source=kubernetes:{}?inClusterConfig=false", api.url()),
+                    &format!("--sink={sink_uri}"),
+                ])
                 .stderr(Stdio::piped())
                 .kill_on_drop(true)
                 .spawn()
@@ -227,7 +234,9 @@ mod apiserver {
             }
         };
         warn(0..5);
-        eventer.expect(&hook, "the Warnings before the outage", |h| (0..5).all(|i| naming(h, &format!("web-{i:02}")) > 0)).await;
+        eventer
+            .expect(&hook, "the Warnings before the outage", |h| (0..5).all(|i| naming(h, &format!("web-{i:02}")) > 0))
+            .await;
         let before = hook.messages().len();
         hook.fail_for(Duration::from_secs(6), Failure::Status(503));
         warn(5..10);

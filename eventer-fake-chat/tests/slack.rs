@@ -15,7 +15,8 @@ fn client() -> reqwest::Client {
 
 /// POST `body` to `url`; returns (status, body, Retry-After).
 async fn post(url: &str, body: &str) -> (u16, String, Option<String>) {
-    let response = client().post(url).header("content-type", "application/json").body(body.to_owned()).send().await.unwrap();
+    let response =
+        client().post(url).header("content-type", "application/json").body(body.to_owned()).send().await.unwrap();
     let status = response.status().as_u16();
     let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
     (status, response.text().await.unwrap(), retry)

@@ -106,7 +106,9 @@ mod tests {
     #[test]
     fn codes() {
         assert!(classify(0, "success".into()).is_ok());
-        assert!(matches!(classify(11232, String::new()), Err(LarkError::Throttled { pause, .. }) if pause == THROTTLE_PAUSE));
+        assert!(
+            matches!(classify(11232, String::new()), Err(LarkError::Throttled { pause, .. }) if pause == THROTTLE_PAUSE)
+        );
         for code in [19021, 19001, 19022, 19024] {
             assert!(matches!(classify(code, String::new()), Err(LarkError::Refused { .. })), "{code}");
         }

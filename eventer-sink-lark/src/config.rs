@@ -249,7 +249,8 @@ impl LarkConfig {
 /// path is the credential). Messages never show the URL.
 pub(crate) fn check_webhook(webhook: &str) -> std::result::Result<(), String> {
     let example = "such as https://open.feishu.cn/open-apis/bot/v2/hook/<token>";
-    let url = url::Url::parse(webhook).map_err(|e| format!("the webhook is not a URL ({e}); give the bot's whole URL, {example}"))?;
+    let url = url::Url::parse(webhook)
+        .map_err(|e| format!("the webhook is not a URL ({e}); give the bot's whole URL, {example}"))?;
     let loopback = match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -108,7 +108,7 @@ impl Renderer {
                 let obj = &ev.involved_object;
                 write!(w, "**Kind:** {}\n**Namespace:** {}\n**Name:** {}\n", obj.kind, ev.namespace, ev.name)
                     .expect("writing to a String");
-                write!(w, "**Reason:** {}\n", ev.reason).expect("writing to a String");
+                writeln!(w, "**Reason:** {}", ev.reason).expect("writing to a String");
                 if count > 1 {
                     writeln!(w, "**Count:** {count}").expect("writing to a String");
                 }
@@ -206,7 +206,14 @@ mod tests {
 
     fn event() -> Event {
         let t = "2024-01-01T00:00:00Z".parse().unwrap();
-        Event::builder().warning().kind("Pod").object("shop", "web-1").reason("BackOff").message("Back-off \"x\"").at(t, t).build()
+        Event::builder()
+            .warning()
+            .kind("Pod")
+            .object("shop", "web-1")
+            .reason("BackOff")
+            .message("Back-off \"x\"")
+            .at(t, t)
+            .build()
     }
 
     fn renderer(msg_type: MsgType) -> Renderer {
@@ -217,11 +224,17 @@ mod tests {
     #[test]
     fn text_layout_is_kube_eventers() {
         let ev = event();
-        let body: Value = serde_json::from_str(&renderer(MsgType::Text).single(Alert { event: &ev, count: 3 }, 20_000)).unwrap();
+        let body: Value =
+            serde_json::from_str(&renderer(MsgType::Text).single(Alert { event: &ev, count: 3 }, 20_000)).unwrap();
         assert_eq!(body["msg_type"], "text");
         let text = body["content"]["text"].as_str().unwrap();
         assert!(text.starts_with("prod\nLevel:Warning \nKind:Pod \nNamespace:shop \n"), "{text}");
-        assert!(text.contains("Reason:BackOff \nCount:3 \nTimestamp:2024-01-01 08:00:00 +0800 CST \nMessage:Back-off \"x\""), "{text}");
+        assert!(
+            text.contains(
+                "Reason:BackOff \nCount:3 \nTimestamp:2024-01-01 08:00:00 +0800 CST \nMessage:Back-off \"x\""
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -9,8 +9,8 @@ use sha2::Sha256;
 /// The signature for `timestamp` (seconds since the epoch).
 pub(crate) fn signature(secret: &str, timestamp: i64) -> String {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mac = Hmac::<Sha256>::new_from_slice(format!("{timestamp}\n{secret}").as_bytes())
-        .expect("hmac takes any key length");
+    let mac =
+        Hmac::<Sha256>::new_from_slice(format!("{timestamp}\n{secret}").as_bytes()).expect("hmac takes any key length");
     STANDARD.encode(mac.finalize().into_bytes())
 }
 

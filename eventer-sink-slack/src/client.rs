@@ -63,7 +63,9 @@ fn classify(status: u16, body: &str, retry_after: Option<Duration>) -> Result<()
     let body = eventer_core::uri::redact(&eventer_alert::truncate(code.lines().next().unwrap_or_default(), 120));
     match (status, code) {
         (200, "ok") => Ok(()),
-        (429, _) => Err(SlackError::Throttled { pause: retry_after.unwrap_or(DEFAULT_PAUSE).clamp(Duration::from_secs(1), MAX_PAUSE) }),
+        (429, _) => Err(SlackError::Throttled {
+            pause: retry_after.unwrap_or(DEFAULT_PAUSE).clamp(Duration::from_secs(1), MAX_PAUSE),
+        }),
         (400, "msg_too_long" | "invalid_blocks" | "invalid_blocks_format") => Err(SlackError::TooLarge { body }),
         (400, _) => Err(SlackError::Rejected { body }),
         (403, _) => Err(SlackError::Refused {
@@ -100,7 +102,9 @@ mod tests {
         assert_eq!(pause(classify(429, "rate_limited", Some(Duration::from_secs(3)))), Duration::from_secs(3));
         assert_eq!(pause(classify(429, "", None)), DEFAULT_PAUSE);
         assert_eq!(pause(classify(429, "", Some(Duration::from_secs(86_400)))), MAX_PAUSE);
-        for (status, code) in [(403, "action_prohibited"), (404, "no_service"), (404, "channel_not_found"), (410, "channel_is_archived")] {
+        for (status, code) in
+            [(403, "action_prohibited"), (404, "no_service"), (404, "channel_not_found"), (410, "channel_is_archived")]
+        {
             assert!(matches!(classify(status, code, None), Err(SlackError::Refused { .. })), "{code}");
         }
         assert!(matches!(classify(400, "invalid_blocks", None), Err(SlackError::TooLarge { .. })));

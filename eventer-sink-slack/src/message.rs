@@ -157,8 +157,15 @@ impl Renderer {
         if !obj.namespace.is_empty() {
             write!(line, "{}/", escape(&obj.namespace)).expect("writing to a String");
         }
-        write!(line, "{} *{}* (x{count}, {}): {}", escape(&obj.name), escape(&ev.reason), self.zone.short(ev), escape(&message))
-            .expect("writing to a String");
+        write!(
+            line,
+            "{} *{}* (x{count}, {}): {}",
+            escape(&obj.name),
+            escape(&ev.reason),
+            self.zone.short(ev),
+            escape(&message)
+        )
+        .expect("writing to a String");
         line
     }
 
@@ -209,7 +216,14 @@ mod tests {
 
     fn event(message: &str) -> Event {
         let t = "2024-01-01T00:00:00Z".parse().unwrap();
-        Event::builder().warning().kind("Pod").object("shop", "web-1").reason("BackOff").message(message).at(t, t).build()
+        Event::builder()
+            .warning()
+            .kind("Pod")
+            .object("shop", "web-1")
+            .reason("BackOff")
+            .message(message)
+            .at(t, t)
+            .build()
     }
 
     fn renderer(msg_type: MsgType) -> Renderer {
@@ -221,7 +235,8 @@ mod tests {
     #[test]
     fn one_alert_is_one_section_of_escaped_mrkdwn() {
         let ev = event("probe <failed> & restarting");
-        let body: Value = serde_json::from_str(&renderer(MsgType::Blocks).single(Alert { event: &ev, count: 3 }, 12_000)).unwrap();
+        let body: Value =
+            serde_json::from_str(&renderer(MsgType::Blocks).single(Alert { event: &ev, count: 3 }, 12_000)).unwrap();
         assert_eq!(body["text"], "Warning Pod web-1: BackOff");
         let text = body["blocks"][0]["text"]["text"].as_str().unwrap();
         assert_eq!(
@@ -229,14 +244,16 @@ mod tests {
             "*prod*\n<!here>\n*Warning* Pod `shop/web-1`: *BackOff*\n> probe &lt;failed&gt; &amp; restarting\n\
              Count: 3 · 2024-01-01 00:00:00 +0000 UTC"
         );
-        let body: Value = serde_json::from_str(&renderer(MsgType::Text).single(Alert { event: &ev, count: 1 }, 12_000)).unwrap();
+        let body: Value =
+            serde_json::from_str(&renderer(MsgType::Text).single(Alert { event: &ev, count: 1 }, 12_000)).unwrap();
         assert!(body.get("blocks").is_none() && body["text"].as_str().unwrap().contains("*BackOff*"));
     }
 
     #[test]
     fn a_long_message_is_cut_to_fit_a_section() {
         let ev = event(&"x".repeat(10_000));
-        let body: Value = serde_json::from_str(&renderer(MsgType::Blocks).single(Alert { event: &ev, count: 1 }, 12_000)).unwrap();
+        let body: Value =
+            serde_json::from_str(&renderer(MsgType::Blocks).single(Alert { event: &ev, count: 1 }, 12_000)).unwrap();
         let text = body["blocks"][0]["text"]["text"].as_str().unwrap();
         assert!(text.len() <= SECTION_BYTES && text.contains("*BackOff*"), "{}", text.len());
     }
@@ -246,7 +263,10 @@ mod tests {
         let ev = event("Back-off restarting failed container");
         let r = renderer(MsgType::Blocks);
         let line = r.digest_line(Alert { event: &ev, count: 2 });
-        assert_eq!(line, "• *Warning* Pod shop/web-1 *BackOff* (x2, 2024-01-01 00:00:00): Back-off restarting failed container");
+        assert_eq!(
+            line,
+            "• *Warning* Pod shop/web-1 *BackOff* (x2, 2024-01-01 00:00:00): Back-off restarting failed container"
+        );
         let lines = vec![line; 100];
         let body: Value = serde_json::from_str(&r.digest(Digest { lines: &lines, first: 1, total: 100 })).unwrap();
         let blocks = body["blocks"].as_array().unwrap();
