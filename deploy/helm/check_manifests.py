@@ -54,7 +54,7 @@ CHART = ROOT / "deploy" / "helm" / "eventer"
 PLAIN = ROOT / "deploy" / "kubernetes"
 RELEASE, NAMESPACE = "ev", "monitoring"
 FULLNAME = "ev-eventer"
-SECRET_ENV = {"DINGTALK_TOKEN", "DINGTALK_SECRET", "AccessKeyId", "AccessKeySecret", "WEBHOOK_SIGN_SECRET"}
+SECRET_ENV = {"DINGTALK_TOKEN", "DINGTALK_SECRET", "AccessKeyId", "AccessKeySecret", "WEBHOOK_SIGN_SECRET", "WECOM_KEY", "WECHAT_CORP_SECRET", "LARK_WEBHOOK", "LARK_SECRET", "SLACK_WEBHOOK"}
 NPD = "node-problem-detector"
 # /config/plugin/*.sh in ACK's NPD image v0.6.3-16-g30dab97 (its Dockerfile adds config/ of
 # github.com/AliyunContainerService/node-problem-detector at commit 30dab97).
@@ -283,9 +283,12 @@ def invariants(docs: list[dict], namespace: str) -> None:
         in_chart = [d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == secret]
         if in_chart and not ref.get("optional"):
             expect(ref["key"] in secret_data(docs), f"env {name}: key {ref['key']} missing from Secret {secret}")
-    # Secret options in URIs are references, never values.
+    # Secret options in URIs are references, never values; so are the targets of the
+    # sinks whose webhook is the credential.
     for uri in flag(docs, "sink"):
-        _, _, query = split_uri(uri)
+        scheme, target, query = split_uri(uri)
+        if scheme in ("lark", "feishu", "slack"):
+            expect(re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", target) is not None, f"the webhook is a literal in {uri}")
         for key, values in query.items():
             if key.lower() in ("access_token", "sign", "accesskeyid", "accesskeysecret"):
                 for v in values:
@@ -577,6 +580,11 @@ def problem_reasons(monitors) -> set[str]:
 
 # --- eventer check ---------------------------------------------------------------------
 
+WEBHOOK_ENV = {
+    "LARK_WEBHOOK": "https://open.feishu.cn/open-apis/bot/v2/hook/{}",
+    "SLACK_WEBHOOK": "https://hooks.slack.com/services/T0/B0/{}",
+}
+
 
 def eventer_check(docs: list[dict], namespace: str, config_text: str | None = None) -> None:
     binary = os.environ.get("EVENTER_BIN")
@@ -589,7 +597,8 @@ def eventer_check(docs: list[dict], namespace: str, config_text: str | None = No
         elif "fieldRef" in entry.get("valueFrom", {}):
             environment[name] = namespace if entry["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace" else "eventer-0"
         else:
-            environment[name] = f"dummy-{name.lower()}"
+            # Webhook secrets are whole URLs, which eventer check validates as such.
+            environment[name] = WEBHOOK_ENV.get(name, "{}").format(f"dummy-{name.lower()}")
     with tempfile.TemporaryDirectory() as tmp:
         argv = []
         for arg in args(docs):
@@ -602,8 +611,8 @@ def eventer_check(docs: list[dict], namespace: str, config_text: str | None = No
         proc = subprocess.run([binary, "check", *argv], env=environment, capture_output=True, text=True, timeout=60)
     expect(proc.returncode == 0, f"eventer check exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:500]}")
     for value in environment.values():
-        if value.startswith("dummy-"):
-            expect(value not in proc.stdout + proc.stderr, "eventer check printed a secret")
+        for dummy in re.findall(r"dummy-[a-z_]+", value):
+            expect(dummy not in proc.stdout + proc.stderr, "eventer check printed a secret")
 
 
 # --- cases ----------------------------------------------------------------------------
@@ -875,6 +884,29 @@ def guide(docs):
     expect(q["kinds"] == ["Node"] and q["level"] == ["normal"], f"kinds and level {q}")
     expect(reported <= set(q["reasons"][0].split(",")), f"reasons {q['reasons']} miss some of {sorted(reported)}")
 
+CHAT = {
+    "eventer": {
+        "sinks": {
+            "lark": {
+                "enabled": True,
+                "webhook": "https://open.feishu.cn/open-apis/bot/v2/hook/lark-t0k3n",
+                "secret": "lark-s3cret",
+                "label": ["prod", "team&ops"],
+                "msgType": "interactive",
+                "options": {"timezone": "Asia/Shanghai", "kinds": "Pod,Node"},
+            },
+            "slack": {
+                "enabled": True,
+                "webhook": "https://hooks.slack.com/services/T0/B0/slack-s3cret",
+                "label": "prod",
+                "mention": ["here", "U01ABC"],
+                "level": "normal",
+            },
+        }
+    }
+}
+
+
 def case(name: str, values: dict, extra=None, config_text: str | None = None) -> None:
     docs: list[dict] = []
 
@@ -1093,6 +1125,19 @@ def wecom(docs):
     ref = e["WECHAT_CORP_SECRET"]["valueFrom"]["secretKeyRef"]
     expect(ref == {"name": FULLNAME, "key": "wechat-corp-secret"}, "corp secret from the chart's Secret")
     expect("DINGTALK_TOKEN" not in e, "no unused secret env")
+def chat(docs):
+    target, q = one_sink(docs, "lark")
+    expect(target == "${LARK_WEBHOOK}", f"lark target {target}")
+    expect(q["sign"] == ["${LARK_SECRET}"] and q["msg_type"] == ["interactive"], f"{q}")
+    expect(q["label"] == ["prod", "team&ops"] and q["kinds"] == ["Pod,Node"] and q["level"] == ["warning"], f"{q}")
+    target, q = one_sink(docs, "slack")
+    expect(target == "${SLACK_WEBHOOK}", f"slack target {target}")
+    expect(q["mention"] == ["here,U01ABC"] and q["level"] == ["normal"] and q["label"] == ["prod"], f"{q}")
+    data = secret_data(docs)
+    expect(data == {"lark-webhook": "https://open.feishu.cn/open-apis/bot/v2/hook/lark-t0k3n", "lark-secret": "lark-s3cret", "slack-webhook": "https://hooks.slack.com/services/T0/B0/slack-s3cret"}, f"Secret data {data}")
+    e = env(docs)
+    for name, key in (("LARK_WEBHOOK", "lark-webhook"), ("LARK_SECRET", "lark-secret"), ("SLACK_WEBHOOK", "slack-webhook")):
+        expect(e[name]["valueFrom"]["secretKeyRef"] == {"name": FULLNAME, "key": key}, f"{name} from the chart's Secret")
 
 
 FAILURES = [
@@ -1103,6 +1148,9 @@ FAILURES = [
     ("half an AccessKey pair", {"eventer": {"sinks": {"sls": {"enabled": True, "project": "p", "logstore": "l", "accessKeyId": "x"}}}}, "set both accessKeyId and accessKeySecret"),
     ("two replicas without leader election", {"eventer": {"leaderElection": {"enabled": False}, "sinks": {"stdout": {"enabled": True}}}}, "needs eventer.leaderElection.enabled"),
     ("no source", {"eventer": {"source": "", "sinks": {"stdout": {"enabled": True}}}}, "eventer.source is empty"),
+    ("Lark without a webhook", {"eventer": {"sinks": {"lark": {"enabled": True}}}}, "eventer.sinks.lark.webhook is required"),
+    ("Slack without a webhook", {"eventer": {"sinks": {"slack": {"enabled": True}}}}, "eventer.sinks.slack.webhook is required"),
+    ("a webhook among the options", {"eventer": {"sinks": {"slack": {"enabled": True, "webhook": "x", "options": {"webhook": "leak"}}}}}, "secrets do not belong"),
     ("a token among the options", {"eventer": {"sinks": {"dingtalk": {"enabled": True, "token": "x", "options": {"access_token": "leak"}}}}}, "secrets do not belong"),
     ("webhook without a URL", {"eventer": {"sinks": {"webhook": {"enabled": True}}}}, "eventer.sinks.webhook.url is required"),
     ("a webhook secret among the options", {"eventer": {"sinks": {"webhook": {"enabled": True, "url": "https://h/x", "options": {"sign_secret": "leak"}}}}}, "secrets do not belong"),
@@ -1128,6 +1176,7 @@ def main() -> int:
     case("ACK chart keys, SLS", ACK_SLS, ack_sls)
     case("every knob", EVERYTHING, everything)
     case("existingSecret", EXISTING_SECRET, existing_secret)
+    case("Lark and Slack", CHAT, chat)
     case("one replica, no checkpoint", SINGLE, single)
     case("config file", CONFIG_FILE, config_file, CONFIG_FILE_TEXT)
     case("custom names", NAMED, named)

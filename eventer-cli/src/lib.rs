@@ -49,6 +49,10 @@ pub fn default_registry() -> Registry {
     eventer_sink_wecom::register(&mut registry);
     #[cfg(feature = "sink-webhook")]
     eventer_sink_webhook::register(&mut registry);
+    #[cfg(feature = "sink-lark")]
+    eventer_sink_lark::register(&mut registry);
+    #[cfg(feature = "sink-slack")]
+    eventer_sink_slack::register(&mut registry);
     registry
 }
 

@@ -355,6 +355,12 @@ pub fn expand_env(s: &str) -> Result<String> {
 ///     "https://oapi.dingtalk.com/robot/send?access_token=***&sign=***&level=Warning"
 /// );
 /// assert_eq!(redact("http://admin:hunter2@host:9200/"), "http://admin:***@host:9200/");
+/// // Webhooks whose path is the credential: Lark/Feishu bots and Slack.
+/// assert_eq!(
+///     redact("https://open.feishu.cn/open-apis/bot/v2/hook/0a1b2c?sign=s"),
+///     "https://open.feishu.cn/open-apis/bot/v2/hook/***?sign=***"
+/// );
+/// assert_eq!(redact("https://hooks.slack.com/services/T0/B0/xyz"), "https://hooks.slack.com/services/***");
 /// ```
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -388,7 +394,32 @@ pub fn redact(text: &str) -> String {
         rest = &tail[end..];
     }
     out.push_str(rest);
-    redact_pairs(&out)
+    redact_path_tokens(&redact_pairs(&out))
+}
+
+/// Hide the path credentials of webhooks: Lark/Feishu's `/open-apis/bot/v2/hook/<token>`
+/// and Slack's `/services/T…/B…/<secret>`.
+fn redact_path_tokens(text: &str) -> String {
+    let end_of = |s: &str| s.find(['?', '#', ' ', '"', '\'', '&', '\n']).unwrap_or(s.len());
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        const LARK: &str = "/bot/v2/hook/";
+        let lark = rest.find(LARK).map(|i| i + LARK.len());
+        let slack = rest.match_indices("/services/").map(|(i, m)| i + m.len()).find(|&at| {
+            let mut parts = rest[at..at + end_of(&rest[at..])].split('/');
+            parts.next().is_some_and(|t| t.starts_with('T')) && parts.next().is_some_and(|b| b.starts_with('B'))
+        });
+        let Some(at) = lark.into_iter().chain(slack).min() else { break };
+        let end = at + end_of(&rest[at..]);
+        out.push_str(&rest[..at]);
+        if end > at {
+            out.push_str("***");
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `key=value` pairs, also percent-encoded (`key%3Dvalue%26next`, a webhook pasted

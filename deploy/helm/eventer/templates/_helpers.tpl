@@ -84,6 +84,7 @@ given this way. Input: dict "options" <map> "sink" <name>. Output: k=v&k=v.
 {{- $pairs := list -}}
 {{- range $k, $v := .options -}}
 {{- if has (lower $k) (list "access_token" "sign" "accesskeyid" "accesskeysecret" "key" "corp_secret" "sign_secret") -}}
+{{- if has (lower $k) (list "access_token" "sign" "accesskeyid" "accesskeysecret" "webhook") -}}
 {{- fail (printf "eventer.sinks.%s.options.%s: secrets do not belong in values that end up in the Deployment; use the %s sink's own keys (stored in a Secret) or existingSecret" $.sink $k $.sink) -}}
 {{- end -}}
 {{- if kindIs "slice" $v -}}
@@ -193,6 +194,57 @@ yes
 {{- $extra := include "eventer.extraOptions" (dict "options" $w.options "sink" "wechat") -}}
 {{- if $extra -}}{{- $q = append $q $extra -}}{{- end -}}
 {{- printf "wechat:?%s" (join "&" $q) -}}
+{{/* Whether Lark requests are signed (non-empty output means yes). */}}
+{{- define "eventer.larkSigned" -}}
+{{- $l := .Values.eventer.sinks.lark -}}
+{{- if .Values.eventer.existingSecret -}}
+{{- if $l.signFromExistingSecret -}}yes{{- end -}}
+{{- else if $l.secret -}}yes{{- end -}}
+{{- end -}}
+
+{{/* Level, labels and extra options, shared by the chat sinks. Input: dict "s" <values> "sink" <name>. */}}
+{{- define "eventer.chatOptions" -}}
+{{- $s := .s -}}
+{{- $q := list -}}
+{{- if $s.level -}}{{- $q = append $q (printf "level=%s" (include "eventer.q" $s.level)) -}}{{- end -}}
+{{- if kindIs "slice" $s.label -}}
+{{- range $s.label -}}{{- $q = append $q (printf "label=%s" (include "eventer.q" .)) -}}{{- end -}}
+{{- else if $s.label -}}
+{{- $q = append $q (printf "label=%s" (include "eventer.q" $s.label)) -}}
+{{- end -}}
+{{- $extra := include "eventer.extraOptions" (dict "options" $s.options "sink" .sink) -}}
+{{- if $extra -}}{{- $q = append $q $extra -}}{{- end -}}
+{{- join "&" $q -}}
+{{- end -}}
+
+{{/* --sink=lark:${LARK_WEBHOOK}?... */}}
+{{- define "eventer.larkUri" -}}
+{{- $l := .Values.eventer.sinks.lark -}}
+{{- if not (or $l.webhook .Values.eventer.existingSecret) -}}
+{{- fail "eventer.sinks.lark.webhook is required (the bot's whole webhook URL), or set eventer.existingSecret to a Secret with a lark-webhook key" -}}
+{{- end -}}
+{{- $q := list -}}
+{{- if include "eventer.larkSigned" . -}}{{- $q = append $q "sign=${LARK_SECRET}" -}}{{- end -}}
+{{- if and $l.msgType (ne (lower (toString $l.msgType)) "text") -}}
+{{- $q = append $q (printf "msg_type=%s" (include "eventer.q" $l.msgType)) -}}
+{{- end -}}
+{{- $common := include "eventer.chatOptions" (dict "s" $l "sink" "lark") -}}
+{{- if $common -}}{{- $q = append $q $common -}}{{- end -}}
+{{- if $q -}}{{- printf "lark:${LARK_WEBHOOK}?%s" (join "&" $q) -}}{{- else -}}lark:${LARK_WEBHOOK}{{- end -}}
+{{- end -}}
+
+{{/* --sink=slack:${SLACK_WEBHOOK}?... */}}
+{{- define "eventer.slackUri" -}}
+{{- $s := .Values.eventer.sinks.slack -}}
+{{- if not (or $s.webhook .Values.eventer.existingSecret) -}}
+{{- fail "eventer.sinks.slack.webhook is required (the incoming webhook's URL), or set eventer.existingSecret to a Secret with a slack-webhook key" -}}
+{{- end -}}
+{{- $q := list -}}
+{{- $mention := include "eventer.commaList" $s.mention -}}
+{{- if $mention -}}{{- $q = append $q (printf "mention=%s" $mention) -}}{{- end -}}
+{{- $common := include "eventer.chatOptions" (dict "s" $s "sink" "slack") -}}
+{{- if $common -}}{{- $q = append $q $common -}}{{- end -}}
+{{- if $q -}}{{- printf "slack:${SLACK_WEBHOOK}?%s" (join "&" $q) -}}{{- else -}}slack:${SLACK_WEBHOOK}{{- end -}}
 {{- end -}}
 
 {{/* --sink=sls:... , ACK chart keys: project, logstore. */}}
@@ -270,6 +322,8 @@ yes
 {{- $e := .Values.eventer -}}
 {{- $sinks := list -}}
 {{- if $e.sinks.dingtalk.enabled -}}{{- $sinks = append $sinks (include "eventer.dingtalkUri" .) -}}{{- end -}}
+{{- if $e.sinks.lark.enabled -}}{{- $sinks = append $sinks (include "eventer.larkUri" .) -}}{{- end -}}
+{{- if $e.sinks.slack.enabled -}}{{- $sinks = append $sinks (include "eventer.slackUri" .) -}}{{- end -}}
 {{- if $e.sinks.sls.enabled -}}{{- $sinks = append $sinks (include "eventer.slsUri" .) -}}{{- end -}}
 {{- if $e.sinks.wecom.enabled -}}{{- $sinks = append $sinks (include "eventer.wecomUri" .) -}}{{- end -}}
 {{- if $e.sinks.wechat.enabled -}}{{- $sinks = append $sinks (include "eventer.wechatUri" .) -}}{{- end -}}

@@ -1,0 +1,279 @@
+//! Message bodies: mrkdwn for one alert, digests listing many, Block Kit sections under
+//! Slack's limits, and the user template.
+
+use std::fmt::Write as _;
+
+use eventer_alert::{Alert, Digest, Template, Zone, truncate};
+use eventer_core::{Error, Result};
+use serde_json::{Value, json};
+
+use crate::config::{MsgType, SlackConfig, mention};
+
+/// A digest line keeps at most this much of an event's message.
+const DIGEST_MESSAGE_BYTES: usize = 300;
+/// Room left for what a size estimate may miss.
+const SLACK_BYTES: usize = 64;
+/// Slack refuses a section whose text exceeds 3000 characters; bytes bound characters.
+pub(crate) const SECTION_BYTES: usize = 3000;
+/// What a section adds around its text, spread over the lines it holds (several: a
+/// digest line is at most a few hundred bytes).
+pub(crate) const SECTION_COST_PER_LINE: usize = 12;
+/// The notification text of a message with blocks.
+const FALLBACK_BYTES: usize = 150;
+
+/// Renders message bodies (the JSON sent to the webhook).
+pub(crate) struct Renderer {
+    msg_type: MsgType,
+    labels: Vec<String>,
+    /// `<!here> <@U…>`, put at the top of every message.
+    mentions: String,
+    zone: Zone,
+    template: Option<Template>,
+}
+
+/// Slack's mrkdwn escapes: `&`, `<` and `>` start entities, links and mentions.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+impl Renderer {
+    /// A renderer for `config`; reads `template_file` and compiles the template.
+    pub(crate) fn new(config: &SlackConfig) -> Result<Self> {
+        let zone = Zone::new(config.timezone.as_deref())?;
+        let source = match (&config.template, &config.template_file) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| Error::config(format!("option template_file: cannot read {}: {e}", path.display())))?,
+            ),
+            (None, None) => None,
+        };
+        let template = source.map(Template::compile).transpose()?;
+        let mentions: Vec<String> = config.mention.iter().filter_map(|m| mention(m)).collect();
+        let renderer = Renderer {
+            msg_type: config.msg_type,
+            labels: config.labels.clone(),
+            mentions: mentions.join(" "),
+            zone,
+            template,
+        };
+        // A template naming an unknown variable fails at startup.
+        if let Some(template) = &renderer.template {
+            template.check(&renderer.zone, &renderer.labels, &[])?;
+        }
+        Ok(renderer)
+    }
+
+    /// The zone times are shown in.
+    pub(crate) fn tz_name(&self) -> &str {
+        self.zone.name()
+    }
+
+    /// Labels (bold) and mentions, each on a line, to open a message.
+    fn head(&self) -> String {
+        let mut head = String::new();
+        for label in self.labels.iter().filter(|l| !l.trim().is_empty()) {
+            writeln!(head, "*{}*", escape(label)).expect("writing to a String");
+        }
+        if !self.mentions.is_empty() {
+            writeln!(head, "{}", self.mentions).expect("writing to a String");
+        }
+        head
+    }
+
+    /// The body of a message about one alert within `max_bytes`, its section within
+    /// Slack's limit (the event's message is cut, never the alert).
+    pub(crate) fn single(&self, alert: Alert<'_>, max_bytes: usize) -> String {
+        let mut limit = alert.event.message.len();
+        loop {
+            let (text, body) = self.single_body(alert, limit);
+            let over = (body.len() > max_bytes).then_some((body.len(), max_bytes)).or_else(|| {
+                (self.msg_type == MsgType::Blocks && text.len() > SECTION_BYTES).then_some((text.len(), SECTION_BYTES))
+            });
+            let Some((size, max)) = over.filter(|_| limit > 0) else { return body };
+            // Shrink in proportion: escaping makes the body grow faster than the message.
+            let scaled = limit * max.saturating_sub(SLACK_BYTES) / size;
+            limit = scaled.min(limit - 1);
+        }
+    }
+
+    fn single_body(&self, alert: Alert<'_>, message_limit: usize) -> (String, String) {
+        let cut;
+        let alert = if alert.event.message.len() > message_limit {
+            let mut event = alert.event.clone();
+            event.message = truncate(&event.message, message_limit);
+            cut = event;
+            Alert { event: &cut, count: alert.count }
+        } else {
+            alert
+        };
+        let text = match &self.template {
+            Some(template) => template.render(alert, &self.zone, &self.labels, &[]).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "Slack template failed; using the default layout.");
+                self.layout(alert)
+            }),
+            None => self.layout(alert),
+        };
+        let ev = alert.event;
+        let obj = &ev.involved_object;
+        let fallback = format!("{} {} {}: {}", ev.level, obj.kind, obj.name, ev.reason);
+        let body = self.body(&fallback, std::slice::from_ref(&text));
+        (text, body)
+    }
+
+    /// `*Warning* Pod `shop/web-1`: *BackOff*`, the message quoted, then count, time and node.
+    fn layout(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+        let obj = &ev.involved_object;
+        let mut out = self.head();
+        let w = &mut out;
+        write!(w, "*{}* {} `", ev.level, escape(&obj.kind)).expect("writing to a String");
+        if !obj.namespace.is_empty() {
+            write!(w, "{}/", escape(&obj.namespace)).expect("writing to a String");
+        }
+        writeln!(w, "{}`: *{}*", escape(&obj.name), escape(&ev.reason)).expect("writing to a String");
+        for line in ev.message.trim().lines() {
+            writeln!(w, "> {}", escape(line)).expect("writing to a String");
+        }
+        let mut facts = vec![self.zone.long(ev)];
+        if count > 1 {
+            facts.insert(0, format!("Count: {count}"));
+        }
+        if !ev.source.host.is_empty() {
+            facts.push(format!("Node: {}", escape(&ev.source.host)));
+        }
+        write!(w, "{}", facts.join(" · ")).expect("writing to a String");
+        out
+    }
+
+    /// One line of a digest: level, kind, namespace/name, reason, count, time, message.
+    pub(crate) fn digest_line(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+        let obj = &ev.involved_object;
+        // One line per alert: a multi-line message would break the list.
+        let message: String = truncate(ev.message.trim(), DIGEST_MESSAGE_BYTES)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let mut line = format!("• *{}* {} ", ev.level, escape(&obj.kind));
+        if !obj.namespace.is_empty() {
+            write!(line, "{}/", escape(&obj.namespace)).expect("writing to a String");
+        }
+        write!(
+            line,
+            "{} *{}* (x{count}, {}): {}",
+            escape(&obj.name),
+            escape(&ev.reason),
+            self.zone.short(ev),
+            escape(&message)
+        )
+        .expect("writing to a String");
+        line
+    }
+
+    /// A digest message listing `digest.lines`, in sections under Slack's limit.
+    pub(crate) fn digest(&self, Digest { lines, first, total }: Digest<'_>) -> String {
+        let span = if lines.len() == total {
+            format!("{total} Kubernetes events")
+        } else {
+            format!("Kubernetes events {first}-{} of {total}", first + lines.len().saturating_sub(1))
+        };
+        let mut sections = vec![format!("{}*{span}* (times in {})", self.head(), self.zone.name())];
+        let mut current = String::new();
+        for line in lines {
+            if !current.is_empty() && current.len() + 1 + line.len() > SECTION_BYTES {
+                sections.push(std::mem::take(&mut current));
+            }
+            if !current.is_empty() {
+                current.push('\n');
+            }
+            current.push_str(line);
+        }
+        if !current.is_empty() {
+            sections.push(current);
+        }
+        self.body(&span, &sections)
+    }
+
+    fn body(&self, fallback: &str, sections: &[String]) -> String {
+        let body = match self.msg_type {
+            MsgType::Text => json!({ "text": sections.join("\n") }),
+            MsgType::Blocks => {
+                let blocks: Vec<Value> = sections
+                    .iter()
+                    .map(|text| json!({ "type": "section", "text": { "type": "mrkdwn", "text": text } }))
+                    .collect();
+                json!({ "text": truncate(fallback, FALLBACK_BYTES), "blocks": blocks })
+            }
+        };
+        body.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use eventer_core::Event;
+
+    use super::*;
+
+    fn event(message: &str) -> Event {
+        let t = "2024-01-01T00:00:00Z".parse().unwrap();
+        Event::builder()
+            .warning()
+            .kind("Pod")
+            .object("shop", "web-1")
+            .reason("BackOff")
+            .message(message)
+            .at(t, t)
+            .build()
+    }
+
+    fn renderer(msg_type: MsgType) -> Renderer {
+        let mut config = SlackConfig::new("https://h/services/x").msg_type(msg_type).label("prod").timezone("UTC");
+        config.mention = vec!["here".into()];
+        Renderer::new(&config).unwrap()
+    }
+
+    #[test]
+    fn one_alert_is_one_section_of_escaped_mrkdwn() {
+        let ev = event("probe <failed> & restarting");
+        let body: Value =
+            serde_json::from_str(&renderer(MsgType::Blocks).single(Alert { event: &ev, count: 3 }, 12_000)).unwrap();
+        assert_eq!(body["text"], "Warning Pod web-1: BackOff");
+        let text = body["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert_eq!(
+            text,
+            "*prod*\n<!here>\n*Warning* Pod `shop/web-1`: *BackOff*\n> probe &lt;failed&gt; &amp; restarting\n\
+             Count: 3 · 2024-01-01 00:00:00 +0000 UTC"
+        );
+        let body: Value =
+            serde_json::from_str(&renderer(MsgType::Text).single(Alert { event: &ev, count: 1 }, 12_000)).unwrap();
+        assert!(body.get("blocks").is_none() && body["text"].as_str().unwrap().contains("*BackOff*"));
+    }
+
+    #[test]
+    fn a_long_message_is_cut_to_fit_a_section() {
+        let ev = event(&"x".repeat(10_000));
+        let body: Value =
+            serde_json::from_str(&renderer(MsgType::Blocks).single(Alert { event: &ev, count: 1 }, 12_000)).unwrap();
+        let text = body["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(text.len() <= SECTION_BYTES && text.contains("*BackOff*"), "{}", text.len());
+    }
+
+    #[test]
+    fn digests_split_into_sections_under_the_limit() {
+        let ev = event("Back-off restarting failed container");
+        let r = renderer(MsgType::Blocks);
+        let line = r.digest_line(Alert { event: &ev, count: 2 });
+        assert_eq!(
+            line,
+            "• *Warning* Pod shop/web-1 *BackOff* (x2, 2024-01-01 00:00:00): Back-off restarting failed container"
+        );
+        let lines = vec![line; 100];
+        let body: Value = serde_json::from_str(&r.digest(Digest { lines: &lines, first: 1, total: 100 })).unwrap();
+        let blocks = body["blocks"].as_array().unwrap();
+        assert!(blocks.len() > 2);
+        assert!(blocks.iter().all(|b| b["text"]["text"].as_str().unwrap().len() <= SECTION_BYTES));
+        let listed: usize = blocks.iter().map(|b| b["text"]["text"].as_str().unwrap().matches("• ").count()).sum();
+        assert_eq!(listed, 100);
+        assert_eq!(body["text"], "100 Kubernetes events");
+    }
+}
