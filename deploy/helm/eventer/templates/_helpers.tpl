@@ -334,7 +334,7 @@ yes
 {{- fail "eventer.sinks.eventbridge: eventer has no EventBridge sink; use eventer.sinks.sls, eventer.sinks.dingtalk or eventer.extraSinks" -}}
 {{- end -}}
 {{- if and (not $sinks) (not $e.config) -}}
-{{- fail "no sink: enable eventer.sinks.dingtalk, eventer.sinks.sls, eventer.sinks.webhook or eventer.sinks.stdout, or give eventer.extraSinks or eventer.config" -}}
+{{- fail "no sink: enable one of eventer.sinks.dingtalk, wecom, wechat, lark, slack, sls, webhook or stdout, or give eventer.extraSinks or eventer.config" -}}
 {{- end -}}
 {{- if and (not $e.source) (not $e.config) -}}
 {{- fail "eventer.source is empty: give a source URI (kubernetes:https://kubernetes.default), or one in eventer.config" -}}
