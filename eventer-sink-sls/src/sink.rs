@@ -45,8 +45,8 @@ struct Running {
 }
 
 impl SlsSink {
-    /// A sink for `config` (validated here; no I/O until [`Sink::start`]). Events not about
-    /// a Node get this machine's host name as their log source.
+    /// A sink for `config` (validated here; no I/O until [`Sink::start`]). Log groups have
+    /// this machine's host name as their source (`__source__`).
     ///
     /// # Errors
     /// An invalid setting, naming it.
@@ -255,7 +255,7 @@ impl Sink for SlsSink {
         let lines = batch
             .iter()
             .map(|event| {
-                let group = self.schema.group(self.schema.source(event));
+                let group = self.schema.group();
                 let log = self.schema.log(event, now);
                 let mut obj = serde_json::Map::new();
                 obj.insert("__time__".into(), log.time.into());

@@ -85,7 +85,7 @@ async fn conformance_and_documented_keys() {
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Delivered)), "{outcomes:?}");
 
     let writes = sls.writes();
-    assert_eq!(writes.len(), 2, "the Node event has its own log group (its __source__ is the node)");
+    assert_eq!(writes.len(), 1, "one request for the batch, Node events included");
     for w in &writes {
         assert_eq!((w.project.as_str(), w.log_store.as_str()), ("my-project", "k8s-events"));
         assert_eq!((w.access_key_id.as_str(), w.signature_version, w.compressed), (KEY_ID, 4, true));
@@ -96,8 +96,7 @@ async fn conformance_and_documented_keys() {
         );
     }
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
-    assert_eq!(writes[0].group.source.as_deref(), Some(hostname.as_str()), "other events come from eventer's host");
-    assert_eq!(writes[1].group.source.as_deref(), Some("node-1"));
+    assert_eq!(writes[0].group.source.as_deref(), Some(hostname.as_str()), "the group comes from eventer's host");
 
     let logs = sls.logs();
     let backoff = logs.iter().find(|l| l.get("reason") == Some("BackOff")).unwrap();
@@ -123,6 +122,33 @@ async fn conformance_and_documented_keys() {
     assert_eq!(event["involvedObject"]["name"], "web-0");
     let node = logs.iter().find(|l| l.get("kind") == Some("Node")).unwrap();
     assert_eq!((node.get("pod_name"), node.get("pod_id")), (None, None), "pod keys only for Pods");
+    assert_eq!(node.get("hostname"), Some("node-1"), "the node is in hostname");
+}
+
+#[tokio::test]
+async fn node_events_from_many_nodes_take_one_request_per_batch() {
+    let sls = fake().await;
+    let events: Vec<Event> = (0..3000)
+        .map(|i| {
+            let node = format!("node-{i}");
+            Event::builder()
+                .meta("default", &format!("{node}.17b2c3d4e5f6"), &format!("uid-{i}"))
+                .kind("Node")
+                .object("", &node)
+                .reason("NodeNotReady")
+                .message("Node is not ready")
+                .warning()
+                .at(Timestamp::now(), Timestamp::now())
+                .source("node-controller", &node)
+                .build()
+        })
+        .collect();
+    let mut sink = keyed(&sls, "&maxBatchLogs=1000");
+    let outcomes = sink.send(&shared(events)).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Delivered)), "{outcomes:?}");
+    assert_eq!(sls.writes().len(), 3, "⌈3000 / maxBatchLogs⌉ requests, not one per node");
+    let hosts: HashSet<String> = sls.logs().iter().map(|l| l.get("hostname").unwrap().to_owned()).collect();
+    assert_eq!(hosts.len(), 3000, "each log keeps its node");
 }
 
 #[tokio::test]
