@@ -278,9 +278,8 @@ impl Iterator for Plan<'_> {
             let g = self.open.get_or_insert_with(|| Open::new(spare.pop().unwrap_or_default()));
             let full =
                 !g.events.is_empty() && (g.events.len() >= max_logs || g.body.len() + size + trailer > max_bytes);
-            let done = full.then(|| {
-                std::mem::replace(g, Open::new(spare.pop().unwrap_or_default())).finish(&layout.trailer)
-            });
+            let done =
+                full.then(|| std::mem::replace(g, Open::new(spare.pop().unwrap_or_default())).finish(&layout.trailer));
             if g.events.is_empty() {
                 // Guess the group's size from its first log, sparing the copies of repeated growth.
                 let remaining = (self.batch.len() - i).min(max_logs);
@@ -307,7 +306,6 @@ impl Iterator for Plan<'_> {
 }
 
 impl Layout {
-
     /// `__time__` and its nanoseconds: the last occurrence, or `now` when SLS would refuse that.
     fn time(event: &Event, now: Timestamp) -> (u32, u32) {
         let time = event.last_seen().filter(|t| *t >= now - MAX_AGE && *t <= now + MAX_AHEAD).unwrap_or(now);
