@@ -20,7 +20,8 @@
 //! the medians (5 runs by default).
 //!
 //! It builds `eventer` first with the profile it was run with (a no-op when that is up to
-//! date): `dist` measures the shipped binary, `--release` the quicker optimised build. The
+//! date): `dist` measures the shipped binary, `--release` the quicker optimised build;
+//! `EVENTER_BIN=<path>` measures that binary instead (another build, to compare). The
 //! fakes run in this process, so on a small machine they compete with eventer for CPU:
 //! compare runs on the same machine.
 
@@ -38,7 +39,11 @@ const KEY_SECRET: &str = "e2e-secret";
 
 /// `eventer` built with this example's profile, next to it
 /// (`target/<profile>/examples/e2e_sls` → `target/<profile>/eventer`).
+/// `EVENTER_BIN`, when set, is measured instead: another build to compare with.
 fn eventer_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("EVENTER_BIN") {
+        return path.into();
+    }
     let exe = std::env::current_exe().expect("this example's path");
     let dir = exe.parent().and_then(|examples| examples.parent()).expect("target/<profile>");
     // The directory bears the profile's name, but for `dev`'s.
