@@ -205,3 +205,25 @@ yes
 {{- range $e.extraArgs -}}{{- $args = append $args . -}}{{- end -}}
 {{- toYaml $args -}}
 {{- end -}}
+
+{{/*
+"true" when the SLS sink takes its credentials from RRSA; both ARNs are then required.
+*/}}
+{{- define "eventer.rrsa" -}}
+{{- $s := .Values.eventer.sinks.sls -}}
+{{- if and $s.enabled $s.rrsa $s.rrsa.enabled -}}
+{{- if not (and $s.rrsa.roleArn $s.rrsa.oidcProviderArn) -}}
+{{- fail "eventer.sinks.sls.rrsa: roleArn and oidcProviderArn are required when RRSA is enabled" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/*
+The RAM role's name (the last part of eventer.sinks.sls.rrsa.roleArn), with RRSA.
+*/}}
+{{- define "eventer.rrsaRoleName" -}}
+{{- if include "eventer.rrsa" . -}}
+{{- .Values.eventer.sinks.sls.rrsa.roleArn | splitList "/" | last -}}
+{{- end -}}
+{{- end }}
