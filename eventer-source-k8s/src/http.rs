@@ -133,10 +133,14 @@ where
         Lines { body, buf: Vec::new(), start: 0, scanned: 0, max, skipping: None }
     }
 
-    /// Where the next newline is in `buf`, if one came.
+    /// Where the next newline is in `buf`, if one came; found once, whether by
+    /// [`Lines::has_line`] or [`Lines::next`].
     fn newline(&mut self) -> Option<usize> {
         match self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
-            Some(at) => Some(self.scanned + at),
+            Some(at) => {
+                self.scanned += at;
+                Some(self.scanned)
+            }
             None => {
                 self.scanned = self.buf.len();
                 None
