@@ -14,7 +14,14 @@ rendered, and the manifests are checked:
   the release's namespace, get/update only on the names the arguments use;
 - securityContext (non-root, read-only root filesystem, no capabilities), probes on
   /healthz and /readyz, leader election whenever there is more than one replica;
-- invalid values fail with a message that names the key.
+- invalid values fail with a message that names the key; values.schema.json describes every
+  value of values.yaml, so a misspelt key (given as `--set` would give it) fails lint and render;
+- node-problem-detector (npd.*, alibaba_cloud_plugins): the DaemonSet runs the given image on every
+  node, its monitors follow NPD's config format (the fields of NPD 0.6's Go structs, patterns that
+  match real kernel log lines, plugin scripts that exist in the image or in the ConfigMap), it
+  mounts read-only exactly the host paths its monitors read, is privileged only for /dev/kmsg and
+  fd_check, and its RBAC is create/patch events and patch nodes/status;
+- docs/node-problem-detector.md's filter names every problem reason the chart's monitors report.
 
 The plain manifests in deploy/kubernetes get the same checks.
 
@@ -28,8 +35,10 @@ Prints one line per check and ends with `N passed, N failed`; exits 1 on any fai
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -45,6 +54,11 @@ PLAIN = ROOT / "deploy" / "kubernetes"
 RELEASE, NAMESPACE = "ev", "monitoring"
 FULLNAME = "ev-eventer"
 SECRET_ENV = {"DINGTALK_TOKEN", "DINGTALK_SECRET", "AccessKeyId", "AccessKeySecret"}
+NPD = "node-problem-detector"
+# /config/plugin/*.sh in ACK's NPD image v0.6.3-16-g30dab97 (its Dockerfile adds config/ of
+# github.com/AliyunContainerService/node-problem-detector at commit 30dab97).
+IMAGE_SCRIPTS = {"/config/plugin/check_fd.sh", "/config/plugin/check_ntp.sh", "/config/plugin/network_problem.sh"}
+DOCS_NPD = ROOT / "docs" / "node-problem-detector.md"
 
 results: list[tuple[str, str | None]] = []
 
@@ -90,6 +104,22 @@ def lint(values: dict) -> list[str]:
     return problems + list(report.get("errors") or [])
 
 
+def set_values(*expressions: str) -> dict:
+    """Values as `helm --set a=b --set c=d` gives them (Helm's own strvals parser)."""
+    values: dict = {}
+    for expression in expressions:
+        merge(values, helm().parse_set_string(expression))
+    return values
+
+
+def merge(into: dict, other: dict) -> None:
+    for key, value in other.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
+
+
 def render(values: dict) -> list[dict]:
     with helm().Chart.load(str(CHART)) as chart:
         out = chart.render(values, name=RELEASE, namespace=NAMESPACE, is_install=True)
@@ -129,6 +159,18 @@ def plain_manifests() -> tuple[list[dict], str]:
 
 
 # --- accessors ---------------------------------------------------------------------------
+
+
+def is_npd(doc: dict) -> bool:
+    return doc["metadata"].get("labels", {}).get("app.kubernetes.io/component") == NPD
+
+
+def eventer_docs(docs: list[dict]) -> list[dict]:
+    return [d for d in docs if not is_npd(d)]
+
+
+def npd_docs(docs: list[dict]) -> list[dict]:
+    return [d for d in docs if is_npd(d)]
 
 
 def only(docs: list[dict], kind: str) -> dict:
@@ -319,6 +361,211 @@ def invariants(docs: list[dict], namespace: str) -> None:
     expect(rb["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}], f"RoleBinding subject {rb['subjects']}")
 
 
+# --- node-problem-detector ---------------------------------------------------------------
+
+# The JSON fields of NPD's monitor configurations, from its Go structs (NPD 0.6.3:
+# pkg/systemlogmonitor/config.go with logwatchers/types.WatcherConfig and types.Rule;
+# pkg/custompluginmonitor/types/config.go and types.CustomRule; pkg/types.Condition). NPD
+# ignores unknown fields, so a misspelt one would silently not apply.
+LOG_MONITOR_FIELDS = {"plugin", "pluginConfig", "logPath", "lookback", "delay", "bufferSize", "source", "conditions", "rules"}
+LOG_RULE_FIELDS = {"type", "condition", "reason", "pattern"}
+CUSTOM_MONITOR_FIELDS = {"plugin", "pluginConfig", "source", "conditions", "rules"}
+CUSTOM_GLOBAL_FIELDS = {"invoke_interval", "timeout", "max_output_length", "concurrency", "enable_message_change_based_condition_update"}
+CUSTOM_RULE_FIELDS = {"type", "condition", "reason", "path", "args", "timeout"}
+CONDITION_FIELDS = {"type", "reason", "message"}
+
+
+def go_duration(text: str) -> float:
+    """Seconds of a Go duration such as 90s, 1m30s, 500ms."""
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+    expect(parts and "".join(n + u for n, u in parts) == text, f"not a Go duration: {text!r}")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def check_conditions(monitor: dict, where: str) -> set[str]:
+    types = set()
+    for c in monitor.get("conditions", []):
+        expect(set(c) <= CONDITION_FIELDS, f"{where}: condition fields {sorted(set(c) - CONDITION_FIELDS)}")
+        expect(c.get("type") and c.get("reason"), f"{where}: a condition needs type and reason: {c}")
+        types.add(c["type"])
+    return types
+
+
+def check_rule_kind(rule: dict, conditions: set[str], where: str) -> None:
+    expect(rule.get("type") in ("temporary", "permanent"), f"{where}: rule type {rule.get('type')}")
+    expect(rule.get("reason"), f"{where}: a rule without a reason")
+    if rule["type"] == "permanent":
+        expect(rule.get("condition") in conditions, f"{where}: permanent rule {rule['reason']} on an undeclared condition {rule.get('condition')}")
+
+
+def check_log_monitor(monitor: dict, where: str) -> None:
+    expect(set(monitor) <= LOG_MONITOR_FIELDS, f"{where}: fields NPD does not read: {sorted(set(monitor) - LOG_MONITOR_FIELDS)}")
+    expect(monitor.get("plugin") in ("kmsg", "journald", "filelog"), f"{where}: plugin {monitor.get('plugin')}")
+    expect(monitor.get("source"), f"{where}: no source")
+    if "lookback" in monitor:
+        go_duration(monitor["lookback"])
+    conditions = check_conditions(monitor, where)
+    expect(monitor.get("rules"), f"{where}: no rules")
+    for rule in monitor["rules"]:
+        expect(set(rule) <= LOG_RULE_FIELDS, f"{where}: rule fields {sorted(set(rule) - LOG_RULE_FIELDS)}")
+        check_rule_kind(rule, conditions, where)
+        re.compile(rule["pattern"])
+
+
+def check_custom_monitor(monitor: dict, where: str, scripts: set[str]) -> None:
+    expect(set(monitor) <= CUSTOM_MONITOR_FIELDS, f"{where}: fields NPD does not read: {sorted(set(monitor) - CUSTOM_MONITOR_FIELDS)}")
+    expect(monitor.get("plugin") == "custom", f"{where}: plugin {monitor.get('plugin')}")
+    expect(monitor.get("source"), f"{where}: no source")
+    config = monitor.get("pluginConfig", {})
+    expect(set(config) <= CUSTOM_GLOBAL_FIELDS, f"{where}: pluginConfig fields {sorted(set(config) - CUSTOM_GLOBAL_FIELDS)}")
+    global_timeout = go_duration(config.get("timeout", "5s"))
+    go_duration(config.get("invoke_interval", "30s"))
+    conditions = check_conditions(monitor, where)
+    expect(monitor.get("rules"), f"{where}: no rules")
+    for rule in monitor["rules"]:
+        expect(set(rule) <= CUSTOM_RULE_FIELDS, f"{where}: rule fields {sorted(set(rule) - CUSTOM_RULE_FIELDS)}")
+        check_rule_kind(rule, conditions, where)
+        # What NPD's Validate() refuses at start (it exits).
+        if "timeout" in rule:
+            expect(go_duration(rule["timeout"]) <= global_timeout, f"{where}: rule timeout {rule['timeout']} above the global {config.get('timeout')}")
+        expect(rule.get("path") in scripts, f"{where}: script {rule.get('path')} is neither in the image nor in the ConfigMap")
+
+
+def npd_pod(docs: list[dict]) -> dict:
+    return only(npd_docs(docs), "DaemonSet")["spec"]["template"]["spec"]
+
+
+def npd_container(docs: list[dict]) -> dict:
+    pod = npd_pod(docs)
+    expect(len(pod["containers"]) == 1, "one NPD container")
+    return pod["containers"][0]
+
+
+def npd_flag(docs: list[dict], name: str) -> list[str]:
+    prefix = f"--{name}="
+    found = [a[len(prefix):] for a in npd_container(docs)["args"] if a.startswith(prefix)]
+    expect(len(found) <= 1, f"--{name} given twice")
+    return found[0].split(",") if found else []
+
+
+def npd_monitors(docs: list[dict]) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The system log and custom plugin monitors NPD's arguments name, parsed from the ConfigMap."""
+    pod = npd_pod(docs)
+    c = npd_container(docs)
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    files: dict[str, str] = {}
+    for name, mount in mounts.items():
+        cm = volumes[name].get("configMap")
+        if not cm:
+            continue
+        data = [d for d in npd_docs(docs) if d["kind"] == "ConfigMap" and d["metadata"]["name"] == cm["name"]]
+        expect(len(data) == 1, f"ConfigMap {cm['name']} of volume {name} is rendered")
+        for item in cm["items"]:
+            files[f"{mount['mountPath']}/{item['path']}"] = data[0]["data"][item["key"]]
+
+    def parse(paths: list[str]) -> dict[str, dict]:
+        missing = [p for p in paths if p not in files]
+        expect(not missing, f"monitor files not mounted: {missing}")
+        return {p: json.loads(files[p]) for p in paths}
+
+    return parse(npd_flag(docs, "system-log-monitors")), parse(npd_flag(docs, "custom-plugin-monitors"))
+
+
+def npd_invariants(docs: list[dict], namespace: str) -> None:
+    ds = only(npd_docs(docs), "DaemonSet")
+    pod = npd_pod(docs)
+    c = npd_container(docs)
+    # Its own pods only: eventer's Service, Deployment and PodDisruptionBudget select others.
+    labels = ds["spec"]["template"]["metadata"]["labels"]
+    expect(ds["spec"]["selector"]["matchLabels"].items() <= labels.items(), "DaemonSet selects its pods")
+    for d in eventer_docs(docs):
+        selector = d.get("spec", {}).get("selector", {})
+        selector = selector.get("matchLabels", selector) if isinstance(selector, dict) else {}
+        if selector:
+            expect(not selector.items() <= labels.items(), f"{d['kind']} {d['metadata']['name']} selects NPD's pods")
+    # Every node.
+    expect({"operator": "Exists"} in pod.get("tolerations", []), f"tolerates every taint: {pod.get('tolerations')}")
+    expect(c["command"] == ["/node-problem-detector"], f"command {c.get('command')}: the image's entrypoint adds a second kernel monitor")
+    expect("--port=0" in c["args"], f"NPD's HTTP server off: {c['args']}")
+    e = {x["name"]: x for x in c.get("env", [])}
+    expect(e["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName", "NODE_NAME from spec.nodeName")
+    expect("memory" in c.get("resources", {}).get("limits", {}), "a memory limit")
+
+    # The monitors, in NPD's format; custom plugin scripts that exist.
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    expect(all(m["mountPath"] != "/config" for m in mounts.values()), "nothing mounted over the image's /config (its plugin scripts)")
+    scripts = set(IMAGE_SCRIPTS)
+    for name, mount in mounts.items():
+        cm = volumes[name].get("configMap")
+        for item in (cm or {}).get("items", []):
+            if item["path"].startswith("plugin/"):
+                expect(item.get("mode") == 0o555, f"script {item['path']} executable, read-only: mode {item.get('mode')}")
+                scripts.add(f"{mount['mountPath']}/{item['path']}")
+    log, custom = npd_monitors(docs)
+    expect(log or custom, "NPD without a monitor")
+    for path, monitor in log.items():
+        check_log_monitor(monitor, path)
+    for path, monitor in custom.items():
+        check_custom_monitor(monitor, path, scripts)
+    sources = [m["source"] for m in (*log.values(), *custom.values())]
+    expect(len(sources) == len(set(sources)), f"each monitor its own source: {sources}")
+
+    # Host access: read-only, and only what the monitors read.
+    host = {name: volumes[name]["hostPath"]["path"] for name in mounts if "hostPath" in volumes[name]}
+    for name in host:
+        expect(mounts[name].get("readOnly") is True, f"host path {host[name]} mounted read-only")
+    needed = {p for p in [volumes.get("localtime", {}).get("hostPath", {}).get("path")] if p}
+    kmsg = any(m["plugin"] == "kmsg" for m in log.values())
+    if kmsg:
+        needed.add("/dev/kmsg")
+        expect(mounts["kmsg"]["mountPath"] == "/dev/kmsg" and volumes["kmsg"]["hostPath"]["type"] == "CharDevice", "/dev/kmsg from the node")
+    for m in log.values():
+        if m["plugin"] == "journald":
+            journal = [n for n, x in mounts.items() if x["mountPath"] == m.get("logPath", "/var/log/journal")]
+            expect(journal and journal[0] in host, f"journal {m.get('logPath')} mounted from the node")
+            needed.add(host[journal[0]])
+    fd = any(r["path"] == "/config/plugin/check_fd.sh" for m in custom.values() for r in m["rules"])
+    conntrack = any(r["path"] == "/config/plugin/network_problem.sh" for m in custom.values() for r in m["rules"])
+    if fd:
+        needed.add("/proc")
+        expect(mounts["proc"]["mountPath"] == "/host/proc", "fd_check reads /host/proc")
+    expect(set(host.values()) == needed, f"host paths {sorted(host.values())}, needed {sorted(needed)}")
+    expect(pod.get("hostPID", False) == fd, f"hostPID {pod.get('hostPID')} only for fd_check")
+    expect(pod.get("hostNetwork", False) == conntrack, f"hostNetwork {pod.get('hostNetwork')} only for network_problem_check")
+    if conntrack:
+        expect(pod.get("dnsPolicy") == "ClusterFirstWithHostNet", "cluster DNS on the host network")
+    sc = c["securityContext"]
+    expect(sc.get("readOnlyRootFilesystem") is True, "NPD: readOnlyRootFilesystem")
+    expect(sc.get("privileged", False) == (kmsg or fd), f"privileged {sc.get('privileged')} exactly when /dev/kmsg or fd_check needs it")
+    if not sc.get("privileged"):
+        expect(sc.get("allowPrivilegeEscalation") is False and sc.get("capabilities", {}).get("drop") == ["ALL"], f"unprivileged NPD drops everything: {sc}")
+
+    # RBAC: events create/patch, nodes/status patch (and get nodes when asked for), nothing more.
+    sa = pod["serviceAccountName"]
+    expect(sa != only(docs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"], "NPD has its own ServiceAccount")
+    expect([d for d in npd_docs(docs) if d["kind"] == "ServiceAccount" and d["metadata"]["name"] == sa], f"ServiceAccount {sa} rendered")
+    role = only(npd_docs(docs), "ClusterRole")
+    rules = [r for r in role["rules"] if r["resources"] != ["nodes"]]
+    expect(rules == [
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+    ], f"NPD's ClusterRole {role['rules']}")
+    for r in role["rules"]:
+        if r["resources"] == ["nodes"]:
+            expect(r == {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]}, f"nodes rule {r}")
+    crb = only(npd_docs(docs), "ClusterRoleBinding")
+    expect(crb["roleRef"]["name"] == role["metadata"]["name"], "NPD's binding refers to its ClusterRole")
+    expect(crb["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": namespace}], f"NPD's binding subject {crb['subjects']}")
+
+
+def problem_reasons(monitors) -> set[str]:
+    """The reasons of the problems monitors report: rule reasons (not the 'no problem' ones)."""
+    return {r["reason"] for m in monitors for r in m["rules"]}
+
+
 # --- eventer check ---------------------------------------------------------------------
 
 
@@ -444,6 +691,165 @@ NAMED = {
 }
 
 
+# ACK's chart keys, given as `helm install --set` gives them: NPD with two of ACK's plugins next
+# to the eventer keys, and the keys this chart accepts without using.
+ACK_NPD = (
+    "npd.enabled=true",
+    "npd.image.repository=registry.cn-beijing.aliyuncs.com/acs/node-problem-detector,npd.image.tag=v0.6.3-16-g30dab97,npd.image.pullPolicy=Always",
+    r"alibaba_cloud_plugins=fd_check\,network_problem_check",
+    "eventer.image.repository=registry.example.com/acs/eventer,eventer.image.tag=v9.9.9,eventer.image.pullPolicy=IfNotPresent",
+    "eventer.sinks.dingtalk.enabled=true,eventer.sinks.dingtalk.level=warning,eventer.sinks.dingtalk.label=20240601,eventer.sinks.dingtalk.token=t0k3n-npd",
+    r"eventer.sinks.dingtalk.monitorkinds=Node,eventer.sinks.dingtalk.monitornamespaces=default\,kube-system",
+    "eventer.sinks.sls.enabled=false,eventer.sinks.sls.project=k8s-log,eventer.sinks.sls.logstore=k8s-event",
+    "eventer.sinks.eventbridge.enable=false,eventer.sinks.eventbridge.enabled=false",
+    "plugin_settings.check_fd_warning_percentage=80,plugin_settings.inode_warning_percentage=80",
+    "controller.regionId=cn-hangzhou,controller.clusterType=ManagedKubernetes,controller.clusterId=c0ffee,controller.clusterName=prod,controller.ramRoleType=restricted",
+)
+
+NPD_UNPRIVILEGED = {
+    "npd": {"enabled": True, "monitors": {"kernel": False}, "hostPaths": {"localtime": ""}},
+    "alibaba_cloud_plugins": "",
+    "eventer": {"sinks": {"stdout": {"enabled": True}}},
+}
+
+INODES_SCRIPT = "#!/bin/sh\n# inodes of / above 80%\nexit 0\n"
+NPD_OWN = {
+    "npd": {
+        "enabled": True,
+        "monitors": {"kernel": False, "containerRuntime": False, "systemd": False},
+        "rbac": {"getNodes": True},
+        "image": {"repository": "registry.k8s.io/node-problem-detector/node-problem-detector", "tag": "v0.8.21"},
+        "systemLogMonitors": {
+            "containerd": {
+                "plugin": "journald",
+                "pluginConfig": {"source": "containerd"},
+                "logPath": "/var/log/journal",
+                "lookback": "5m",
+                "source": "containerd-monitor",
+                "conditions": [],
+                "rules": [{"type": "temporary", "reason": "ContainerdPanic", "pattern": "panic: .*"}],
+            }
+        },
+        "customPluginMonitors": {
+            "inodes": {
+                "plugin": "custom",
+                "pluginConfig": {"invoke_interval": "60s", "timeout": "10s"},
+                "source": "inodes-custom-plugin-monitor",
+                "conditions": [{"type": "InodesPressure", "reason": "NodeHasNoInodesPressure", "message": "inodes are fine"}],
+                "rules": [{"type": "permanent", "condition": "InodesPressure", "reason": "NodeHasInodesPressure", "path": "/etc/npd/plugin/check_inodes.sh", "timeout": "5s"}],
+            }
+        },
+        "pluginScripts": {"check_inodes.sh": INODES_SCRIPT},
+    },
+    "alibaba_cloud_plugins": "",
+    "eventer": {"sinks": {"stdout": {"enabled": True}}},
+}
+
+
+def ack_npd(docs):
+    c = npd_container(docs)
+    expect(c["image"] == "registry.cn-beijing.aliyuncs.com/acs/node-problem-detector:v0.6.3-16-g30dab97", f"NPD image {c['image']}")
+    expect(c["imagePullPolicy"] == "Always", "NPD pullPolicy")
+    log, custom = npd_monitors(docs)
+    expect(sorted(m["source"] for m in log.values()) == ["docker-monitor", "kernel-monitor", "systemd-monitor"], f"standard monitors {sorted(log)}")
+    expect(sorted(m["source"] for m in custom.values()) == ["fd-custom-plugin-monitor", "network-custom-plugin-monitor"], f"ACK's plugins {sorted(custom)}")
+    paths = sorted(r["path"] for m in custom.values() for r in m["rules"])
+    expect(paths == ["/config/plugin/check_fd.sh", "/config/plugin/network_problem.sh"], f"the image's scripts {paths}")
+    fd = [m for m in custom.values() if m["source"] == "fd-custom-plugin-monitor"][0]
+    expect(fd["conditions"][0]["type"] == "FDPressure" and fd["rules"][0]["reason"] == "NodeHasFDPressure", "fd_check sets FDPressure")
+    expect(kinds(npd_docs(docs)) == ["ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "ServiceAccount"], f"NPD objects {kinds(npd_docs(docs))}")
+    expect(npd_container(docs)["securityContext"].get("privileged") is True, "privileged for /dev/kmsg")
+    # The eventer half of the same values.
+    expect(container(docs)["image"] == "registry.example.com/acs/eventer:v9.9.9", f"eventer image {container(docs)['image']}")
+    _, q = one_sink(docs, "dingtalk")
+    expect(q["kinds"] == ["Node"] and q["namespaces"] == ["default,kube-system"] and q["label"] == ["20240601"], f"dingtalk (a number from --set as the label) {q}")
+    expect(not sinks(docs, "sls"), "SLS disabled")
+
+
+def npd_unprivileged(docs):
+    log, custom = npd_monitors(docs)
+    expect(sorted(m["plugin"] for m in log.values()) == ["journald", "journald"] and not custom, f"monitors {sorted(log)} {sorted(custom)}")
+    sc = npd_container(docs)["securityContext"]
+    expect(not sc.get("privileged") and sc["capabilities"]["drop"] == ["ALL"], f"unprivileged without /dev/kmsg: {sc}")
+    volumes = [v["hostPath"]["path"] for v in npd_pod(docs)["volumes"] if "hostPath" in v]
+    expect(volumes == ["/var/log/journal"], f"host paths {volumes} (no /etc/localtime when it is \"\")")
+
+
+def npd_own(docs):
+    log, custom = npd_monitors(docs)
+    expect(list(log) == ["/etc/npd/user-containerd.json"] and list(custom) == ["/etc/npd/user-inodes.json"], f"own monitors {list(log)} {list(custom)}")
+    cm = only(npd_docs(docs), "ConfigMap")
+    expect(cm["data"]["plugin-check_inodes.sh"] == INODES_SCRIPT.strip() + "\n", "the script as given")
+    rules = only(npd_docs(docs), "ClusterRole")["rules"]
+    expect({"apiGroups": [""], "resources": ["nodes"], "verbs": ["get"]} in rules, "get nodes for a newer NPD")
+    expect(npd_container(docs)["image"].endswith(":v0.8.21"), "image")
+
+
+def no_npd(docs):
+    expect(not npd_docs(docs), f"no NPD objects by default: {kinds(npd_docs(docs))}")
+
+
+# Real kernel and systemd log lines (the kernel's printk formats; the first is the test line of
+# ACK's chart README), and what NPD makes of them: NPD matches `pattern` + `\z` against the end
+# of its buffer of recent lines.
+LOG_LINES = [
+    ("kernel-monitor.json", "kernel: BUG: unable to handle kernel NULL pointer dereference at TESTING", {"KernelOops"}),
+    ("kernel-monitor.json", "Out of memory: Killed process 4321 (stress) total-vm:1030552kB, anon-rss:1016344kB, file-rss:4kB, shmem-rss:0kB, UID:0 pgtables:2036kB oom_score_adj:1000", {"OOMKilling"}),
+    ("kernel-monitor.json", "Killed process 4321 (stress) total-vm:1030552kB, anon-rss:1016344kB, file-rss:4kB", {"OOMKilling"}),
+    ("kernel-monitor.json", "INFO: task jbd2/vda1-8:312 blocked for more than 120 seconds.", {"TaskHung"}),
+    ("kernel-monitor.json", "INFO: task docker:1234 blocked for more than 120 seconds.", {"TaskHung", "DockerHung"}),
+    ("kernel-monitor.json", "EXT4-fs (vda1): Remounting filesystem read-only", {"FilesystemIsReadOnly"}),
+    ("kernel-monitor.json", "unregister_netdevice: waiting for eth0 to become free. Usage count = 1", {"UnregisterNetDevice"}),
+    ("kernel-monitor.json", "XFS (vdb): Corruption of in-memory data detected.  Shutting down filesystem", {"XfsHasShutdown"}),
+    ("kernel-monitor.json", "EXT4-fs error (device vda1): ext4_find_entry:1455: inode #2: comm ls: reading directory lblock 0", {"Ext4Error"}),
+    ("kernel-monitor.json", "virtio_net virtio0 eth0: link up", set()),
+    ("systemd-monitor.json", "Started Kubernetes kubelet.", {"KubeletStart"}),
+    ("systemd-monitor.json", "Started kubelet.service - kubelet: The Kubernetes Node Agent.", {"KubeletStart"}),
+    ("systemd-monitor.json", "Starting containerd.service - containerd container runtime...", {"ContainerdStart"}),
+]
+
+
+def chart_monitor(name: str) -> dict:
+    return json.loads((CHART / "files" / "npd" / name).read_text())
+
+
+def schema_paths(schema: dict, root: dict, path: str, value, missing: list[str]) -> None:
+    """Every key of a values.yaml value is a property the schema names (not just tolerates),
+    down to the maps and Kubernetes fields the schema passes through (no `properties`)."""
+    while "$ref" in schema:
+        schema = root["definitions"][schema["$ref"].rsplit("/", 1)[1]]
+    if not isinstance(value, dict) or "properties" not in schema:
+        return
+    for key, sub in value.items():
+        props = schema.get("properties", {})
+        if key not in props:
+            missing.append(f"{path}{key}")
+        else:
+            schema_paths(props[key], root, f"{path}{key}.", sub, missing)
+
+
+
+
+def guide_command() -> tuple[str, ...]:
+    """The --set values of the one command in docs/node-problem-detector.md, placeholders filled."""
+    text = DOCS_NPD.read_text()
+    section = text[text.index("## Deploy both"):]
+    start = section.index("```sh\n") + 6
+    command = section[start:section.index("\n```", start)].replace("\\\n", " ")
+    command = re.sub(r"<([^>]+)>", lambda m: "ph-" + re.sub(r"[^A-Za-z0-9]+", "-", m.group(1)), command)
+    words = shlex.split(command)
+    expect(words[:3] == ["helm", "install", "eventer"], f"the guide's command: {words[:3]}")
+    return tuple(words[i + 1] for i, w in enumerate(words) if w == "--set")
+
+
+def guide(docs):
+    expect(npd_docs(docs), "NPD deployed")
+    _, q = one_sink(docs, "dingtalk")
+    log, custom = npd_monitors(docs)
+    reported = problem_reasons([*log.values(), *custom.values()]) - {"KubeletStart", "DockerStart", "ContainerdStart"}
+    expect(q["kinds"] == ["Node"] and q["level"] == ["normal"], f"kinds and level {q}")
+    expect(reported <= set(q["reasons"][0].split(",")), f"reasons {q['reasons']} miss some of {sorted(reported)}")
+
 def case(name: str, values: dict, extra=None, config_text: str | None = None) -> None:
     docs: list[dict] = []
 
@@ -455,7 +861,11 @@ def case(name: str, values: dict, extra=None, config_text: str | None = None) ->
     @check(f"{name}: renders, and the invariants hold")
     def _():
         docs.extend(render(values))
-        invariants(docs, NAMESPACE)
+        invariants(eventer_docs(docs), NAMESPACE)
+        for d in docs:
+            expect(d["kind"] in ("ClusterRole", "ClusterRoleBinding") or d["metadata"].get("namespace") == NAMESPACE, f"{d['kind']} {d['metadata']['name']} not in {NAMESPACE}")
+        if npd_docs(docs):
+            npd_invariants(docs, NAMESPACE)
 
     if extra:
 
@@ -624,6 +1034,16 @@ FAILURES = [
     ("two replicas without leader election", {"eventer": {"leaderElection": {"enabled": False}, "sinks": {"stdout": {"enabled": True}}}}, "needs eventer.leaderElection.enabled"),
     ("no source", {"eventer": {"source": "", "sinks": {"stdout": {"enabled": True}}}}, "eventer.source is empty"),
     ("a token among the options", {"eventer": {"sinks": {"dingtalk": {"enabled": True, "token": "x", "options": {"access_token": "leak"}}}}}, "secrets do not belong"),
+    # Given as `--set` gives them.
+    ("a misspelt key", ("eventer.sinks.dingtalk.levle=Warning",), "additional properties 'levle' not allowed"),
+    ("a misspelt NPD key", ("npd.enabled=true,npd.monitors.kernal=false",), "additional properties 'kernal' not allowed"),
+    ("a misspelt top-level key", ("alibaba_cloud_plugin=fd_check",), "additional properties 'alibaba_cloud_plugin' not allowed"),
+    ("a value of the wrong type", ("npd.enabled=yes",), "/npd/enabled"),
+    ("an ACK plugin without a script in the image", ("npd.enabled=true,alibaba_cloud_plugins=ntp_check,eventer.sinks.stdout.enabled=true",), 'alibaba_cloud_plugins: "ntp_check" has no working script'),
+    ("NPD without a monitor", ("npd.enabled=true,npd.monitors.kernel=false,npd.monitors.containerRuntime=false,npd.monitors.systemd=false,alibaba_cloud_plugins=,eventer.sinks.stdout.enabled=true",), "npd.enabled with no monitor"),
+    ("kube-eventer's image, ACK's default", ("eventer.image.repository=registry.cn-hangzhou.aliyuncs.com/acs/eventer,eventer.image.tag=v1.6.0-4c4c66c-aliyun,eventer.sinks.stdout.enabled=true",), "is kube-eventer's image"),
+    ("kube-eventer's EventBridge sink", ("eventer.sinks.eventbridge.enable=true,eventer.sinks.stdout.enabled=true",), "eventer has no EventBridge sink"),
+    ("a custom plugin monitor not in NPD's format", {"npd": {"enabled": True, "customPluginMonitors": {"x": {"plugin": "custom", "source": "x", "rules": [{"type": "temp", "reason": "R", "path": "/p"}]}}}}, "/npd/customPluginMonitors/x/rules/0/type"),
 ]
 
 
@@ -636,14 +1056,68 @@ def main() -> int:
     case("one replica, no checkpoint", SINGLE, single)
     case("config file", CONFIG_FILE, config_file, CONFIG_FILE_TEXT)
     case("custom names", NAMED, named)
+    case("ACK chart keys with NPD and its plugins, by --set", set_values(*ACK_NPD), ack_npd)
+    case("NPD without the kernel monitor, unprivileged", NPD_UNPRIVILEGED, npd_unprivileged)
+    case("NPD with monitors and a script of one's own", NPD_OWN, npd_own)
+    guide_values: dict = {}
+
+    @check("the node-problem-detector guide's command is found")
+    def _():
+        guide_values.update(set_values(*guide_command()))
+
+    case("the node-problem-detector guide's command", guide_values, guide)
+    case("NPD off by default", {"eventer": {"sinks": {"stdout": {"enabled": True}}}, "npd": {"image": {"tag": "ignored"}}}, no_npd)
 
     for name, values, message in FAILURES:
 
         @check(f"invalid values fail: {name}")
         def _(values=values, message=message):
+            if isinstance(values, tuple):
+                values = set_values(*values)
             error = render_error(values)
             expect(error, "rendered without an error")
             expect(message in error, f"error does not say {message!r}: {error[:300]}")
+
+    @check("install notes name the ACK keys the chart does not use, and NPD's plugins")
+    def _():
+        with helm().Chart.load(str(CHART)) as chart:
+            out = chart.render(set_values(*ACK_NPD), name=RELEASE, namespace=NAMESPACE, is_install=True)
+        notes = next(text for path, text in out.items() if path.endswith("NOTES.txt"))
+        for key in ("controller.clusterId", "controller.regionId", "plugin_settings.check_fd_warning_percentage"):
+            expect(key in notes, f"{key} not named in the notes: {notes[-400:]}")
+        expect("with fd_check, network_problem_check" in notes, "the plugins in the notes")
+
+    @check("helm lint fails on a misspelt key, naming it")
+    def _():
+        problems = lint(set_values("eventer.sinks.dingtalk.levle=Warning"))
+        expect(any("levle" in p for p in problems), f"lint: {problems}")
+
+    @check("values.schema.json names every key of values.yaml")
+    def _():
+        schema = json.loads((CHART / "values.schema.json").read_text())
+        missing: list[str] = []
+        schema_paths(schema, schema, "", yaml.safe_load((CHART / "values.yaml").read_text()), missing)
+        expect(not missing, f"not in the schema: {missing}")
+
+    @check("NPD's monitors match real log lines as NPD matches them")
+    def _():
+        for file, line, expected in LOG_LINES:
+            rules = chart_monitor(file)["rules"]
+            found = {r["reason"] for r in rules if re.search(r["pattern"] + r"\Z", line)}
+            expect(found == expected, f"{file}: {line!r} gives {sorted(found)}, expected {sorted(expected)}")
+
+    @check("docs/node-problem-detector.md: the filter names every problem the chart's monitors report")
+    def _():
+        text = DOCS_NPD.read_text()
+        expect(re.search(r"^kinds=Node&level=Normal&reasons=\S+$", text, re.M), "the guide gives the filter on a line of its own")
+        files = ["kernel-monitor.json", "docker-monitor.json", "systemd-monitor.json", "fd-check.json", "network-problem-check.json"]
+        reported = problem_reasons(chart_monitor(f) for f in files) - {"KubeletStart", "DockerStart", "ContainerdStart"}
+        # The filter, the --set command and the values example: each the same list.
+        lists = re.findall(r"reasons=((?:[A-Za-z0-9]+(?:\\?,)?)+)", text)
+        expect(len(lists) >= 3, f"reason lists in the guide: {len(lists)}")
+        for found in lists:
+            documented = set(found.replace("\\,", ",").split(","))
+            expect(documented == reported, f"missing {sorted(reported - documented)}, not reported {sorted(documented - reported)}")
 
     plain: list[dict] = []
 

@@ -53,11 +53,6 @@ impl Default for AlertConfig {
 }
 
 impl AlertConfig {
-    /// The URI options [`AlertConfig::from_options`] reads; add them to a factory's
-    /// [`eventer_core::SinkFactory::options`].
-    pub const OPTIONS: &'static [&'static str] =
-        &["group_wait", "group_interval", "repeat_interval", "budget", "budget_window"];
-
     /// Allow `budget` messages per rolling `window`.
     #[must_use]
     pub fn budget(mut self, budget: u32, window: Duration) -> Self {
@@ -75,27 +70,13 @@ impl AlertConfig {
         self
     }
 
-    /// The defaults, changed by the URI options in [`AlertConfig::OPTIONS`] (taken out
-    /// of `options`).
+    /// The defaults, changed by the options named by its fields (taken out of `options`;
+    /// add `eventer_core::config::names::<AlertConfig>()` to a factory's options).
     ///
     /// # Errors
     /// A configuration error naming the option.
     pub fn from_options(options: &mut Options) -> Result<Self> {
-        let mut config = AlertConfig::default();
-        let durations = [
-            ("group_wait", &mut config.group_wait),
-            ("group_interval", &mut config.group_interval),
-            ("repeat_interval", &mut config.repeat_interval),
-            ("budget_window", &mut config.budget_window),
-        ];
-        for (key, field) in durations {
-            if let Some(d) = options.duration(key)? {
-                *field = d;
-            }
-        }
-        if let Some(b) = options.number("budget")? {
-            config.budget = b;
-        }
+        let config: AlertConfig = options.take()?;
         config.validate()?;
         Ok(config)
     }

@@ -53,8 +53,9 @@
 //! ```
 //!
 //! A chat sink then wraps `AlertSink<MyService>` in its own type and registers a
-//! [`eventer_core::SinkFactory`] for its scheme, reading [`AlertConfig::OPTIONS`] from
-//! the URI with [`AlertConfig::from_options`]. `docs/writing-a-sink.md` shows a whole one.
+//! [`eventer_core::SinkFactory`] for its scheme, taking its own settings and the engine's
+//! ([`AlertConfig::from_options`]) from the URI or config file options.
+//! `docs/writing-a-sink.md` shows a whole one.
 //!
 //! # Waiting
 //!

@@ -6,11 +6,13 @@
 //! source: kubernetes:https://kubernetes.default      # a URI, as --source takes it
 //! sinks:
 //!   - dingtalk:https://oapi.dingtalk.com/robot/send?access_token=${DINGTALK_TOKEN}&level=Warning
-//!   - uri: sls:https://cn-hangzhou.log.aliyuncs.com  # or a URI plus options
+//!   - uri: sls:https://cn-hangzhou.log.aliyuncs.com  # or a URI plus options, typed
 //!     options:
 //!       project: k8s-events
 //!       logStore: events
-//!       label: [cluster,prod, team,infra]            # a list repeats the option
+//!       maxBatchLogs: 1000
+//!       internal: false
+//!       label: {cluster: prod, team: infra}           # or a list: [cluster,prod, ...]
 //!       accessKeySecret: ${SLS_SECRET}
 //! checkpoint: configmap:kube-system/eventer
 //! frequency: 10s
@@ -21,7 +23,9 @@
 //! maxProcs: 2
 //! ```
 //!
-//! `$VAR`/`${VAR}` are expanded in URIs and option values (never elsewhere). A flag given on
+//! Option values keep their YAML types (numbers, booleans, lists, maps) and reach each
+//! component's settings struct as they are (see `eventer_core::config`); a list is the
+//! option repeated. `$VAR`/`${VAR}` are expanded in URIs and option values (never elsewhere). A flag given on
 //! the command line wins over the file's value; `--sink` flags replace the file's sinks.
 
 use std::{
@@ -32,11 +36,7 @@ use std::{
     time::Duration,
 };
 
-use eventer_core::{
-    Registry,
-    registry::Role,
-    uri::{ComponentUri, expand_env},
-};
+use eventer_core::{Registry, config::Value, registry::Role, uri::ComponentUri};
 use serde::{Deserialize, Deserializer, de};
 
 use crate::{
@@ -122,25 +122,31 @@ impl<'de> Deserialize<'de> for Component {
     }
 }
 
-/// An option value: a scalar, or a list (the option repeated).
-#[derive(Debug)]
-struct OptionValue(Vec<String>);
+/// An option's typed value: a scalar, a list (the option repeated) or a map of scalars
+/// (`label: {cluster: prod}`), handed to the component as it is, to read as its
+/// settings' types say.
+struct OptionValue(Value);
+
+/// It may be a secret, and only the component knows: never shown.
+impl fmt::Debug for OptionValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
 
 impl<'de> Deserialize<'de> for OptionValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        fn scalar<E: de::Error>(v: serde_norway::Value) -> Result<String, E> {
-            match v {
-                serde_norway::Value::String(s) => Ok(s),
-                serde_norway::Value::Bool(b) => Ok(b.to_string()),
-                serde_norway::Value::Number(n) => Ok(n.to_string()),
-                _ => Err(E::custom("an option value must be a string, number, boolean or a list of them")),
-            }
-        }
-        match serde_norway::Value::deserialize(d)? {
-            serde_norway::Value::Sequence(items) => {
-                Ok(OptionValue(items.into_iter().map(scalar).collect::<Result<_, _>>()?))
-            }
-            v => Ok(OptionValue(vec![scalar(v)?])),
+        let scalar = |v: &Value| !matches!(v, Value::List(_) | Value::Map(_));
+        let value = Value::deserialize(d)?;
+        let flat = match &value {
+            Value::List(items) => items.iter().all(scalar),
+            Value::Map(entries) => entries.iter().all(|(_, v)| scalar(v)),
+            _ => true,
+        };
+        if flat {
+            Ok(OptionValue(value))
+        } else {
+            Err(de::Error::custom("an option value must be a string, number or boolean, or a list or map of them"))
         }
     }
 }
@@ -297,15 +303,13 @@ impl Component {
     fn resolve(self, origin: Origin) -> Result<Located, Failure> {
         let fail = |e: eventer_core::Error| Failure::usage(format!("{origin}: {}", e.chain()));
         let base: ComponentUri = self.uri.parse().map_err(fail)?;
-        let mut pairs = Vec::new();
-        for (key, values) in self.options {
-            for value in values.0 {
-                let value =
-                    expand_env(&value).map_err(|e| Failure::usage(format!("{origin}: option {key}: {}", e.chain())))?;
-                pairs.push((key.clone(), value));
-            }
+        let mut values = Vec::new();
+        for (key, OptionValue(value)) in self.options {
+            let value =
+                value.expand_env().map_err(|e| Failure::usage(format!("{origin}: option {key}: {}", e.chain())))?;
+            values.push((key, value));
         }
-        Ok(Located { origin, uri: base.with_options(pairs) })
+        Ok(Located { origin, uri: base.with_values(values) })
     }
 }
 
@@ -372,9 +376,9 @@ log: { format: json, verbosity: 1 }
             assert_eq!(s.source.uri.scheme(), "kubernetes");
             assert_eq!(s.sinks.len(), 2);
             let pairs = s.sinks[1].uri.pairs();
-            assert!(pairs.contains(&("access_token".into(), home.clone())));
-            assert_eq!(pairs.iter().filter(|(k, _)| k == "label").count(), 2);
-            assert!(pairs.contains(&("at_all".into(), "true".into())));
+            assert!(pairs.contains(&("access_token".into(), Value::Text(home.clone()))));
+            assert!(pairs.contains(&("label".into(), Value::List(vec!["a".into(), "b".into()]))));
+            assert!(pairs.contains(&("at_all".into(), Value::Bool(true))));
             assert!(s.sinks[1].origin.to_string().ends_with("eventer.yaml: sinks[1]"));
             assert!(s.sinks[1].uri.to_string().contains("access_token=***"));
             assert_eq!(s.frequency, Some(Duration::from_secs(2)), "the flag wins");
@@ -411,7 +415,7 @@ log: { format: json, verbosity: 1 }
             ),
             ("source: file:x\nsinks: [stdout]\nfrequency: soon\n", "--config=F: frequency: invalid duration `soon`"),
             (
-                "source: file:x\nsinks: [{uri: stdout, options: {level: {a: 1}}}]\n",
+                "source: file:x\nsinks: [{uri: stdout, options: {level: {a: [1]}}}]\n",
                 "--config=F: sinks[0].options.level: an option value must be",
             ),
             ("source: file:x\nsinks: [\":x\"]\n", "--config=F: sinks[0]: invalid scheme ``"),

@@ -43,6 +43,8 @@ pub fn default_registry() -> Registry {
     eventer_sink_dingtalk::register(&mut registry);
     #[cfg(feature = "sink-sls")]
     eventer_sink_sls::register(&mut registry);
+    #[cfg(feature = "sink-elasticsearch")]
+    eventer_sink_elasticsearch::register(&mut registry);
     registry
 }
 

@@ -3,10 +3,12 @@
 use std::{fmt::Write as _, path::Path};
 
 use async_trait::async_trait;
+use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 use crate::{
     Error, ErrorKind, Result,
+    config::names,
     decode::events_from_document,
     event::{Event, SharedEvent},
     registry::{BuildContext, SinkFactory, SourceFactory},
@@ -16,7 +18,8 @@ use crate::{
 };
 
 /// Output format of [`StdoutSink`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum StdoutFormat {
     /// One readable line per event.
     #[default]
@@ -111,25 +114,27 @@ impl Sink for StdoutSink {
     }
 }
 
+/// The `stdout` sink's options.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StdoutSettings {
+    /// `text` (default) or `json`.
+    format: Option<StdoutFormat>,
+}
+
 pub(crate) struct StdoutFactory;
 
 impl SinkFactory for StdoutFactory {
-    fn options(&self) -> &'static [&'static str] {
-        &["format"]
+    fn options(&self) -> Vec<&'static str> {
+        names::<StdoutSettings>().to_vec()
     }
 
     fn build(&self, target: &str, options: &mut Options, _cx: &BuildContext) -> Result<BoxSink> {
         if !target.is_empty() {
             return Err(Error::config(format!("stdout takes no target, got `{target}`")));
         }
-        let format = match options.one("format")?.as_deref() {
-            None | Some("text") => StdoutFormat::Text,
-            Some("json") => StdoutFormat::Json,
-            Some(other) => {
-                return Err(Error::config(format!("option format: invalid value `{other}` (expected text or json)")));
-            }
-        };
-        Ok(Box::new(StdoutSink::new(format)))
+        let StdoutSettings { format } = options.take()?;
+        Ok(Box::new(StdoutSink::new(format.unwrap_or_default())))
     }
 }
 
@@ -169,8 +174,8 @@ impl Source for FileSource {
 pub(crate) struct FileSourceFactory;
 
 impl SourceFactory for FileSourceFactory {
-    fn options(&self) -> &'static [&'static str] {
-        &[]
+    fn options(&self) -> Vec<&'static str> {
+        Vec::new()
     }
 
     fn build(&self, target: &str, _options: &mut Options, _cx: &BuildContext) -> Result<BoxSource> {

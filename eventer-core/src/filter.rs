@@ -309,16 +309,22 @@ pub struct FilterSpec {
     /// Minimum level; `None` lets every type through.
     pub level: Option<Threshold>,
     /// Only these namespaces.
+    #[serde(deserialize_with = "crate::config::comma_list")]
     pub namespaces: Vec<String>,
     /// Never these namespaces.
+    #[serde(deserialize_with = "crate::config::comma_list")]
     pub exclude_namespaces: Vec<String>,
     /// Only these involved-object kinds.
+    #[serde(deserialize_with = "crate::config::comma_list")]
     pub kinds: Vec<String>,
     /// Never these kinds.
+    #[serde(deserialize_with = "crate::config::comma_list")]
     pub exclude_kinds: Vec<String>,
     /// Only these reasons.
+    #[serde(deserialize_with = "crate::config::comma_list")]
     pub reasons: Vec<String>,
     /// Never these reasons.
+    #[serde(deserialize_with = "crate::config::comma_list")]
     pub exclude_reasons: Vec<String>,
     /// Regex the involved object's name must match.
     pub name: Option<String>,
@@ -329,21 +335,6 @@ pub struct FilterSpec {
     /// Regex the message must not match.
     pub exclude_message: Option<String>,
 }
-
-/// The option names [`FilterSpec::from_options`] consumes.
-pub const FILTER_OPTIONS: &[&str] = &[
-    "level",
-    "namespaces",
-    "exclude_namespaces",
-    "kinds",
-    "exclude_kinds",
-    "reasons",
-    "exclude_reasons",
-    "name",
-    "exclude_name",
-    "message",
-    "exclude_message",
-];
 
 impl FilterSpec {
     /// Take the filter options out of a URI's options and check them (the regexes
@@ -358,23 +349,11 @@ impl FilterSpec {
 
     /// The options, parsed; the regexes are compiled by [`FilterSpec::compile`].
     fn parse(options: &mut Options, default_level: Option<Level>) -> Result<Self> {
-        let level = match options.one("level")? {
-            Some(level) => Some(level.parse()?),
-            None => default_level.map(Threshold::try_from).transpose()?,
-        };
-        Ok(FilterSpec {
-            level,
-            namespaces: options.list("namespaces")?,
-            exclude_namespaces: options.list("exclude_namespaces")?,
-            kinds: options.list("kinds")?,
-            exclude_kinds: options.list("exclude_kinds")?,
-            reasons: options.list("reasons")?,
-            exclude_reasons: options.list("exclude_reasons")?,
-            name: options.one("name")?,
-            exclude_name: options.one("exclude_name")?,
-            message: options.one("message")?,
-            exclude_message: options.one("exclude_message")?,
-        })
+        let mut spec: FilterSpec = options.take()?;
+        if spec.level.is_none() {
+            spec.level = default_level.map(Threshold::try_from).transpose()?;
+        }
+        Ok(spec)
     }
 
     /// Compile the regexes.

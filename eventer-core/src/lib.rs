@@ -33,6 +33,7 @@
 
 pub mod builtin;
 pub mod checkpoint;
+pub mod config;
 pub mod decode;
 pub mod duration;
 mod error;

@@ -15,8 +15,9 @@ use std::{
 use crate::{
     Error, Result,
     checkpoint::{BoxCheckpointStore, FileCheckpoint},
+    config::names,
     event::Level,
-    filter::{CompiledFilter, FILTER_OPTIONS},
+    filter::{CompiledFilter, FilterSpec},
     pipeline::{Overflow, Route, RouteOptions},
     sink::BoxSink,
     source::BoxSource,
@@ -131,18 +132,23 @@ impl BuildContext {
     }
 }
 
-/// Builds one kind of sink from its URI.
+/// Builds one kind of sink from its URI options or a config file's map.
+///
+/// The sink's settings are a serde struct read with [`Options::take`] (see
+/// [`crate::config`]), so a URI's text and a config file's typed values reach it alike.
 pub trait SinkFactory: Send + Sync + 'static {
-    /// The options this sink reads (the common filter and routing options are added).
-    fn options(&self) -> &'static [&'static str];
+    /// The options this sink reads: the fields of the settings it takes,
+    /// `eventer_core::config::names::<MySettings>().to_vec()` (the common filter and
+    /// routing options are added). They decide what an error may show of a URI.
+    fn options(&self) -> Vec<&'static str>;
 
     /// The level threshold applied when the URI has no `level` (DingTalk: Warning).
     fn default_level(&self) -> Option<Level> {
         None
     }
 
-    /// Build the sink. Consume the options you read from `options`; the registry rejects
-    /// any left over. Do not perform I/O here: network checks belong in
+    /// Build the sink from the settings it takes from `options`; the registry rejects
+    /// any option left over. Do not perform I/O here: network checks belong in
     /// [`crate::Sink::start`], so `eventer check` can validate offline.
     ///
     /// # Errors
@@ -152,8 +158,8 @@ pub trait SinkFactory: Send + Sync + 'static {
 
 /// Builds one kind of source from its URI.
 pub trait SourceFactory: Send + Sync + 'static {
-    /// The options this source reads.
-    fn options(&self) -> &'static [&'static str];
+    /// The options this source reads: the fields of the settings it takes.
+    fn options(&self) -> Vec<&'static str>;
 
     /// Build the source (no network I/O; that belongs in [`crate::Source::start`]).
     ///
@@ -226,12 +232,28 @@ pub enum Role {
 
 /// A sink's own options and those every sink accepts.
 fn sink_options(factory: &dyn SinkFactory) -> Vec<&'static str> {
-    factory.options().iter().chain(FILTER_OPTIONS).chain(ROUTE_OPTIONS).copied().collect()
+    let mut options = factory.options();
+    options.extend_from_slice(names::<FilterSpec>());
+    options.extend_from_slice(names::<Routing>());
+    options
 }
 
-/// Routing options every sink accepts.
-/// (`id` names the sink; `name` is the filter's object-name regex.)
-pub const ROUTE_OPTIONS: &[&str] = &["id", "queue_size", "overflow"];
+/// A value that is there even when empty.
+fn given<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    <String as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// Options every sink accepts besides the filter's.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Routing {
+    /// The sink's name (`name` is the filter's object-name regex); `id=` is refused,
+    /// not unset.
+    #[serde(default, deserialize_with = "given")]
+    id: Option<String>,
+    queue_size: Option<usize>,
+    overflow: Option<Overflow>,
+}
 
 /// Factories by scheme.
 #[derive(Clone, Default)]
@@ -301,7 +323,7 @@ impl Registry {
     /// `None` when the scheme is unknown.
     pub fn options_of(&self, role: Role, scheme: &str) -> Option<Vec<&'static str>> {
         match role {
-            Role::Source => self.sources.get(scheme).map(|f| f.options().to_vec()),
+            Role::Source => self.sources.get(scheme).map(|f| f.options()),
             Role::Sink => self.sinks.get(scheme).map(|f| sink_options(f.as_ref())),
             Role::Checkpoint => self.checkpoints.get(scheme).map(|_| Vec::new()),
         }
@@ -344,8 +366,14 @@ impl Registry {
         })?;
         let mut options = uri.options();
         let filter = CompiledFilter::from_options(&mut options, factory.default_level())?;
-        let route = route_options(&mut options)?;
-        let id = options.one("id")?;
+        let Routing { id, queue_size, overflow } = options.take()?;
+        let mut route = RouteOptions::default();
+        match queue_size {
+            Some(0) => return Err(Error::config("option queue_size: must be at least 1")),
+            Some(n) => route.queue_size = n,
+            None => {}
+        }
+        route.overflow = overflow.unwrap_or_default();
         // The name goes into log lines, /readyz and `eventer check` output as it is.
         if let Some(id) = id.as_deref().filter(|id| {
             id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -356,7 +384,7 @@ impl Registry {
         let mut scoped = cx.clone();
         scoped.metrics = cx.metrics.with_label("sink", name.clone());
         let sink = factory.build(uri.target(), &mut options, &scoped)?;
-        options.finish(&sink_options(factory.as_ref()))?;
+        options.finish()?;
         Ok(BuiltSink { name, uri: uri.to_string(), filter, route, sink })
     }
 
@@ -374,7 +402,7 @@ impl Registry {
         })?;
         let mut options = uri.options();
         let source = factory.build(uri.target(), &mut options, cx)?;
-        options.finish(factory.options())?;
+        options.finish()?;
         Ok(source)
     }
 
@@ -389,27 +417,9 @@ impl Registry {
         })?;
         let mut options = uri.options();
         let store = factory.build(uri.target(), &mut options, cx)?;
-        options.finish(&[])?;
+        options.finish()?;
         Ok(store)
     }
-}
-
-fn route_options(options: &mut Options) -> Result<RouteOptions> {
-    let mut route = RouteOptions::default();
-    if let Some(n) = options.number::<usize>("queue_size")? {
-        if n == 0 {
-            return Err(Error::config("option queue_size: must be at least 1"));
-        }
-        route.queue_size = n;
-    }
-    if let Some(o) = options.one("overflow")? {
-        route.overflow = match o.as_str() {
-            "block" => Overflow::Block,
-            "drop" => Overflow::Drop,
-            _ => return Err(Error::config(format!("option overflow: invalid value `{o}` (expected block or drop)"))),
-        };
-    }
-    Ok(route)
 }
 
 struct FileCheckpointFactory;
@@ -480,16 +490,21 @@ mod tests {
                 vec![crate::Outcome::Delivered; batch.len()]
             }
         }
+        #[derive(serde::Deserialize)]
+        struct Depth {
+            depth: u8,
+        }
         struct NopFactory;
         impl SinkFactory for NopFactory {
-            fn options(&self) -> &'static [&'static str] {
-                &["depth"]
+            fn options(&self) -> Vec<&'static str> {
+                names::<Depth>().to_vec()
             }
             fn default_level(&self) -> Option<Level> {
                 Some(Level::Warning)
             }
             fn build(&self, _target: &str, options: &mut Options, _cx: &BuildContext) -> Result<BoxSink> {
-                options.number::<u8>("depth")?;
+                let Depth { depth } = options.take()?;
+                assert_eq!(depth, 3);
                 Ok(Box::new(Nop))
             }
         }

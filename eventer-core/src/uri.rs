@@ -9,7 +9,9 @@
 
 use std::{fmt, str::FromStr, time::Duration};
 
-use crate::{Error, Result};
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Result, config::Value};
 
 /// Option names whose values are secrets, compared case-insensitively.
 const SECRET_KEYS: &[&str] = &[
@@ -129,11 +131,11 @@ impl<'a> Shown<'a> {
 }
 
 /// A parsed component URI. Its `Display` and `Debug` are redacted.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct ComponentUri {
     scheme: String,
     target: String,
-    options: Vec<(String, String)>,
+    options: Vec<(String, Value)>,
     /// How many of the options (the first) came from the URI's text; the others were given
     /// one by one, so none of them is the rest of a secret that held an `&`.
     in_text: usize,
@@ -151,7 +153,7 @@ impl ComponentUri {
     }
 
     /// The options, in order, with repeats.
-    pub fn pairs(&self) -> &[(String, String)] {
+    pub fn pairs(&self) -> &[(String, Value)] {
         &self.options
     }
 
@@ -161,26 +163,28 @@ impl ComponentUri {
             scheme: self.scheme.clone(),
             pairs: self.options.iter().map(|(k, v)| (k.clone(), v.clone(), false)).collect(),
             in_text: self.in_text,
+            known: Vec::new(),
         }
     }
 
     /// A URI from parts, as a config file gives them.
-    pub fn from_parts(scheme: &str, target: &str, options: Vec<(String, String)>) -> Result<Self> {
+    pub fn from_parts(scheme: &str, target: &str, options: Vec<(String, Value)>) -> Result<Self> {
         validate_scheme(scheme)?;
         Ok(ComponentUri { scheme: scheme.to_owned(), target: target.to_owned(), options, in_text: 0 })
     }
 
-    /// This URI with more options, given one by one (a config file's `options:`).
+    /// This URI with more options, given one by one with typed values (a config file's
+    /// `options:`).
     ///
     /// ```
-    /// use eventer_core::uri::ComponentUri;
-    /// let uri: ComponentUri = "stdout?level=Warning".parse()?;
-    /// let uri = uri.with_options([("format".to_owned(), "json".to_owned())]);
-    /// assert_eq!(uri.to_string(), "stdout?level=Warning&format=json");
+    /// use eventer_core::{config::Value, uri::ComponentUri};
+    /// let uri: ComponentUri = "sls?project=p".parse()?;
+    /// let uri = uri.with_values([("maxBatchLogs".to_owned(), Value::Int(100))]);
+    /// assert_eq!(uri.to_string(), "sls?project=p&maxBatchLogs=100");
     /// # Ok::<(), eventer_core::Error>(())
     /// ```
     #[must_use]
-    pub fn with_options(mut self, options: impl IntoIterator<Item = (String, String)>) -> Self {
+    pub fn with_values(mut self, options: impl IntoIterator<Item = (String, Value)>) -> Self {
         self.in_text = self.in_text.min(self.options.len());
         self.options.extend(options);
         self
@@ -206,9 +210,9 @@ impl FromStr for ComponentUri {
         validate_scheme(scheme)?;
         let rest = expand_env(rest)?;
         let (target, query) = split_query(&rest);
-        let options: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        let options: Vec<(String, Value)> = form_urlencoded::parse(query.as_bytes())
             .filter(|(k, _)| !k.is_empty())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .map(|(k, v)| (k.into_owned(), Value::Text(v.into_owned())))
             .collect();
         let in_text = options.len();
         Ok(ComponentUri { scheme: scheme.to_ascii_lowercase(), target: target.to_owned(), options, in_text })
@@ -285,13 +289,15 @@ impl fmt::Display for ComponentUri {
         let mut sep = '?';
         let mut shown = Shown::new(None);
         for (i, (k, v)) in self.options.iter().enumerate() {
-            let v = match shown.next(k, v.is_empty(), i < self.in_text) {
-                Show::Value => v.as_str(),
-                Show::Hidden => "***",
+            let texts = match shown.next(k, *v == Value::Text(String::new()), i < self.in_text) {
+                Show::Value => v.texts(),
+                Show::Hidden => vec!["***".to_owned()],
                 Show::Omitted => continue,
             };
-            write!(f, "{sep}{k}={v}")?;
-            sep = '&';
+            for v in texts {
+                write!(f, "{sep}{k}={v}")?;
+                sep = '&';
+            }
         }
         Ok(())
     }
@@ -449,122 +455,65 @@ fn redact_pairs(text: &str) -> String {
     out
 }
 
-/// The options of a [`ComponentUri`], consumed as a component reads them, so that
-/// [`Options::finish`] can reject the ones nobody knows.
+/// The options of a [`ComponentUri`], taken by the settings structs that read them
+/// ([`Options::take`]), so that [`Options::finish`] can reject the ones nobody knows.
 #[derive(Clone)]
 pub struct Options {
     scheme: String,
-    pairs: Vec<(String, String, bool)>,
+    pairs: Vec<(String, Value, bool)>,
     in_text: usize,
+    /// The names every `take` read, for listing the known options.
+    known: Vec<&'static str>,
 }
 
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.pairs.iter().map(|(k, v, _)| format!("{k}={}", if looks_secret(k) { "***" } else { v })))
+            .entries(self.pairs.iter().map(|(k, v, _)| {
+                format!("{k}={}", if looks_secret(k) { "***".to_owned() } else { v.texts().join(",") })
+            }))
             .finish()
     }
 }
 
 impl Options {
-    /// Every value of `key`, in order (for repeatable options such as `label`).
-    pub fn all(&mut self, key: &str) -> Vec<String> {
-        self.pairs
-            .iter_mut()
-            .filter(|(k, _, _)| k == key)
-            .map(|(_, v, used)| {
-                *used = true;
-                v.clone()
-            })
-            .collect()
-    }
-
-    /// The value of a single-valued option.
+    /// Deserialize the settings struct `T` from the options named by its fields (see
+    /// [`crate::config`]), leaving the others for the next reader. A repeated option is
+    /// a list; for a single value its repeats must agree.
     ///
     /// # Errors
-    /// When the option is given more than once with different values.
-    pub fn one(&mut self, key: &str) -> Result<Option<String>> {
-        let mut values = self.all(key);
-        values.dedup();
-        match values.len() {
-            0 => Ok(None),
-            1 => Ok(values.pop()),
-            _ => Err(Error::config(format!("option {key}: given more than once"))),
+    /// A configuration error naming the option: missing, or a value that does not parse.
+    pub fn take<T: DeserializeOwned>(&mut self) -> Result<T> {
+        let fields = crate::config::names::<T>();
+        self.known.extend_from_slice(fields);
+        let mut entries: Vec<(&str, Value)> = Vec::new();
+        for (key, value, used) in &mut self.pairs {
+            let Some(&name) = fields.iter().find(|f| **f == key.as_str()) else { continue };
+            *used = true;
+            match entries.iter_mut().find(|(k, _)| *k == name) {
+                Some((_, Value::List(items))) => items.push(value.clone()),
+                Some((_, first)) => *first = Value::List(vec![first.clone(), value.clone()]),
+                None => entries.push((name, value.clone())),
+            }
         }
+        T::deserialize(crate::config::OptionsDeserializer { entries }).map_err(|e| Error::config(e.0))
     }
 
-    /// A required option.
+    /// Fail on options no [`Options::take`] read, naming them and listing the known ones.
     ///
     /// # Errors
-    /// When it is missing or empty.
-    pub fn required(&mut self, key: &str) -> Result<String> {
-        match self.one(key)? {
-            Some(v) if !v.is_empty() => Ok(v),
-            _ => Err(Error::config(format!("missing required option {key}"))),
-        }
-    }
-
-    /// A comma-separated list (values of repeats are joined), trimmed, empty items dropped.
-    ///
-    /// # Errors
-    /// Never today; fallible for symmetry with the other accessors.
-    pub fn list(&mut self, key: &str) -> Result<Vec<String>> {
-        Ok(self
-            .all(key)
-            .iter()
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect())
-    }
-
-    /// A boolean (`true`/`false`/`1`/`0`/`yes`/`no`).
-    ///
-    /// # Errors
-    /// When the value is not a boolean.
-    pub fn bool(&mut self, key: &str) -> Result<Option<bool>> {
-        self.one(key)?
-            .map(|v| match v.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => Ok(true),
-                "false" | "0" | "no" | "off" => Ok(false),
-                _ => Err(Error::config(format!("option {key}: invalid boolean `{v}`"))),
-            })
-            .transpose()
-    }
-
-    /// A duration such as `500ms`, `30s`, `5m`, `1h30m`.
-    ///
-    /// # Errors
-    /// When the value is not a duration.
-    pub fn duration(&mut self, key: &str) -> Result<Option<Duration>> {
-        self.one(key)?.map(|v| parse_duration(&v).map_err(|e| Error::config(format!("option {key}: {e}")))).transpose()
-    }
-
-    /// A number.
-    ///
-    /// # Errors
-    /// When the value is not a number of type `T`.
-    pub fn number<T: FromStr>(&mut self, key: &str) -> Result<Option<T>> {
-        self.one(key)?
-            .map(|v| v.trim().parse::<T>().map_err(|_| Error::config(format!("option {key}: invalid number `{v}`"))))
-            .transpose()
-    }
-
-    /// Fail on options nobody consumed, naming them.
-    ///
-    /// # Errors
-    /// `unknown option x for sink dingtalk (known: ...)`.
+    /// `unknown option x for dingtalk (known: ...)`.
     ///
     /// An unknown option right after a secret's value is not named: it may be the rest of a
     /// secret that held an `&` (`access_token=TOKEN&s3cr3t`).
-    pub fn finish(self, known: &[&str]) -> Result<()> {
+    pub fn finish(self) -> Result<()> {
+        let known = self.known;
         let mut unknown: Vec<&str> = Vec::new();
         let mut cut_secrets: Vec<&str> = Vec::new();
-        let mut shown = Shown::new(Some(known));
+        let mut shown = Shown::new(Some(known.as_slice()));
         let mut secret = "";
         for (i, (key, value, used)) in self.pairs.iter().enumerate() {
-            let show = shown.next(key, value.is_empty(), i < self.in_text);
+            let show = shown.next(key, *value == Value::Text(String::new()), i < self.in_text);
             if show != Show::Omitted && looks_secret(key) {
                 secret = key;
             }
@@ -578,8 +527,9 @@ impl Options {
         cut_secrets.dedup();
         let mut problems = Vec::new();
         if !unknown.is_empty() {
-            let mut known = known.to_vec();
+            let mut known = known.clone();
             known.sort_unstable();
+            known.dedup();
             problems.push(format!(
                 "unknown option{} {} for {} (known: {})",
                 if unknown.len() > 1 { "s" } else { "" },
@@ -626,9 +576,13 @@ mod tests {
         );
         assert_eq!(u.scheme(), "dingtalk");
         assert_eq!(u.target(), "https://oapi.dingtalk.com/robot/send");
-        let mut o = u.options();
-        assert_eq!(o.all("label"), ["c1", "c2"]);
-        assert_eq!(o.one("access_token").unwrap().as_deref(), Some("t0k"));
+        #[derive(serde::Deserialize)]
+        struct Labels {
+            label: Vec<String>,
+            access_token: String,
+        }
+        let l: Labels = u.options().take().unwrap();
+        assert_eq!((l.label, l.access_token.as_str()), (vec!["c1".to_owned(), "c2".to_owned()], "t0k"));
 
         let u = parse("sls:https://sls.aliyuncs.com?logStore=ls&project=p&label=k,v");
         assert_eq!((u.scheme(), u.target()), ("sls", "https://sls.aliyuncs.com"));
@@ -640,7 +594,7 @@ mod tests {
 
         let u = parse("kubernetes:?inClusterConfig=false");
         assert_eq!(u.target(), "");
-        assert_eq!(u.pairs()[0], ("inClusterConfig".to_owned(), "false".to_owned()));
+        assert_eq!(u.pairs()[0], ("inClusterConfig".to_owned(), Value::Text("false".to_owned())));
 
         assert_eq!(parse("log").scheme(), "log");
         let u = parse("stdout?format=json");
@@ -649,23 +603,42 @@ mod tests {
         assert_eq!(u.target(), "examples/events.json");
     }
 
+    /// What a DingTalk-like sink reads.
+    #[derive(Debug, serde::Deserialize)]
+    #[expect(dead_code, reason = "only which options it takes matters")]
+    struct Chat {
+        access_token: Option<String>,
+        level: Option<String>,
+    }
+
     #[test]
     fn options_are_validated() {
+        #[derive(Debug, serde::Deserialize)]
+        struct Stdout {
+            format: Option<String>,
+        }
         let u = parse("stdout?format=json&formt=x&level=Warning&level=Normal");
         let mut o = u.options();
-        assert_eq!(o.one("format").unwrap().as_deref(), Some("json"));
-        assert_eq!(o.one("level").unwrap_err().to_string(), "option level: given more than once");
-        let err = o.finish(&["format", "level"]).unwrap_err();
-        assert_eq!(err.to_string(), "unknown option formt for stdout (known: format, level)");
+        assert_eq!(o.take::<Stdout>().unwrap().format.as_deref(), Some("json"));
+        assert_eq!(o.take::<Chat>().unwrap_err().to_string(), "option level: given more than once");
+        let err = o.finish().unwrap_err();
+        assert_eq!(err.to_string(), "unknown option formt for stdout (known: access_token, format, level)");
 
-        let mut o = parse("x?b=maybe&d=3 parsecs&n=x").options();
-        assert_eq!(o.bool("b").unwrap_err().to_string(), "option b: invalid boolean `maybe`");
-        assert!(o.duration("d").unwrap_err().to_string().starts_with("option d: invalid duration `3 parsecs`"));
-        assert_eq!(o.number::<u32>("n").unwrap_err().to_string(), "option n: invalid number `x`");
-        let mut o = parse("x?d=1m30s&b=true").options();
-        assert_eq!(o.duration("d").unwrap(), Some(Duration::from_secs(90)));
-        assert_eq!(o.bool("b").unwrap(), Some(true));
-        assert_eq!(o.required("missing").unwrap_err().to_string(), "missing required option missing");
+        #[derive(Debug, serde::Deserialize)]
+        struct Typed {
+            b: Option<bool>,
+            #[serde(default, with = "crate::duration::option")]
+            d: Option<Duration>,
+            #[expect(dead_code, reason = "only its error matters")]
+            n: Option<u32>,
+            missing: Option<String>,
+        }
+        let err = |uri: &str| parse(uri).options().take::<Typed>().unwrap_err().to_string();
+        assert_eq!(err("x?b=maybe"), "option b: invalid boolean `maybe`");
+        assert!(err("x?d=3 parsecs").starts_with("option d: invalid duration `3 parsecs`"));
+        assert_eq!(err("x?n=x"), "option n: invalid number `x`");
+        let t: Typed = parse("x?d=1m30s&b=true").options().take().unwrap();
+        assert_eq!((t.d, t.b, t.missing), (Some(Duration::from_secs(90)), Some(true), None));
     }
 
     #[test]
@@ -681,10 +654,15 @@ mod tests {
     fn env_expansion() {
         // Cargo and nextest set CARGO_PKG_NAME for the test process; set_var would need unsafe.
         let u = parse("dingtalk:https://h/robot/send?access_token=${CARGO_PKG_NAME}&label=$$1&x=$CARGO_PKG_NAME.y");
-        let mut o = u.options();
-        assert_eq!(o.one("access_token").unwrap().as_deref(), Some(env!("CARGO_PKG_NAME")));
-        assert_eq!(o.one("label").unwrap().as_deref(), Some("$1"));
-        assert_eq!(o.one("x").unwrap(), Some(format!("{}.y", env!("CARGO_PKG_NAME"))));
+        #[derive(serde::Deserialize)]
+        struct Expanded {
+            access_token: String,
+            label: String,
+            x: String,
+        }
+        let e: Expanded = u.options().take().unwrap();
+        assert_eq!((e.access_token.as_str(), e.label.as_str()), (env!("CARGO_PKG_NAME"), "$1"));
+        assert_eq!(e.x, format!("{}.y", env!("CARGO_PKG_NAME")));
         let err = "x:?a=$EVENTER_SURELY_UNSET_VAR".parse::<ComponentUri>().unwrap_err();
         assert_eq!(err.to_string(), "environment variable EVENTER_SURELY_UNSET_VAR is not set");
         // The expanded secret is redacted when the URI is shown.
@@ -778,23 +756,20 @@ mod tests {
 
     #[test]
     fn unknown_options_after_a_secret_are_not_named() {
-        let known = ["access_token", "level"];
-        let mut o = parse("dingtalk:?access_token=TOKEN&s3cr3t&level=Warning&colour=red").options();
-        o.all("access_token");
-        o.all("level");
-        let err = o.finish(&known).unwrap_err().to_string();
+        let finish = |u: &ComponentUri| {
+            let mut o = u.options();
+            o.take::<Chat>().unwrap();
+            o.finish().unwrap_err().to_string()
+        };
+        let err = finish(&parse("dingtalk:?access_token=TOKEN&s3cr3t&level=Warning&colour=red"));
         assert!(!err.contains("s3cr3t"), "{err}");
         assert!(err.starts_with("unknown option colour for dingtalk (known: access_token, level); option access_token: its value is followed by `&` and text that is no option of dingtalk"), "{err}");
-        let mut o = parse("dingtalk:?access_token=TOKEN&s3=cr3t").options();
-        o.all("access_token");
-        let err = o.finish(&known).unwrap_err().to_string();
+        let err = finish(&parse("dingtalk:?access_token=TOKEN&s3=cr3t"));
         assert!(err.starts_with("option access_token: its value is followed by"), "{err}");
         assert!(!err.contains("cr3t"), "{err}");
         // Options given one by one (a config file's) are each their own, never a secret's rest.
-        let u = parse("dingtalk:?access_token=TOKEN").with_options([("colour".into(), "red".into())]);
-        let mut o = u.options();
-        o.all("access_token");
-        assert!(o.finish(&known).unwrap_err().to_string().starts_with("unknown option colour for dingtalk"));
+        let u = parse("dingtalk:?access_token=TOKEN").with_values([("colour".into(), "red".into())]);
+        assert!(finish(&u).starts_with("unknown option colour for dingtalk"));
         assert_eq!(u.to_string(), "dingtalk?access_token=***&colour=red");
     }
 }

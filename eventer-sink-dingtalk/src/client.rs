@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use eventer_core::config::Secret;
 use serde::Deserialize;
 use url::Url;
 
@@ -19,8 +20,8 @@ pub(crate) const THROTTLE_PAUSE: Duration = Duration::from_secs(600);
 pub(crate) struct Client {
     http: reqwest::Client,
     webhook: Url,
-    token: String,
-    secret: Option<String>,
+    token: Secret,
+    secret: Option<Secret>,
 }
 
 #[derive(Deserialize)]
@@ -33,8 +34,8 @@ struct Reply {
 impl Client {
     pub(crate) fn new(
         webhook: &str,
-        token: &str,
-        secret: Option<&str>,
+        token: &Secret,
+        secret: Option<&Secret>,
         timeout: Duration,
     ) -> Result<Self, DingTalkError> {
         let webhook = Url::parse(webhook).map_err(|e| DingTalkError::config(format!("invalid webhook URL: {e}")))?;
@@ -49,13 +50,13 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| DingTalkError::config(format!("cannot build the HTTP client: {}", e.without_url())))?;
-        Ok(Client { http, webhook, token: token.to_owned(), secret: secret.map(str::to_owned) })
+        Ok(Client { http, webhook, token: token.clone(), secret: secret.cloned() })
     }
 
     /// Send one message body; `Ok` when the robot answered errcode 0.
     pub(crate) async fn post(&self, body: String) -> Result<(), DingTalkError> {
         let now = jiff::Timestamp::now().as_millisecond();
-        let url = sign::request_url(&self.webhook, &self.token, self.secret.as_deref(), now);
+        let url = sign::request_url(&self.webhook, self.token.expose(), self.secret.as_ref().map(Secret::expose), now);
         let response = self
             .http
             .post(url)

@@ -4,7 +4,7 @@
 use std::{fmt, sync::Arc};
 
 use async_trait::async_trait;
-use eventer_alert::{Alert, AlertConfig, AlertSink, Answer, ChatService, Digest, Limits};
+use eventer_alert::{Alert, AlertSink, Answer, ChatService, Digest, Limits};
 use eventer_core::{
     Batching, BoxSink, BuildContext, Error, Level, Outcome, Registry, Result, SharedEvent, Sink, SinkFactory,
     uri::Options,
@@ -103,13 +103,10 @@ impl DingTalkSink {
         config.validate()?;
         let robot = Robot {
             renderer: Renderer::new(&config)?,
-            client: Client::new(&config.webhook, &config.access_token, config.sign.as_deref(), config.timeout)?,
+            client: Client::new(config.webhook(), &config.access_token, config.sign.as_ref(), config.timeout)?,
             max_bytes: config.max_bytes,
         };
-        let timing = AlertConfig::default()
-            .timing(config.group_wait, config.group_interval, config.repeat_interval)
-            .budget(config.budget, config.budget_window);
-        Ok(DingTalkSink { engine: AlertSink::new(robot, timing)?, config })
+        Ok(DingTalkSink { engine: AlertSink::new(robot, config.alert.clone())?, config })
     }
 
     /// Report message counts and the budget to `metrics` (labelled with the sink's name).
@@ -145,8 +142,8 @@ impl Sink for DingTalkSink {
 pub struct DingTalkFactory;
 
 impl SinkFactory for DingTalkFactory {
-    fn options(&self) -> &'static [&'static str] {
-        DingTalkConfig::OPTIONS
+    fn options(&self) -> Vec<&'static str> {
+        DingTalkConfig::option_names()
     }
 
     fn default_level(&self) -> Option<Level> {

@@ -1,11 +1,14 @@
 //! [`SlsConfig`]: the sink's settings, from a kube-eventer URI or a config file, and
 //! endpoint resolution.
 
-use std::{collections::BTreeMap, fmt, net::IpAddr, time::Duration};
+use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
-use eventer_core::uri::Options;
+use eventer_core::{
+    config::{Secret, Text},
+    uri::Options,
+};
 use reqwest::Url;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::{error::SlsError, schema::RESERVED_KEYS, sign::SignatureVersion};
 
@@ -21,31 +24,13 @@ pub const DEFAULT_METADATA_ENDPOINT: &str = "http://100.100.100.200";
 /// a placeholder kube-eventer ignores, not an SLS endpoint.
 const PLACEHOLDER_HOST: &str = "sls.aliyuncs.com";
 
-/// The URI options the sink reads.
-pub const OPTIONS: &[&str] = &[
-    "project",
-    "logStore",
-    "topic",
-    "regionId",
-    "internal",
-    "label",
-    "accessKeyId",
-    "accessKeySecret",
-    "endpoint",
-    "signatureVersion",
-    "maxBatchLogs",
-    "maxBatchBytes",
-    "batchWindow",
-    "timeout",
-    "metadataEndpoint",
-];
-
 /// Settings of the SLS sink.
 ///
-/// From a URI with [`SlsConfig::from_uri`] (which also applies the environment), or
-/// deserialised from a config file (camelCase keys, as the URI options) and then
-/// [`SlsConfig::with_env`]. `Debug` hides the AccessKey pair.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// From kube-eventer's URI or a config file's options with [`SlsConfig::from_uri`] (which
+/// also applies the environment), or deserialized (camelCase keys, as the URI options)
+/// and then [`SlsConfig::with_env`]. The AccessKey pair is [`Secret`], which no `Debug`
+/// shows.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SlsConfig {
@@ -71,15 +56,16 @@ pub struct SlsConfig {
     /// kube-eventer; clusters outside Alibaba Cloud need `false`.
     #[serde(default = "default_internal")]
     pub internal: bool,
-    /// Fields added to every log and sent as log tags (`__tag__:<key>`). URI: `label=key,value`, repeatable.
-    #[serde(default)]
+    /// Fields added to every log and sent as log tags (`__tag__:<key>`). URI:
+    /// `label=key,value`, repeatable; a config file may also give a map.
+    #[serde(default, rename = "label", deserialize_with = "labels")]
     pub labels: BTreeMap<String, String>,
     /// AccessKeyId. Default: env `AccessKeyId`, else the ECS RAM role.
     #[serde(default)]
-    pub access_key_id: Option<String>,
+    pub access_key_id: Option<Secret>,
     /// AccessKeySecret. Default: env `AccessKeySecret`, else the ECS RAM role.
     #[serde(default)]
-    pub access_key_secret: Option<String>,
+    pub access_key_secret: Option<Secret>,
     /// `v4` (default) or `v1`.
     #[serde(default)]
     pub signature_version: SignatureVersion,
@@ -102,6 +88,42 @@ pub struct SlsConfig {
     pub metadata_endpoint: String,
 }
 
+/// `label=key,value` options (kube-eventer's form), or a config file's map.
+fn labels<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    use serde::de::{self, Error as _};
+    struct V;
+    impl<'de> de::Visitor<'de> for V {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("`key,value` labels, or a map")
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut labels = BTreeMap::new();
+            while let Some((key, Text(value))) = map.next_entry::<String, Text>()? {
+                labels.insert(key, value);
+            }
+            Ok(labels)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut labels = BTreeMap::new();
+            while let Some(Text(label)) = seq.next_element()? {
+                let (key, value) = label
+                    .split_once(',')
+                    .filter(|(k, v)| !k.trim().is_empty() && !v.contains(','))
+                    .ok_or_else(|| A::Error::custom(format!("expected `key,value`, got `{label}`")))?;
+                if labels.insert(key.trim().to_owned(), value.trim().to_owned()).is_some() {
+                    return Err(A::Error::custom(format!("key `{}` given twice", key.trim())));
+                }
+            }
+            Ok(labels)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            self.visit_seq(de::value::SeqDeserializer::new(std::iter::once(s)))
+        }
+    }
+    d.deserialize_any(V)
+}
+
 fn default_internal() -> bool {
     true
 }
@@ -116,29 +138,6 @@ fn default_timeout() -> Duration {
 }
 fn default_metadata() -> String {
     DEFAULT_METADATA_ENDPOINT.to_owned()
-}
-
-impl fmt::Debug for SlsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hidden = |v: &Option<String>| v.as_ref().map(|_| "***");
-        f.debug_struct("SlsConfig")
-            .field("project", &self.project)
-            .field("log_store", &self.log_store)
-            .field("topic", &self.topic)
-            .field("region_id", &self.region_id)
-            .field("endpoint", &self.endpoint)
-            .field("internal", &self.internal)
-            .field("labels", &self.labels)
-            .field("access_key_id", &hidden(&self.access_key_id))
-            .field("access_key_secret", &hidden(&self.access_key_secret))
-            .field("signature_version", &self.signature_version)
-            .field("max_batch_logs", &self.max_batch_logs)
-            .field("max_batch_bytes", &self.max_batch_bytes)
-            .field("batch_window", &self.batch_window)
-            .field("timeout", &self.timeout)
-            .field("metadata_endpoint", &self.metadata_endpoint)
-            .finish()
-    }
 }
 
 impl SlsConfig {
@@ -163,8 +162,8 @@ impl SlsConfig {
         }
     }
 
-    /// Read kube-eventer's SLS URI, `sls:<endpoint>?project=..&logStore=..`, consuming the
-    /// options it knows (see [`OPTIONS`]), then apply the process environment
+    /// Read kube-eventer's SLS URI, `sls:<endpoint>?project=..&logStore=..` (or a config
+    /// file's options), taking the options named by its fields, then apply the process environment
     /// ([`SlsConfig::with_env`]). No I/O beyond reading environment variables.
     ///
     /// ```
@@ -192,42 +191,9 @@ impl SlsConfig {
         options: &mut Options,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, SlsError> {
-        let cfg = |e: eventer_core::Error| SlsError::Config(e.to_string());
-        let mut c =
-            SlsConfig::new(options.required("project").map_err(cfg)?, options.required("logStore").map_err(cfg)?);
-        c.topic = options.one("topic").map_err(cfg)?.unwrap_or_default();
-        c.region_id = options.one("regionId").map_err(cfg)?.filter(|r| !r.is_empty());
-        if let Some(internal) = options.bool("internal").map_err(cfg)? {
-            c.internal = internal;
-        }
-        for label in options.all("label") {
-            let (key, value) = label
-                .split_once(',')
-                .filter(|(k, v)| !k.trim().is_empty() && !v.contains(','))
-                .ok_or_else(|| SlsError::Config(format!("option label: expected `key,value`, got `{label}`")))?;
-            if c.labels.insert(key.trim().to_owned(), value.trim().to_owned()).is_some() {
-                return Err(SlsError::Config(format!("option label: key `{}` given twice", key.trim())));
-            }
-        }
-        c.access_key_id = options.one("accessKeyId").map_err(cfg)?.filter(|v| !v.is_empty());
-        c.access_key_secret = options.one("accessKeySecret").map_err(cfg)?.filter(|v| !v.is_empty());
-        c.endpoint =
-            options.one("endpoint").map_err(cfg)?.filter(|v| !v.is_empty()).or_else(|| target_endpoint(target));
-        if let Some(v) = options.one("signatureVersion").map_err(cfg)? {
-            c.signature_version = v.parse().map_err(|e| SlsError::Config(format!("option signatureVersion: {e}")))?;
-        }
-        if let Some(n) = options.number("maxBatchLogs").map_err(cfg)? {
-            c.max_batch_logs = n;
-        }
-        if let Some(n) = options.number("maxBatchBytes").map_err(cfg)? {
-            c.max_batch_bytes = n;
-        }
-        c.batch_window = options.duration("batchWindow").map_err(cfg)?;
-        if let Some(t) = options.duration("timeout").map_err(cfg)? {
-            c.timeout = t;
-        }
-        if let Some(m) = options.one("metadataEndpoint").map_err(cfg)? {
-            c.metadata_endpoint = m;
+        let mut c: SlsConfig = options.take().map_err(|e| SlsError::Config(e.to_string()))?;
+        if c.endpoint.is_none() {
+            c.endpoint = target_endpoint(target);
         }
         c.with_env(env)
     }
@@ -245,8 +211,8 @@ impl SlsConfig {
         if self.access_key_id.is_none() && self.access_key_secret.is_none() {
             match (env("AccessKeyId"), env("AccessKeySecret")) {
                 (Some(id), Some(secret)) => {
-                    self.access_key_id = Some(id);
-                    self.access_key_secret = Some(secret);
+                    self.access_key_id = Some(Secret::new(id));
+                    self.access_key_secret = Some(Secret::new(secret));
                 }
                 (None, None) => {}
                 _ => {
@@ -410,12 +376,16 @@ mod tests {
         let uri: ComponentUri = uri.parse().unwrap();
         let mut options = uri.options();
         let config = SlsConfig::from_uri_with_env(uri.target(), &mut options, env)?;
-        options.finish(OPTIONS).map_err(|e| SlsError::Config(e.to_string()))?;
+        options.finish().map_err(|e| SlsError::Config(e.to_string()))?;
         Ok(config)
     }
 
     fn parse(uri: &str) -> Result<SlsConfig, SlsError> {
         parse_with(uri, &no_env)
+    }
+
+    fn key(secret: &Option<Secret>) -> Option<&str> {
+        secret.as_ref().map(Secret::expose)
     }
 
     fn err(uri: &str) -> String {
@@ -435,7 +405,7 @@ mod tests {
         );
         assert_eq!(c.region_id.as_deref(), Some("cn-hangzhou"));
         assert_eq!(c.labels, BTreeMap::from([("cluster".into(), "prod".into()), ("team".into(), "infra".into())]));
-        assert_eq!((c.access_key_id.as_deref(), c.access_key_secret.as_deref()), (Some("AKID"), Some("SECRET")));
+        assert_eq!((key(&c.access_key_id), key(&c.access_key_secret)), (Some("AKID"), Some("SECRET")));
         assert!(!c.internal);
         assert_eq!(c.endpoint, None);
         let e = c.resolve_endpoint(c.known_region().as_deref()).unwrap().unwrap();
@@ -507,10 +477,10 @@ mod tests {
             _ => None,
         };
         let c = parse_with("sls:?project=p&logStore=l", &env).unwrap();
-        assert_eq!((c.access_key_id.as_deref(), c.access_key_secret.as_deref()), (Some("ENVID"), Some("ENVSECRET")));
+        assert_eq!((key(&c.access_key_id), key(&c.access_key_secret)), (Some("ENVID"), Some("ENVSECRET")));
         // URI credentials win.
         let c = parse_with("sls:?project=p&logStore=l&accessKeyId=U&accessKeySecret=S", &env).unwrap();
-        assert_eq!(c.access_key_id.as_deref(), Some("U"));
+        assert_eq!(key(&c.access_key_id), Some("U"));
         let half = |name: &str| (name == "AccessKeyId").then(|| "ENVID".to_owned());
         let e = parse_with("sls:?project=p&logStore=l", &half).unwrap_err().to_string();
         assert_eq!(e, "environment variables AccessKeyId and AccessKeySecret must be set together");
@@ -566,15 +536,27 @@ mod tests {
     }
 
     #[test]
-    fn serde_round_trip_with_defaults() {
+    fn typed_values_from_a_config_file() {
         let c: SlsConfig =
-            serde_json::from_str(r#"{"project":"p","logStore":"l","batchWindow":"2s","labels":{"a":"b"}}"#).unwrap();
+            serde_json::from_str(r#"{"project":"p","logStore":"l","batchWindow":"2s","label":{"a":"b"}}"#).unwrap();
         assert_eq!(c.batch_window, Some(Duration::from_secs(2)));
         assert!(c.internal);
         assert_eq!(c.signature_version, SignatureVersion::V4);
-        let json = serde_json::to_string(&c).unwrap();
-        assert!(json.contains(r#""signatureVersion":"v4""#) && json.contains(r#""timeout":"1m""#), "{json}");
-        assert_eq!(serde_json::from_str::<SlsConfig>(&json).unwrap(), c);
+        assert_eq!(c.labels, BTreeMap::from([("a".into(), "b".into())]));
         assert!(serde_json::from_str::<SlsConfig>(r#"{"project":"p","logStore":"l","colour":1}"#).is_err());
+        // A file's typed values through the options, as the config file reaches the sink.
+        use eventer_core::config::Value;
+        let uri = ComponentUri::from_parts("sls", "", Vec::new()).unwrap().with_values([
+            ("project".to_owned(), Value::from("p")),
+            ("logStore".to_owned(), Value::from("l")),
+            ("maxBatchLogs".to_owned(), Value::Int(100)),
+            ("internal".to_owned(), Value::Bool(false)),
+            ("label".to_owned(), Value::Map(vec![("cluster".to_owned(), Value::from("prod"))])),
+        ]);
+        let mut options = uri.options();
+        let c = SlsConfig::from_uri_with_env("", &mut options, &no_env).unwrap();
+        options.finish().unwrap();
+        assert_eq!((c.max_batch_logs, c.internal), (100, false));
+        assert_eq!(c.labels["cluster"], "prod");
     }
 }

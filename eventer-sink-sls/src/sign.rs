@@ -7,7 +7,7 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use md5::{Digest as _, Md5};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha1::Sha1;
 use sha2::Sha256;
 
@@ -17,7 +17,7 @@ use crate::credentials::Credentials;
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// The signature algorithm.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SignatureVersion {
     /// HMAC-SHA1 over a canonical string (`Authorization: LOG <id>:<signature>`).
@@ -27,6 +27,8 @@ pub enum SignatureVersion {
     #[default]
     V4,
 }
+
+eventer_core::impl_deserialize_from_str!(SignatureVersion);
 
 impl std::str::FromStr for SignatureVersion {
     type Err = String;

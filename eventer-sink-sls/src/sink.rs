@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     client::{Client, http_client},
-    config::{self, DEFAULT_BATCH_WINDOW, SlsConfig},
+    config::{DEFAULT_BATCH_WINDOW, SlsConfig},
     credentials::{CredentialProvider, Credentials, Metadata, Sources},
     error::{Retry, SlsError},
     proto::{Body, Compressor},
@@ -92,7 +92,7 @@ impl SlsSink {
         let metadata_http = http_client(METADATA_TIMEOUT)?;
         let metadata = Metadata::new(metadata_http.clone(), &c.metadata_endpoint);
         let credentials = match (&c.access_key_id, &c.access_key_secret) {
-            (Some(id), Some(secret)) => CredentialProvider::Static(Credentials::new(id, secret)),
+            (Some(id), Some(secret)) => CredentialProvider::Static(Credentials::new(id.expose(), secret.expose())),
             _ => {
                 let tried = "the accessKeyId/accessKeySecret options (not set), the AccessKeyId/AccessKeySecret \
                              environment variables (not set)";
@@ -302,8 +302,8 @@ impl Sink for SlsSink {
 pub struct SlsFactory;
 
 impl SinkFactory for SlsFactory {
-    fn options(&self) -> &'static [&'static str] {
-        config::OPTIONS
+    fn options(&self) -> Vec<&'static str> {
+        eventer_core::config::names::<SlsConfig>().to_vec()
     }
 
     fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSink> {

@@ -26,7 +26,7 @@ fn sink_with_env(uri: &str, env: &[(&str, String)]) -> SlsSink {
     let uri: ComponentUri = format!("sls:{uri}").parse().unwrap();
     let mut options = uri.options();
     let config = SlsConfig::from_uri_with_env(uri.target(), &mut options, &|_| None).unwrap();
-    options.finish(eventer_sink_sls::config::OPTIONS).unwrap();
+    options.finish().unwrap();
     let env = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
     SlsSink::new(config)
         .unwrap()

@@ -8,25 +8,34 @@ use eventer_core::{
 };
 use futures::FutureExt;
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
+use serde::Deserialize;
 
 /// Where the service account token is mounted in a pod.
 pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
-/// Options of the `kubernetes:` source.
-pub const OPTIONS: &[&str] = &[
-    "inClusterConfig",
-    "insecure",
-    "auth",
-    "localKubeConfig",
-    "useServiceAccount",
-    "namespaces",
-    "api",
-    "fieldSelector",
-    "startFrom",
-    "requestTimeout",
-    "watchIdleTimeout",
-    "maxLineSize",
-];
+/// The options of the `kubernetes:` source, as written (kube-eventer's names), before
+/// [`SourceConfig::parse`] resolves them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Settings {
+    in_cluster_config: Option<bool>,
+    #[serde(default)]
+    insecure: bool,
+    auth: Option<String>,
+    local_kube_config: Option<String>,
+    #[serde(default)]
+    use_service_account: bool,
+    #[serde(default, deserialize_with = "eventer_core::config::comma_list")]
+    namespaces: Vec<String>,
+    api: Option<String>,
+    field_selector: Option<String>,
+    start_from: Option<String>,
+    #[serde(default, with = "eventer_core::duration::option")]
+    request_timeout: Option<Duration>,
+    #[serde(default, with = "eventer_core::duration::option")]
+    watch_idle_timeout: Option<Duration>,
+    max_line_size: Option<String>,
+}
 
 /// Default of `requestTimeout`: connecting plus the response's status and headers, and
 /// each read of a list body.
@@ -161,13 +170,13 @@ impl SourceConfig {
     /// A configuration error naming the option.
     pub fn parse(target: &str, options: &mut Options) -> Result<SourceConfig> {
         let url = if target.is_empty() { None } else { Some(check_url(target)?) };
-        let in_cluster = options.bool("inClusterConfig")?;
-        let auth = match (options.one("auth")?, options.one("localKubeConfig")?) {
+        let o: Settings = options.take()?;
+        let auth = match (o.auth, o.local_kube_config) {
             (Some(a), Some(b)) if a != b => return Err(Error::config("options auth and localKubeConfig disagree")),
-            (a, b) => a.or(b).filter(|p| !p.is_empty()),
+            (a, b) => a.or(b),
         };
-        let service_account = options.bool("useServiceAccount")?.unwrap_or(false);
-        let connection = match (auth, in_cluster) {
+        let service_account = o.use_service_account;
+        let connection = match (auth, o.in_cluster_config) {
             (Some(_), Some(true)) => {
                 return Err(Error::config("option auth: a kubeconfig cannot be combined with inClusterConfig=true"));
             }
@@ -194,17 +203,17 @@ impl SourceConfig {
             }
             (None, None) => Connection::Infer,
         };
-        let api = match options.one("api")?.as_deref() {
+        let api = match o.api.as_deref() {
             None | Some("core" | "v1") => EventsApi::Core,
             Some("events" | "events.k8s.io") => EventsApi::Events,
             Some(other) => {
                 return Err(Error::config(format!("option api: invalid value `{other}` (expected core or events)")));
             }
         };
-        let mut namespaces = options.list("namespaces")?;
+        let mut namespaces = o.namespaces;
         namespaces.sort_unstable();
         namespaces.dedup();
-        let field_selector = options.one("fieldSelector")?.filter(|s| !s.trim().is_empty());
+        let field_selector = o.field_selector.filter(|s| !s.trim().is_empty());
         if let Some(sel) = &field_selector
             && let Some(term) = sel.split(',').find(|t| !t.contains('='))
         {
@@ -212,27 +221,20 @@ impl SourceConfig {
                 "option fieldSelector: `{term}` is not a `field=value` or `field!=value` term"
             )));
         }
-        let start_from = match options.one("startFrom")?.as_deref() {
+        let start_from = match o.start_from.as_deref() {
             None | Some("now") => StartFrom::Now,
             Some("all") => StartFrom::All,
             Some(d) => StartFrom::Since(parse_duration(d).map_err(|e| {
                 Error::config(format!("option startFrom: expected now, all or a duration such as 30m ({e})"))
             })?),
         };
-        let insecure = options.bool("insecure")?.unwrap_or(false);
-        let timeout = |options: &mut Options, name: &str, default: Duration| -> Result<Duration> {
-            match options.one(name)? {
-                None => Ok(default),
-                Some(v) => match parse_duration(&v) {
-                    Ok(d) if !d.is_zero() => Ok(d),
-                    Ok(_) => Err(Error::config(format!("option {name}: must be more than 0"))),
-                    Err(e) => Err(Error::config(format!("option {name}: {e}"))),
-                },
-            }
+        let positive = |name: &str, value: Option<Duration>, default: Duration| match value {
+            Some(d) if d.is_zero() => Err(Error::config(format!("option {name}: must be more than 0"))),
+            value => Ok(value.unwrap_or(default)),
         };
-        let request_timeout = timeout(options, "requestTimeout", DEFAULT_REQUEST_TIMEOUT)?;
-        let watch_idle_timeout = timeout(options, "watchIdleTimeout", DEFAULT_WATCH_IDLE_TIMEOUT)?;
-        let max_line_size = match options.one("maxLineSize")? {
+        let request_timeout = positive("requestTimeout", o.request_timeout, DEFAULT_REQUEST_TIMEOUT)?;
+        let watch_idle_timeout = positive("watchIdleTimeout", o.watch_idle_timeout, DEFAULT_WATCH_IDLE_TIMEOUT)?;
+        let max_line_size = match o.max_line_size {
             None => DEFAULT_MAX_LINE_SIZE,
             Some(v) => parse_size(&v).ok_or_else(|| {
                 Error::config(format!(
@@ -242,7 +244,7 @@ impl SourceConfig {
         };
         Ok(SourceConfig {
             connection,
-            insecure,
+            insecure: o.insecure,
             namespaces,
             api,
             field_selector,
@@ -459,7 +461,7 @@ mod tests {
         let uri: ComponentUri = uri.parse()?;
         let mut options = uri.options();
         let config = SourceConfig::parse(uri.target(), &mut options)?;
-        options.finish(OPTIONS)?;
+        options.finish()?;
         Ok(config)
     }
 

@@ -46,7 +46,7 @@ use eventer_core::{BoxSource, BuildContext, Registry, Result, SourceFactory, uri
 pub use checkpoint::{ConfigMapCheckpoint, ConfigMapCheckpointFactory};
 pub use cluster::Cluster;
 pub use config::{
-    Connection, DEFAULT_MAX_LINE_SIZE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_WATCH_IDLE_TIMEOUT, EventsApi, OPTIONS,
+    Connection, DEFAULT_MAX_LINE_SIZE, DEFAULT_REQUEST_TIMEOUT, DEFAULT_WATCH_IDLE_TIMEOUT, EventsApi,
     SERVICE_ACCOUNT_TOKEN, SourceConfig, StartFrom,
 };
 pub use leader::{DEFAULT_LEASE_NAME, LeaderElector, Leadership, LeaseConfig, default_identity, default_namespace};
@@ -74,8 +74,8 @@ impl KubernetesFactory {
 }
 
 impl SourceFactory for KubernetesFactory {
-    fn options(&self) -> &'static [&'static str] {
-        OPTIONS
+    fn options(&self) -> Vec<&'static str> {
+        eventer_core::config::names::<config::Settings>().to_vec()
     }
 
     fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSource> {

@@ -19,7 +19,10 @@ use std::{fmt, fmt::Write as _, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use eventer_alert::{Alert, AlertConfig, AlertSink, Answer, ChatService, Digest, Limits, Zone, json_len, truncate};
-use eventer_core::{BoxSink, BuildContext, Error, ErrorKind, Level, Registry, Result, SinkFactory, uri::Options};
+use eventer_core::{
+    BoxSink, BuildContext, Error, ErrorKind, Level, Registry, Result, SinkFactory, config::names, uri::Options,
+};
+use serde::Deserialize;
 
 /// The URI scheme.
 pub const SCHEME: &str = "chat";
@@ -190,23 +193,38 @@ fn fit(message: &str, room: usize) -> String {
     out
 }
 
+/// The chat sink's own options; the alert engine's are [`AlertConfig`]'s.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatSettings {
+    /// Lines at the top of every message (`label=`, repeatable).
+    #[serde(default)]
+    pub label: Vec<String>,
+    /// IANA time zone of the times shown. Default: `TZ`, else UTC.
+    pub timezone: Option<String>,
+    /// Largest message body in bytes, at least 1000. Default 4000.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+    /// Timeout of one request. Default 10s.
+    #[serde(default = "default_timeout", with = "eventer_core::duration")]
+    pub timeout: Duration,
+}
+
+fn default_max_bytes() -> usize {
+    4000
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
 /// Builds [`ChatSink`]s from `chat:<url>?…`; the default level is Warning.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ChatFactory;
 
 impl SinkFactory for ChatFactory {
-    fn options(&self) -> &'static [&'static str] {
-        &[
-            "label",
-            "timezone",
-            "max_bytes",
-            "timeout",
-            "group_wait",
-            "group_interval",
-            "repeat_interval",
-            "budget",
-            "budget_window",
-        ]
+    fn options(&self) -> Vec<&'static str> {
+        [names::<ChatSettings>(), names::<AlertConfig>()].concat()
     }
 
     fn default_level(&self) -> Option<Level> {
@@ -214,18 +232,16 @@ impl SinkFactory for ChatFactory {
     }
 
     fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSink> {
-        let labels = options.all("label");
-        let zone = Zone::new(options.one("timezone")?.as_deref())?;
-        let max_bytes = options.number("max_bytes")?.unwrap_or(4000);
-        if max_bytes < 1000 {
+        let settings: ChatSettings = options.take()?;
+        let config = AlertConfig::from_options(options)?;
+        let zone = Zone::new(settings.timezone.as_deref())?;
+        if settings.max_bytes < 1000 {
             return Err(Error::config("option max_bytes: must be at least 1000"));
         }
-        let timeout = options.duration("timeout")?.unwrap_or(Duration::from_secs(10));
-        if timeout.is_zero() {
+        if settings.timeout.is_zero() {
             return Err(Error::config("option timeout: must be more than 0"));
         }
-        let config = AlertConfig::from_options(options)?;
-        let webhook = ChatWebhook::new(target, labels, zone, max_bytes, timeout)?;
+        let webhook = ChatWebhook::new(target, settings.label, zone, settings.max_bytes, settings.timeout)?;
         Ok(Box::new(AlertSink::new(webhook, config)?.with_metrics(&cx.metrics)))
     }
 }
@@ -249,7 +265,7 @@ mod tests {
 
     #[test]
     fn the_factory_reads_the_engines_options() {
-        for option in AlertConfig::OPTIONS {
+        for option in names::<AlertConfig>() {
             assert!(ChatFactory.options().contains(option), "{option}");
         }
     }

@@ -24,8 +24,10 @@ use std::{path::PathBuf, sync::Arc};
 
 use async_trait::async_trait;
 use eventer_core::{
-    BoxSink, BuildContext, Error, ErrorKind, Outcome, Registry, Result, SharedEvent, Sink, SinkFactory, uri::Options,
+    BoxSink, BuildContext, Error, ErrorKind, Outcome, Registry, Result, SharedEvent, Sink, SinkFactory, config::names,
+    uri::Options,
 };
+use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 
 /// The URI scheme.
@@ -92,20 +94,29 @@ impl Sink for JsonlSink {
     }
 }
 
+/// The `jsonl` sink's options.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlSettings {
+    /// Write the original Kubernetes JSON instead of eventer's model.
+    #[serde(default)]
+    pub raw: bool,
+}
+
 /// Builds [`JsonlSink`] from `jsonl:<path>?raw=true`.
 #[derive(Debug)]
 pub struct JsonlFactory;
 
 impl SinkFactory for JsonlFactory {
-    fn options(&self) -> &'static [&'static str] {
-        &["raw"]
+    fn options(&self) -> Vec<&'static str> {
+        names::<JsonlSettings>().to_vec()
     }
 
     fn build(&self, target: &str, options: &mut Options, _cx: &BuildContext) -> Result<BoxSink> {
         if target.is_empty() {
             return Err(Error::config("jsonl needs a path: jsonl:<path>"));
         }
-        let raw = options.bool("raw")?.unwrap_or(false);
+        let JsonlSettings { raw } = options.take()?;
         Ok(Box::new(JsonlSink::new(target, raw)))
     }
 }

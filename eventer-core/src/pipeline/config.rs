@@ -4,8 +4,9 @@ use std::{fmt, time::Duration};
 
 use crate::{filter::BoxFilter, sink::BoxSink};
 
-/// What to do when a sink's queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What to do when a sink's queue is full (`overflow=block|drop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Overflow {
     /// Wait for room: the source is back-pressured (default; nothing is lost).
     #[default]

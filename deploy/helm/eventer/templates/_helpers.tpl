@@ -176,6 +176,9 @@ yes
 {{- if $e.sinks.sls.enabled -}}{{- $sinks = append $sinks (include "eventer.slsUri" .) -}}{{- end -}}
 {{- if $e.sinks.stdout.enabled -}}{{- $sinks = append $sinks (include "eventer.stdoutUri" .) -}}{{- end -}}
 {{- range $e.extraSinks -}}{{- $sinks = append $sinks . -}}{{- end -}}
+{{- if or $e.sinks.eventbridge.enabled $e.sinks.eventbridge.enable -}}
+{{- fail "eventer.sinks.eventbridge: eventer has no EventBridge sink; use eventer.sinks.sls, eventer.sinks.dingtalk or eventer.extraSinks" -}}
+{{- end -}}
 {{- if and (not $sinks) (not $e.config) -}}
 {{- fail "no sink: enable eventer.sinks.dingtalk, eventer.sinks.sls or eventer.sinks.stdout, or give eventer.extraSinks or eventer.config" -}}
 {{- end -}}
