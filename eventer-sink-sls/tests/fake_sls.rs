@@ -708,7 +708,7 @@ async fn the_credential_chain_takes_the_first_source_that_applies() {
         metadata.endpoint()
     );
     let all = [sdk_env.clone(), rrsa_env(&sts, dir.path())].concat();
-    let cases: [(&str, Vec<(&str, String)>, Option<&std::path::Path>, &StsCredentials); 5] = [
+    let cases = [
         ("accessKeyId option", all.clone(), Some(&addon_file), &sdk),
         ("ALIBABA_CLOUD_ACCESS_KEY_ID", all.clone(), Some(&addon_file), &sdk),
         ("RRSA", rrsa_env(&sts, dir.path()), Some(&addon_file), &oidc),
