@@ -14,6 +14,7 @@ rendered, and the manifests are checked:
   the release's namespace, get/update only on the names the arguments use;
 - securityContext (non-root, read-only root filesystem, no capabilities), probes on
   /healthz and /readyz, leader election whenever there is more than one replica;
+- a ServiceMonitor, when enabled, selects the metrics Service and scrapes its /metrics;
 - invalid values fail with a message that names the key; values.schema.json describes every
   value of values.yaml, so a misspelt key (given as `--set` would give it) fails lint and render;
 - node-problem-detector (npd.*, alibaba_cloud_plugins): the DaemonSet runs the given image on every
@@ -1025,7 +1026,29 @@ def named(docs):
     expect(only(docs, "ServiceAccount")["metadata"]["name"] == "custom-sa", "service account name")
 
 
+SERVICE_MONITOR = {
+    "eventer": {
+        "sinks": {"stdout": {"enabled": True}},
+        "serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "kube-prometheus-stack"}},
+    },
+}
+
+
+def service_monitor(docs):
+    sm = only(docs, "ServiceMonitor")
+    expect(sm["apiVersion"] == "monitoring.coreos.com/v1", f"apiVersion {sm['apiVersion']}")
+    expect(sm["metadata"]["namespace"] == NAMESPACE, "in the release's namespace")
+    expect(sm["metadata"]["labels"].get("release") == "kube-prometheus-stack", f"labels {sm['metadata']['labels']}")
+    service = only(docs, "Service")
+    selector = sm["spec"]["selector"]["matchLabels"]
+    expect(selector.items() <= service["metadata"]["labels"].items(), f"selects the metrics Service: {selector}")
+    expect(sm["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}, f"{sm['spec']['namespaceSelector']}")
+    port = service["spec"]["ports"][0]["name"]
+    expect(sm["spec"]["endpoints"] == [{"port": port, "path": "/metrics", "interval": "15s"}], f"endpoints {sm['spec']['endpoints']}")
+
+
 FAILURES = [
+    ("a ServiceMonitor without the Service", {"eventer": {"sinks": {"stdout": {"enabled": True}}, "serviceMonitor": {"enabled": True}}, "metrics": {"service": {"enabled": False}}}, "eventer.serviceMonitor.enabled needs metrics.service.enabled"),
     ("no sink", {}, "no sink"),
     ("DingTalk without a token", {"eventer": {"sinks": {"dingtalk": {"enabled": True}}}}, "eventer.sinks.dingtalk.token is required"),
     ("SLS without a logstore", {"eventer": {"sinks": {"sls": {"enabled": True, "project": "p"}}}}, "eventer.sinks.sls.project and eventer.sinks.sls.logstore are required"),
@@ -1067,6 +1090,7 @@ def main() -> int:
 
     case("the node-problem-detector guide's command", guide_values, guide)
     case("NPD off by default", {"eventer": {"sinks": {"stdout": {"enabled": True}}}, "npd": {"image": {"tag": "ignored"}}}, no_npd)
+    case("ServiceMonitor", SERVICE_MONITOR, service_monitor)
 
     for name, values, message in FAILURES:
 

@@ -21,6 +21,7 @@ macro_rules! guides {
 guides! {
     Architecture = "architecture.md",
     DingTalk = "dingtalk.md",
+    Elasticsearch = "elasticsearch.md",
     MigratingFromKubeEventer = "migrating-from-kube-eventer.md",
     NodeProblemDetector = "node-problem-detector.md",
     Reference = "reference.md",

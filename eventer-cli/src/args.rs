@@ -60,6 +60,11 @@ pub(crate) struct Flags {
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) shutdown_timeout: Option<Duration>,
 
+    /// How long a sink may hold events without any progress (a send that never returns)
+    /// before /healthz fails, so that Kubernetes restarts the pod [default: 5m].
+    #[arg(long = "liveness-timeout", value_name = "DURATION", value_parser = duration)]
+    pub(crate) liveness_timeout: Option<Duration>,
+
     /// Address of the health and metrics server [default: 0.0.0.0].
     #[arg(long = "healthz-ip", value_name = "IP")]
     pub(crate) healthz_ip: Option<std::net::IpAddr>,
@@ -86,7 +91,8 @@ pub(crate) struct Flags {
     #[arg(long = "max_procs", alias = "max-procs", value_name = "N", allow_negative_numbers = true)]
     pub(crate) max_procs: Option<i64>,
 
-    /// Accepted for kube-eventer compatibility; per-event metric labels are never created.
+    /// Accepted for kube-eventer compatibility; `eventer_kubernetes_events_total` is always
+    /// exported, with bounded labels.
     #[arg(long = "event-metrics", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool, hide = true)]
     pub(crate) event_metrics: Option<bool>,
 

@@ -17,6 +17,7 @@
 //! checkpoint: configmap:kube-system/eventer
 //! frequency: 10s
 //! shutdownTimeout: 30s
+//! livenessTimeout: 5m
 //! healthz: { ip: 0.0.0.0, port: 8084 }
 //! leaderElection: { enabled: true, leaseName: eventer, namespace: kube-system }
 //! log: { format: json, verbosity: 1 }
@@ -56,6 +57,8 @@ struct File {
     frequency: Option<Duration>,
     #[serde(default, with = "eventer_core::duration::option")]
     shutdown_timeout: Option<Duration>,
+    #[serde(default, with = "eventer_core::duration::option")]
+    liveness_timeout: Option<Duration>,
     #[serde(default)]
     healthz: Healthz,
     #[serde(default)]
@@ -183,6 +186,7 @@ pub(crate) struct Settings {
     pub(crate) checkpoint: Option<Located>,
     pub(crate) frequency: Option<Duration>,
     pub(crate) shutdown_timeout: Duration,
+    pub(crate) liveness_timeout: Duration,
     pub(crate) healthz: SocketAddr,
     pub(crate) leader: Option<Leader>,
     pub(crate) log_format: LogFormat,
@@ -258,6 +262,7 @@ impl Settings {
             checkpoint,
             frequency: flags.frequency.or(file.frequency),
             shutdown_timeout: flags.shutdown_timeout.or(file.shutdown_timeout).unwrap_or(Duration::from_secs(30)),
+            liveness_timeout: flags.liveness_timeout.or(file.liveness_timeout).unwrap_or(Duration::from_secs(300)),
             healthz: SocketAddr::new(
                 flags.healthz_ip.or(file.healthz.ip).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
                 flags.healthz_port.or(file.healthz.port).unwrap_or(8084),

@@ -157,6 +157,10 @@ pub fn main_with(registry: Registry) -> ExitCode {
 fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
     let settings = Settings::resolve(flags, registry)?;
     let telemetry = Telemetry::default();
+    server::build_info(&telemetry);
+    // 1 on the replica that exports: every replica without leader election.
+    let exporting = telemetry.metrics.gauge("leader", "1 on the replica that exports events, 0 on a standby");
+    exporting.set(i64::from(settings.leader.is_none()));
     let components = Components::build(&settings, registry, &telemetry)?;
     let gate = logging::init(&settings);
     let runtime = runtime(settings.max_procs).map_err(|e| Failure::runtime(format!("{e:#}")))?;
@@ -182,7 +186,11 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
             Some(leader) => {
                 let elect = leader::acquire(&components.cx, leader, &gate);
                 tokio::select! {
-                    leadership = elect => Some(leadership?),
+                    leadership = elect => {
+                        let leadership = leadership?;
+                        exporting.set(1);
+                        Some(leadership)
+                    }
                     () = shutdown_signal() => return Ok(()),
                 }
             }
@@ -201,7 +209,10 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
                 result = run => result,
                 // Returning drops the runtime and with it every in-flight send; what was not
                 // checkpointed is re-read by the next leader (at least once, never lost).
-                () = leadership.lost() => return Err(Failure::runtime("lost the leader-election lease; stopped at once")),
+                () = leadership.lost() => {
+                    exporting.set(0);
+                    return Err(Failure::runtime("lost the leader-election lease; stopped at once"));
+                }
             },
             None => run.await,
         };
@@ -218,6 +229,7 @@ fn run(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
         })?;
         // The final checkpoint is saved: hand over now so that a standby starts from it.
         if let Some(leadership) = leadership {
+            exporting.set(0);
             leader::release(leadership).await;
         }
         for sink in &report.sinks {
@@ -286,6 +298,7 @@ impl Components {
         }
         let mut config = PipelineConfig::default();
         config.shutdown_timeout = settings.shutdown_timeout;
+        config.liveness_timeout = settings.liveness_timeout;
         Ok(pipeline.config(config))
     }
 }
@@ -311,6 +324,10 @@ fn check(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
     }
     out.push(format!("shutdown    drain for up to {}", humantime::format_duration(settings.shutdown_timeout)));
     out.push(format!("health      http://{}/healthz /readyz /metrics", settings.healthz));
+    out.push(format!(
+        "liveness    /healthz fails when a sink holds events with no progress for {}",
+        humantime::format_duration(settings.liveness_timeout)
+    ));
     out.push(match &settings.leader {
         Some(l) => {
             format!("leader      lease {}/{}", l.namespace.as_deref().unwrap_or("(pod namespace)"), l.lease_name)

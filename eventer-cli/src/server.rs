@@ -1,6 +1,7 @@
-//! The health and metrics server on `--healthz-ip`/`--healthz-port`: `/healthz` (alive;
-//! also as `/healtz`, kube-eventer's spelling, so that its probes keep working), `/readyz`
-//! (every component ready), `/metrics` (Prometheus text).
+//! The health and metrics server on `--healthz-ip`/`--healthz-port`: `/healthz` (alive:
+//! nothing wedged for `--liveness-timeout`; also as `/healtz`, kube-eventer's spelling, so
+//! that its probes keep working), `/readyz` (every component ready), `/metrics`
+//! (Prometheus text).
 
 use std::net::SocketAddr;
 
@@ -31,7 +32,7 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<(TcpListener, Sock
 
 /// Serve until the process ends.
 pub(crate) async fn serve(listener: TcpListener, telemetry: Telemetry) {
-    let alive = get(|| async { "ok\n" });
+    let alive = get(healthz);
     let app = Router::new()
         .route("/healthz", alive.clone())
         .route("/healtz", alive)
@@ -42,6 +43,29 @@ pub(crate) async fn serve(listener: TcpListener, telemetry: Telemetry) {
         error!(error = %e, "The health and metrics server stopped.");
     }
     info!("Health and metrics server stopped.");
+}
+
+/// `503` with one line per wedged part, so that the kubelet restarts the process and it
+/// resumes from its checkpoint.
+async fn healthz(State(telemetry): State<Telemetry>) -> impl IntoResponse {
+    let wedged = telemetry.health.liveness();
+    if wedged.is_empty() {
+        return (StatusCode::OK, "ok\n".to_owned());
+    }
+    let body: String = wedged.iter().map(|why| format!("wedged {}\n", redact(why))).collect();
+    error!(reasons = %wedged.join("; "), "Liveness check failing: the pipeline is wedged.");
+    (StatusCode::SERVICE_UNAVAILABLE, body)
+}
+
+/// `eventer_build_info{version,target}`, always 1: which build each replica runs.
+pub(crate) fn build_info(telemetry: &Telemetry) {
+    let target = format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS);
+    telemetry
+        .metrics
+        .with_label("version", env!("CARGO_PKG_VERSION"))
+        .with_label("target", target)
+        .gauge("build_info", "The eventer build: version and target, always 1")
+        .set(1);
 }
 
 async fn readyz(State(telemetry): State<Telemetry>) -> impl IntoResponse {

@@ -31,16 +31,19 @@ use std::{
         Arc, Mutex, MutexGuard, PoisonError,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
+    time::Duration,
 };
 
 use prometheus_client::{
     collector::Collector,
-    encoding::{DescriptorEncoder, EncodeMetric},
+    encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet},
     metrics::{MetricType, counter::ConstCounter, family::Family, gauge::ConstGauge},
     registry::Registry,
 };
 
-use crate::pipeline::Stats;
+use crate::pipeline::{LATENCY_BUCKETS, Stats};
+
+mod process;
 
 /// The metric types [`Metrics`] hands out (prometheus-client's), so components need no
 /// direct dependency.
@@ -71,13 +74,17 @@ pub struct Metrics {
 
 struct MetricsShared {
     registry: Mutex<Registry>,
+    /// `process_*`, outside eventer's prefix.
+    process: Registry,
     /// Families by name, so that two sinks share one family (one HELP/TYPE) and differ by label.
     families: Mutex<HashMap<String, Box<dyn Any + Send + Sync>>>,
 }
 
 impl Default for MetricsShared {
     fn default() -> Self {
-        MetricsShared { registry: Mutex::new(Registry::with_prefix(PREFIX)), families: Mutex::default() }
+        let mut process = Registry::default();
+        process.register_collector(Box::new(process::ProcessCollector));
+        MetricsShared { registry: Mutex::new(Registry::with_prefix(PREFIX)), process, families: Mutex::default() }
     }
 }
 
@@ -140,10 +147,14 @@ impl Metrics {
 
     /// Everything in the Prometheus/OpenMetrics text format.
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
         let registry = lock(&self.shared.registry);
         // Writing to a String cannot fail.
-        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+        let encoded = encode_registry(&mut out, &registry)
+            .and_then(|()| encode_registry(&mut out, &self.shared.process))
+            .and_then(|()| encode_eof(&mut out));
+        if encoded.is_err() {
             out.clear();
         }
         out
@@ -161,10 +172,20 @@ pub enum Check {
     Failing(String),
 }
 
-/// Readiness of the components of one eventer instance.
+/// Readiness of the components of one eventer instance, and its liveness.
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     components: Arc<Mutex<BTreeMap<String, Check>>>,
+    probes: Arc<Mutex<Vec<Probe>>>,
+}
+
+/// A liveness check: why the process is wedged, or `None`.
+struct Probe(Box<dyn Fn() -> Option<String> + Send + Sync>);
+
+impl fmt::Debug for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Probe")
+    }
 }
 
 /// One component's slot in [`Health`]; starts as not ready.
@@ -190,6 +211,26 @@ impl Health {
     /// Every component and its state, by name.
     pub fn report(&self) -> Vec<(String, Check)> {
         lock(&self.components).iter().map(|(n, c)| (n.clone(), c.clone())).collect()
+    }
+
+    /// Add a liveness check, asked on each [`Health::liveness`]: it returns why the
+    /// process is wedged (work waiting and nothing moving), or `None`. A wedged process is
+    /// one a restart would cure; not being ready is not being wedged.
+    pub fn watch(&self, probe: impl Fn() -> Option<String> + Send + Sync + 'static) {
+        lock(&self.probes).push(Probe(Box::new(probe)));
+    }
+
+    /// Why the process is wedged, one reason per failing check; empty while it is alive.
+    ///
+    /// ```
+    /// use eventer_core::telemetry::Health;
+    /// let health = Health::default();
+    /// assert!(health.liveness().is_empty());
+    /// health.watch(|| Some("sink alerts: a send in flight for 6m".into()));
+    /// assert_eq!(health.liveness(), ["sink alerts: a send in flight for 6m"]);
+    /// ```
+    pub fn liveness(&self) -> Vec<String> {
+        lock(&self.probes).iter().filter_map(|p| (p.0)()).collect()
     }
 }
 
@@ -245,6 +286,37 @@ impl Collector for StatsCollector {
                 let labels = [("sink", sink.as_str())];
                 ConstCounter::new(field(stats)).encode(family.encode_family(&labels)?)?;
             }
+        }
+        let mut family = encoder.encode_descriptor(
+            "kubernetes_events",
+            "Events read from the source, by type and reason (reasons beyond a fixed set count as other)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (kind, reason, n) in s.events.seen() {
+            let labels = [("type", kind), ("reason", reason)];
+            ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "sink_delivery_latency_seconds",
+            "From the source handing an event over to its delivery by the sink",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (sink, stats) in &s.sinks {
+            let latency = &stats.latency;
+            let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+                .iter()
+                .copied()
+                .chain([f64::INFINITY])
+                .zip(latency.buckets.iter().map(|b| b.load(Relaxed)))
+                .collect();
+            // The count is the buckets' total, so that a scrape racing an observation
+            // stays consistent with its +Inf bucket.
+            let count = buckets.iter().map(|(_, n)| n).sum();
+            let sum = Duration::from_micros(latency.sum_micros.load(Relaxed)).as_secs_f64();
+            let labels = [("sink", sink.as_str())];
+            family.encode_family(&labels)?.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
         }
         let mut family = encoder.encode_descriptor(
             "sink_queue_depth",

@@ -26,6 +26,8 @@ const SECRET_KEYS: &[&str] = &[
     "securitytoken",
     "writekey",
     "key",
+    "apikey",
+    "api_key",
 ];
 
 /// Words that name a secret, for [`looks_secret`].

@@ -76,11 +76,23 @@ pub struct PipelineConfig {
     /// Retry policy of sinks, and of checkpoint writes (then at most 10 s apart, and never
     /// sooner than the store's minimum interval).
     pub backoff: Backoff,
+    /// How long a sink may hold events (queued, or a batch being sent) without any
+    /// progress before the pipeline reports itself wedged ([`Health::liveness`]), so that
+    /// the process is restarted and resumes from its checkpoint. Sleeping until a retry
+    /// or deferral the sink scheduled is not counted.
+    ///
+    /// [`Health::liveness`]: crate::telemetry::Health::liveness
+    pub liveness_timeout: Duration,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { shutdown_timeout: Duration::from_secs(30), max_in_flight: 65_536, backoff: Backoff::default() }
+        PipelineConfig {
+            shutdown_timeout: Duration::from_secs(30),
+            max_in_flight: 65_536,
+            backoff: Backoff::default(),
+            liveness_timeout: Duration::from_secs(300),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, atomic::Ordering::Relaxed},
 };
 
-use tokio::sync::mpsc;
+use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -124,6 +124,8 @@ impl Pipeline {
         let Pipeline { mut source, routes, checkpoint, config, stats, telemetry } = self;
         if let Some(t) = &telemetry {
             t.metrics.register_collector(StatsCollector(stats.clone()));
+            let (stats, timeout) = (stats.clone(), config.liveness_timeout);
+            t.health.watch(move || stats.wedged(timeout));
         }
 
         let resume = match &checkpoint {
@@ -158,6 +160,7 @@ impl Pipeline {
                 rx,
                 tracker: tracker.clone(),
                 stats: stats.sinks[i].1.clone(),
+                pipeline: stats.clone(),
                 hard_stop: hard_stop.clone(),
                 backoff: config.backoff,
                 max_pending: options.queue_size.max(1),
@@ -204,7 +207,9 @@ impl Pipeline {
                     break;
                 }
             };
+            let seen = Instant::now();
             stats.received.fetch_add(1, Relaxed);
+            stats.events.count(&event);
             if let Some(t) = event.last_seen() {
                 stats.last_event_unix.store(t.as_second(), Relaxed);
             }
@@ -225,7 +230,7 @@ impl Pipeline {
             for &i in &targets {
                 let (tx, overflow) = &senders[i];
                 let sink_stats = &stats.sinks[i].1;
-                let envelope = Envelope { seq, event: event.clone() };
+                let envelope = Envelope { seq, event: event.clone(), seen };
                 match overflow {
                     // A full queue blocks here: this is the back-pressure on the source.
                     Overflow::Block => tokio::select! {
@@ -251,6 +256,7 @@ impl Pipeline {
                 }
                 sink_stats.routed.fetch_add(1, Relaxed);
                 sink_stats.in_flight.fetch_add(1, Relaxed);
+                sink_stats.queued.fetch_add(1, Relaxed);
             }
             stats.checkpoint_lag.store(in_flight as i64, Relaxed);
         }

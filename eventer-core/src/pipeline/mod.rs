@@ -18,8 +18,8 @@ mod worker;
 
 pub use config::{Backoff, Overflow, PipelineConfig, Route, RouteOptions};
 pub use dispatch::Pipeline;
-pub(crate) use stats::SinkStats;
-pub use stats::{Report, SinkCounts, SinkReport, Stats};
+pub use stats::{EVENT_REASONS, Report, SinkCounts, SinkReport, Stats};
+pub(crate) use stats::{LATENCY_BUCKETS, SinkStats};
 
 #[cfg(all(test, feature = "test-util"))]
 mod tests;

@@ -661,3 +661,119 @@ async fn failed_checkpoint_writes_are_retried_with_backoff() {
     run.await.unwrap().unwrap();
     assert_eq!(store.attempts().len(), 8, "nothing new to save at shutdown");
 }
+
+#[tokio::test]
+async fn events_are_counted_by_type_and_known_reason_and_delivery_latency_is_observed() {
+    tokio::time::pause();
+    let telemetry = Telemetry::default();
+    let event = |reason: &str, level: crate::Level| Event::builder().kind("Pod").reason(reason).level(level).build();
+    let source = VecSource::new(vec![
+        event("BackOff", crate::Level::Warning),
+        event("BackOff", crate::Level::Warning),
+        event("Pulled", crate::Level::Normal),
+        // Reasons outside the fixed set, and types other than Normal and Warning, are
+        // counted under `other`: the series stay bounded whatever a controller emits.
+        event("MyOperatorFellOver-7f9c", crate::Level::Warning),
+        event("MyOperatorFellOver-0a1b", crate::Level::Warning),
+        event("FailedMount", crate::Level::Other("Error".into())),
+    ]);
+    // Every event is held back 2 s once (as a rate budget would), then delivered.
+    let mut held = std::collections::HashSet::new();
+    let sink = MemorySink::new().scripted(move |e| {
+        if held.insert(format!("{}{:?}", e.reason, std::ptr::from_ref(e))) {
+            Outcome::Defer(Duration::from_secs(2))
+        } else {
+            Outcome::Delivered
+        }
+    });
+    Pipeline::new(Box::new(source))
+        .route(Route::new("alerts", Box::new(sink.clone())))
+        .telemetry(&telemetry)
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(sink.len(), 6);
+    let text = telemetry.metrics.encode();
+    for line in [
+        "eventer_kubernetes_events_total{type=\"Warning\",reason=\"BackOff\"} 2",
+        "eventer_kubernetes_events_total{type=\"Normal\",reason=\"Pulled\"} 1",
+        "eventer_kubernetes_events_total{type=\"Warning\",reason=\"other\"} 2",
+        "eventer_kubernetes_events_total{type=\"other\",reason=\"FailedMount\"} 1",
+        "# TYPE eventer_sink_delivery_latency_seconds histogram",
+        "eventer_sink_delivery_latency_seconds_count{sink=\"alerts\"} 6",
+        // Cumulative buckets: nothing within 1 s, all six within 2.5 s.
+        "eventer_sink_delivery_latency_seconds_bucket{le=\"1.0\",sink=\"alerts\"} 0",
+        "eventer_sink_delivery_latency_seconds_bucket{le=\"2.5\",sink=\"alerts\"} 6",
+        "eventer_sink_delivery_latency_seconds_bucket{le=\"+Inf\",sink=\"alerts\"} 6",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing `{line}` in\n{text}");
+    }
+    assert_eq!(text.matches("eventer_kubernetes_events_total{").count(), 4, "only pairs seen:\n{text}");
+    // Six waits of 2 s (the timer rounds each up to the next millisecond).
+    let sum: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("eventer_sink_delivery_latency_seconds_sum{sink=\"alerts\"} "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((12.0..12.05).contains(&sum), "{sum}");
+}
+
+#[test]
+fn event_reasons_are_found_by_name() {
+    assert!(EVENT_REASONS.windows(2).all(|w| w[0] < w[1]), "sorted and unique, as documented");
+    for (i, reason) in EVENT_REASONS.iter().enumerate() {
+        assert_eq!(stats::reason_index(reason), i, "{reason}");
+    }
+    for other in ["", "backoff", "BackOff2", "Back", "ZZZ", "KernelOopsX"] {
+        assert_eq!(stats::reason_index(other), EVENT_REASONS.len(), "{other:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_send_that_never_returns_is_wedged_a_scheduled_retry_is_not() {
+    tokio::time::pause();
+    let timeout = Duration::from_secs(60);
+    let telemetry = Telemetry::default();
+    let stuck = MemorySink::new();
+    stuck.pause();
+    // Holds each event back for five minutes, longer than the timeout (a rate budget
+    // spent), with room for one: the others wait in its queue meanwhile.
+    let mut held = std::collections::HashSet::new();
+    let patient =
+        MemorySink::new().with_batching(Batching { max_events: 1, window: Duration::ZERO }).scripted(move |e| {
+            if held.insert(e.reason.clone()) { Outcome::Defer(Duration::from_secs(300)) } else { Outcome::Delivered }
+        });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = Pipeline::new(Box::new(VecSource::new(events(3)).hold_open()))
+        .route(Route::new("stuck", Box::new(stuck.clone())))
+        .route(
+            Route::new("patient", Box::new(patient.clone()))
+                .options(RouteOptions { queue_size: 1, ..RouteOptions::default() }),
+        )
+        .config(PipelineConfig { liveness_timeout: timeout, ..PipelineConfig::default() })
+        .telemetry(&telemetry);
+    let run = tokio::spawn(pipeline.run(async {
+        stop_rx.await.ok();
+    }));
+    patient.wait_for_attempts(1).await;
+    tokio::time::sleep(Duration::from_secs(59)).await;
+    assert_eq!(telemetry.health.liveness(), Vec::<String>::new(), "within the timeout");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let wedged = telemetry.health.liveness();
+    assert_eq!(wedged.len(), 1, "{wedged:?}");
+    assert!(wedged[0].starts_with("sink stuck: a send in flight for 1m 1s, "), "{wedged:?}");
+    assert!(!wedged[0].contains("patient"), "sleeping until its own retry: {wedged:?}");
+
+    // The destination answers: progress again.
+    stuck.resume();
+    stuck.wait_for(3).await;
+    assert_eq!(telemetry.health.liveness(), Vec::<String>::new());
+    // Four minutes on, the patient sink still waits for its deferral, then delivers.
+    tokio::time::sleep(Duration::from_secs(240)).await;
+    assert_eq!(telemetry.health.liveness(), Vec::<String>::new());
+    patient.wait_for(3).await;
+    stop_tx.send(()).unwrap();
+    run.await.unwrap().unwrap();
+    assert_eq!(telemetry.health.liveness(), Vec::<String>::new());
+}

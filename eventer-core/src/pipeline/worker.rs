@@ -10,7 +10,11 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
-use super::{config::Backoff, stats::SinkStats, tracker::Tracker};
+use super::{
+    config::Backoff,
+    stats::{SinkStats, Stats},
+    tracker::Tracker,
+};
 use crate::{
     Error,
     event::SharedEvent,
@@ -22,6 +26,8 @@ use crate::{
 pub(super) struct Envelope {
     pub(super) seq: u64,
     pub(super) event: SharedEvent,
+    /// When the source handed the event over: the start of its delivery latency.
+    pub(super) seen: Instant,
 }
 
 struct Pending {
@@ -37,6 +43,8 @@ pub(super) struct Worker {
     pub(super) rx: mpsc::Receiver<Envelope>,
     pub(super) tracker: Arc<Tracker>,
     pub(super) stats: Arc<SinkStats>,
+    /// The pipeline's counters, for their clock.
+    pub(super) pipeline: Arc<Stats>,
     pub(super) hard_stop: CancellationToken,
     pub(super) backoff: Backoff,
     pub(super) max_pending: usize,
@@ -51,6 +59,10 @@ impl Worker {
         let mut open = true;
         let mut batch: Vec<Pending> = Vec::with_capacity(batching.max_events);
         let mut events: Vec<SharedEvent> = Vec::with_capacity(batching.max_events);
+        // Events taken from the queue and not yet subtracted from `queued`: one update per
+        // batch, not per event, keeps the counter's cache line from bouncing between the
+        // dispatcher's thread and this one.
+        let mut taken = 0;
         loop {
             if !open && retries.is_empty() {
                 break;
@@ -60,11 +72,15 @@ impl Worker {
             let retry_ready = next_retry.is_some_and(|t| t <= Instant::now());
             if !retry_ready {
                 let room = open && retries.len() < self.max_pending;
+                if !room && let Some(wake) = next_retry {
+                    // The queue waits for retries this worker scheduled: not wedged before then.
+                    self.stats.progress_at.fetch_max(self.pipeline.millis(wake), Relaxed);
+                }
                 tokio::select! {
                     biased;
                     () = self.hard_stop.cancelled() => break,
                     msg = self.rx.recv(), if room => match msg {
-                        Some(envelope) => batch.push(Pending { envelope, attempt: 0, not_before: Instant::now() }),
+                        Some(envelope) => { taken += 1; batch.push(first_attempt(envelope, Instant::now())) }
                         None => { open = false; continue; }
                     },
                     () = sleep_until_opt(next_retry) => {}
@@ -85,17 +101,24 @@ impl Worker {
             let window_end = now + batching.window;
             while open && batch.len() < batching.max_events && retries.len() < self.max_pending {
                 match self.rx.try_recv() {
-                    Ok(envelope) => batch.push(Pending { envelope, attempt: 0, not_before: now }),
+                    Ok(envelope) => {
+                        taken += 1;
+                        batch.push(first_attempt(envelope, now));
+                    }
                     Err(mpsc::error::TryRecvError::Disconnected) => open = false,
                     Err(mpsc::error::TryRecvError::Empty) => {
                         if batching.window.is_zero() || Instant::now() >= window_end {
                             break;
                         }
+                        self.took(&mut taken, Instant::now());
                         tokio::select! {
                             biased;
                             () = self.hard_stop.cancelled() => break,
                             msg = self.rx.recv() => match msg {
-                                Some(envelope) => batch.push(Pending { envelope, attempt: 0, not_before: now }),
+                                Some(envelope) => {
+                                    taken += 1;
+                                    batch.push(first_attempt(envelope, now));
+                                }
                                 None => open = false,
                             },
                             () = tokio::time::sleep_until(window_end) => break,
@@ -108,12 +131,18 @@ impl Worker {
             }
             events.clear();
             events.extend(batch.iter().map(|p| p.envelope.event.clone()));
+            let started = Instant::now();
+            self.took(&mut taken, started);
+            self.stats.sending_since.store(self.pipeline.millis(started) + 1, Relaxed);
             let outcomes = tokio::select! {
                 biased;
                 () = self.hard_stop.cancelled() => break,
                 outcomes = self.sink.send(&events) => outcomes,
             };
-            self.settle(&mut batch, outcomes, &mut retries);
+            let now = Instant::now();
+            self.stats.sending_since.store(0, Relaxed);
+            self.stats.progress_at.store(self.pipeline.millis(now), Relaxed);
+            self.settle(&mut batch, outcomes, &mut retries, now);
         }
         let closed = tokio::time::timeout(Duration::from_secs(10), self.sink.close()).await;
         if let Ok(Err(e)) = closed {
@@ -122,8 +151,24 @@ impl Worker {
         debug!(sink = %self.name, "Sink worker stopped.");
     }
 
-    /// Apply the outcomes of one send: acknowledge finished events, schedule retries.
-    fn settle(&self, batch: &mut Vec<Pending>, mut outcomes: Vec<Outcome>, retries: &mut VecDeque<Pending>) {
+    /// Record events taken from the queue: they are no longer queued, and taking them is
+    /// progress.
+    fn took(&self, taken: &mut i64, now: Instant) {
+        self.stats.progress_at.store(self.pipeline.millis(now), Relaxed);
+        if *taken > 0 {
+            self.stats.queued.fetch_sub(std::mem::take(taken), Relaxed);
+        }
+    }
+
+    /// Apply the outcomes of one send, returned at `now`: acknowledge finished events,
+    /// schedule retries.
+    fn settle(
+        &self,
+        batch: &mut Vec<Pending>,
+        mut outcomes: Vec<Outcome>,
+        retries: &mut VecDeque<Pending>,
+        now: Instant,
+    ) {
         if outcomes.len() != batch.len() {
             error!(
                 sink = %self.name,
@@ -139,11 +184,11 @@ impl Worker {
         let mut first_retry: Option<(Arc<Error>, Duration)> = None;
         let mut last_rejection: Option<Arc<Error>> = None;
         let total = batch.len();
-        let now = Instant::now();
         for (mut pending, outcome) in batch.drain(..).zip(outcomes) {
             match outcome {
                 Outcome::Delivered => {
                     delivered += 1;
+                    self.stats.latency.observe(now.saturating_duration_since(pending.envelope.seen));
                     finished.push(pending.envelope.seq);
                 }
                 Outcome::Rejected(err) => {
@@ -199,6 +244,10 @@ impl Worker {
         self.stats.in_flight.fetch_sub((delivered + failed) as i64, Relaxed);
         self.tracker.complete(&finished);
     }
+}
+
+fn first_attempt(envelope: Envelope, now: Instant) -> Pending {
+    Pending { envelope, attempt: 0, not_before: now }
 }
 
 async fn sleep_until_opt(t: Option<Instant>) {
