@@ -973,6 +973,45 @@ def ack_sls(docs):
     expect(not sinks(docs, "dingtalk"), "DingTalk off by default")
     expect(not [d for d in docs if d["kind"] == "Secret"], "no Secret without secrets (RAM role)")
     expect("AccessKeyId" not in env(docs), "no AccessKey env: the RAM role is used")
+    expect("ALIBABA_CLOUD_ROLE_ARN" not in env(docs), "no RRSA unless enabled")
+
+
+ACK_SLS_RRSA = {
+    "eventer": {
+        "sinks": {
+            "sls": {
+                "enabled": True,
+                "project": "k8s-log4j",
+                "logstore": "k8s-logstore",
+                "rrsa": {
+                    "enabled": True,
+                    "roleArn": "acs:ram::1234567890:role/eventer-sls",
+                    "oidcProviderArn": "acs:ram::1234567890:oidc-provider/ack-rrsa-c0ffee",
+                    "stsEndpoint": "sts-vpc.cn-hangzhou.aliyuncs.com",
+                },
+            }
+        }
+    }
+}
+
+
+def ack_sls_rrsa(docs):
+    sa = only(docs, "ServiceAccount")
+    role = sa["metadata"].get("annotations", {}).get("pod-identity.alibabacloud.com/role-name")
+    expect(role == "eventer-sls", f"service account role annotation {role!r}")
+    e = env(docs)
+    expect(e["ALIBABA_CLOUD_ROLE_ARN"].get("value") == "acs:ram::1234567890:role/eventer-sls", "role ARN env")
+    expect(e["ALIBABA_CLOUD_OIDC_PROVIDER_ARN"].get("value") == "acs:ram::1234567890:oidc-provider/ack-rrsa-c0ffee", "provider ARN env")
+    expect(e["ALIBABA_CLOUD_STS_ENDPOINT"].get("value") == "sts-vpc.cn-hangzhou.aliyuncs.com", "STS endpoint env")
+    token_file = e["ALIBABA_CLOUD_OIDC_TOKEN_FILE"].get("value", "")
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    volume = next((v for v in pod.get("volumes", []) if v["name"] == "rrsa-oidc-token"), None)
+    expect(volume is not None, "a projected token volume")
+    source = volume["projected"]["sources"][0]["serviceAccountToken"]
+    expect(source["audience"] == "sts.aliyuncs.com" and source["expirationSeconds"] >= 600, f"token {source}")
+    mount = next((m for m in container(docs).get("volumeMounts", []) if m["name"] == "rrsa-oidc-token"), None)
+    expect(mount is not None and token_file == f"{mount['mountPath']}/{source['path']}", f"token file {token_file} mounted by {mount}")
+    expect("AccessKeyId" not in e, "no AccessKey env with RRSA")
 
 
 def everything(docs):
@@ -1145,6 +1184,7 @@ FAILURES = [
     ("no sink", {}, "no sink"),
     ("DingTalk without a token", {"eventer": {"sinks": {"dingtalk": {"enabled": True}}}}, "eventer.sinks.dingtalk.token is required"),
     ("SLS without a logstore", {"eventer": {"sinks": {"sls": {"enabled": True, "project": "p"}}}}, "eventer.sinks.sls.project and eventer.sinks.sls.logstore are required"),
+    ("RRSA without a role", {"eventer": {"sinks": {"sls": {"enabled": True, "project": "p", "logstore": "l", "rrsa": {"enabled": True}}}}}, "roleArn and oidcProviderArn are required"),
     ("half an AccessKey pair", {"eventer": {"sinks": {"sls": {"enabled": True, "project": "p", "logstore": "l", "accessKeyId": "x"}}}}, "set both accessKeyId and accessKeySecret"),
     ("two replicas without leader election", {"eventer": {"leaderElection": {"enabled": False}, "sinks": {"stdout": {"enabled": True}}}}, "needs eventer.leaderElection.enabled"),
     ("no source", {"eventer": {"source": "", "sinks": {"stdout": {"enabled": True}}}}, "eventer.source is empty"),
@@ -1174,6 +1214,7 @@ FAILURES = [
 def main() -> int:
     case("ACK chart keys, DingTalk", ACK_DINGTALK, ack_dingtalk)
     case("ACK chart keys, SLS", ACK_SLS, ack_sls)
+    case("SLS with RRSA", ACK_SLS_RRSA, ack_sls_rrsa)
     case("every knob", EVERYTHING, everything)
     case("existingSecret", EXISTING_SECRET, existing_secret)
     case("Lark and Slack", CHAT, chat)

@@ -1,31 +1,50 @@
-//! End to end: 100 000 events from the fake apiserver into the fake SLS through the
-//! `eventer` binary; prints eventer's CPU time (utime + stime) and peak RSS (VmHWM), against
-//! budgets of 0.7 s and 40 MiB.
+//! End to end: events from the fake apiserver into the fake SLS through the `eventer`
+//! binary, on its two paths, and the time an event takes to reach SLS.
 //!
 //! ```sh
-//! cargo run --profile dist -p eventer-cli --example e2e_sls [-- <events> [<runs>]]
+//! cargo run --profile dist -p eventer-cli --example e2e_sls [-- [list|watch|latency|all] [<events> [<runs>]]]
 //! ```
 //!
-//! Each run starts fresh fakes and a fresh eventer; it prints every run and the medians
-//! (5 runs of 100 000 events by default).
+//! - `list`: `<events>` (default 100 000) Events exist when eventer starts (`startFrom=all`):
+//!   the start-up list. Budgets: 0.7 s of CPU, 40 MiB peak RSS.
+//! - `watch`: eventer starts on an empty cluster, then the fake apiserver creates `<events>`
+//!   at 20 000 a second, one revision each, a fifth of them about Nodes spread over 1 000
+//!   nodes: the steady state. Budgets: 0.8 s of CPU, 40 MiB peak RSS, 10 MiB idle RSS before
+//!   the load, and at most one PutLogs request per 4096 logs or 3 MiB of them (SLS's limits,
+//!   whichever comes first) plus one per batch window elapsed, however many nodes.
+//! - `latency`: 100 Events created 20 a second; the time from each creation to its PutLogs
+//!   request being stored. Budget: p50 ≤ 2 s.
+//! - `all` (the default): each of them.
+//!
+//! CPU is eventer's utime + stime (from when the load starts, on the watch path), peak RSS
+//! its VmHWM. Each run starts fresh fakes and a fresh eventer; every run is printed, then
+//! the medians (5 runs by default).
 //!
 //! It builds `eventer` first with the profile it was run with (a no-op when that is up to
-//! date): `dist` measures the shipped binary, `--release` the quicker optimised build. The
+//! date): `dist` measures the shipped binary, `--release` the quicker optimised build;
+//! `EVENTER_BIN=<path>` measures that binary instead (another build, to compare). The
 //! fakes run in this process, so on a small machine they compete with eventer for CPU:
 //! compare runs on the same machine.
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{collections::HashMap, path::PathBuf, process::Stdio, time::Duration};
 
-use eventer_fake_apiserver::FakeApiServer;
+use eventer_fake_apiserver::{FakeApiServer, NewEvent, SteadyLoad};
 use eventer_fake_sls::FakeSls;
-use tokio::{process::Command, time::Instant};
+use tokio::{
+    process::{Child, Command},
+    time::Instant,
+};
 
 const KEY_ID: &str = "LTAI-e2e-id";
 const KEY_SECRET: &str = "e2e-secret";
 
 /// `eventer` built with this example's profile, next to it
 /// (`target/<profile>/examples/e2e_sls` → `target/<profile>/eventer`).
+/// `EVENTER_BIN`, when set, is measured instead: another build to compare with.
 fn eventer_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("EVENTER_BIN") {
+        return path.into();
+    }
     let exe = std::env::current_exe().expect("this example's path");
     let dir = exe.parent().and_then(|examples| examples.parent()).expect("target/<profile>");
     // The directory bears the profile's name, but for `dev`'s.
@@ -63,25 +82,51 @@ fn peak_rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmHWM value")
 }
 
+/// Resident set size of `pid` now, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("eventer is running");
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/<pid>/status");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS value")
+}
+
+/// The watch path's load: about the rate of the busy cluster kube-eventer was compared on.
+const WATCH_RATE: u32 = 20_000;
+/// Nodes that Node events are about: each with its own name, as in a large cluster's incident.
+const WATCH_NODES: usize = 1_000;
+/// The sink's default batch window, for the request budget.
+const BATCH_WINDOW: Duration = Duration::from_secs(1);
+
 /// One run's figures.
 struct Run {
     cpu: f64,
     rss_mib: f64,
+    idle_rss_mib: Option<f64>,
     wall: Duration,
     requests: usize,
+    /// Raw (uncompressed) bytes of every request.
+    raw_bytes: usize,
 }
 
-/// Archive `events` events through a fresh eventer and fresh fakes.
-async fn run_once(binary: &std::path::Path, events: usize) -> Run {
-    let api = FakeApiServer::start().await.expect("start the fake apiserver");
-    api.bulk_load_events("bench", events);
-    let sls = FakeSls::start().await;
-    sls.add_key(KEY_ID, KEY_SECRET);
+impl Run {
+    fn of(cpu: f64, rss_mib: f64, idle_rss_mib: Option<f64>, wall: Duration, sls: &FakeSls) -> Run {
+        let writes = sls.writes();
+        let raw_bytes = writes.iter().map(|w| w.raw_size).sum();
+        Run { cpu, rss_mib, idle_rss_mib, wall, requests: writes.len(), raw_bytes }
+    }
 
-    let started = Instant::now();
-    let mut eventer = Command::new(binary)
+    /// The most PutLogs requests the events need: full requests (4096 logs, or 3 MiB raw,
+    /// whichever comes first) plus one per batch window elapsed.
+    fn request_budget(&self, events: usize) -> usize {
+        let full = events.div_ceil(4096).max(self.raw_bytes.div_ceil(3 << 20));
+        full + (self.wall.as_secs_f64() / BATCH_WINDOW.as_secs_f64()).ceil() as usize
+    }
+}
+
+/// A fresh eventer archiving `api`'s Events into `sls`.
+fn spawn_eventer(binary: &std::path::Path, api: &FakeApiServer, sls: &FakeSls, start_from: &str) -> Child {
+    Command::new(binary)
         .args([
-            &format!("--source=kubernetes:{}?inClusterConfig=false&startFrom=all", api.url()),
+            &format!("--source=kubernetes:{}?inClusterConfig=false&startFrom={start_from}", api.url()),
             &format!(
                 "--sink=sls:{}?project=k8s-log&logStore=k8s-event&regionId=cn-hangzhou\
                  &accessKeyId={KEY_ID}&accessKeySecret={KEY_SECRET}",
@@ -94,9 +139,23 @@ async fn run_once(binary: &std::path::Path, events: usize) -> Run {
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("start eventer");
-    let pid = eventer.id().expect("eventer's pid");
+        .expect("start eventer")
+}
 
+async fn fakes() -> (FakeApiServer, FakeSls) {
+    let api = FakeApiServer::start().await.expect("start the fake apiserver");
+    let sls = FakeSls::start().await;
+    sls.add_key(KEY_ID, KEY_SECRET);
+    (api, sls)
+}
+
+/// Archive `events` Events listed at start through a fresh eventer and fresh fakes.
+async fn list_once(binary: &std::path::Path, events: usize) -> Run {
+    let (api, sls) = fakes().await;
+    api.bulk_load_events("bench", events);
+    let started = Instant::now();
+    let mut eventer = spawn_eventer(binary, &api, &sls, "all");
+    let pid = eventer.id().expect("eventer's pid");
     sls.wait_for_logs(events, Duration::from_secs(600)).await;
     let wall = started.elapsed();
     // Read while eventer is still running: /proc/<pid> goes away with the process.
@@ -104,7 +163,57 @@ async fn run_once(binary: &std::path::Path, events: usize) -> Run {
     let rss_mib = peak_rss_kib(pid) as f64 / 1024.0;
     eventer.kill().await.expect("stop eventer");
     assert_eq!(sls.logs().len(), events, "every event archived exactly once");
-    Run { cpu, rss_mib, wall, requests: sls.writes().len() }
+    Run::of(cpu, rss_mib, None, wall, &sls)
+}
+
+/// Archive `events` Events created at [`WATCH_RATE`] while a fresh eventer watches.
+async fn watch_once(binary: &std::path::Path, events: usize) -> Run {
+    let (api, sls) = fakes().await;
+    let mut eventer = spawn_eventer(binary, &api, &sls, "now");
+    let pid = eventer.id().expect("eventer's pid");
+    tokio::time::timeout(Duration::from_secs(60), api.wait_for_watchers(1)).await.expect("eventer watches");
+    // Settled: the sink started and the watch is open.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss_mib = rss_kib(pid) as f64 / 1024.0;
+    let before = cpu_ticks(pid);
+    let started = Instant::now();
+    let load = api.create_steadily("bench", SteadyLoad { total: events, per_second: WATCH_RATE, nodes: WATCH_NODES });
+    sls.wait_for_logs(events, Duration::from_secs(600)).await;
+    let wall = started.elapsed();
+    let cpu = (cpu_ticks(pid) - before) as f64 / clock_ticks();
+    let rss_mib = peak_rss_kib(pid) as f64 / 1024.0;
+    eventer.kill().await.expect("stop eventer");
+    load.await.expect("the load ran");
+    assert_eq!(sls.logs().len(), events, "every event archived exactly once");
+    Run::of(cpu, rss_mib, Some(idle_rss_mib), wall, &sls)
+}
+
+/// Seconds from each of `events` Events' creation (20 a second) to its arrival in SLS, sorted.
+async fn latency_once(binary: &std::path::Path, events: usize) -> Vec<f64> {
+    let (api, sls) = fakes().await;
+    let mut eventer = spawn_eventer(binary, &api, &sls, "now");
+    tokio::time::timeout(Duration::from_secs(60), api.wait_for_watchers(1)).await.expect("eventer watches");
+    let mut created = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    for i in 0..events {
+        tick.tick().await;
+        let event = api.create_event(NewEvent::new("latency", &format!("web-{i}")));
+        created.insert(event.uid, Instant::now().into_std());
+    }
+    sls.wait_for_logs(events, Duration::from_secs(120)).await;
+    eventer.kill().await.expect("stop eventer");
+    let mut seconds: Vec<f64> = sls
+        .writes()
+        .iter()
+        .flat_map(|w| w.group.logs.iter().map(move |log| (w.received, log)))
+        .map(|(received, log)| {
+            let uid = log.get("event_uid").expect("event_uid");
+            received.duration_since(created[uid]).as_secs_f64()
+        })
+        .collect();
+    assert_eq!(seconds.len(), events, "every event archived exactly once");
+    seconds.sort_by(f64::total_cmp);
+    seconds
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -112,29 +221,72 @@ fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
+/// Print each run and the medians of `path`'s runs.
+fn report(path: &str, events: usize, results: &[Run]) {
+    let cpu = median(results.iter().map(|r| r.cpu).collect());
+    let rss = median(results.iter().map(|r| r.rss_mib).collect());
+    let requests = median(results.iter().map(|r| r.requests as f64).collect());
+    let range = |f: fn(&Run) -> f64| {
+        let values: Vec<f64> = results.iter().map(f).collect();
+        (values.iter().copied().fold(f64::INFINITY, f64::min), values.iter().copied().fold(0.0, f64::max))
+    };
+    let (cpu_min, cpu_max) = range(|r| r.cpu);
+    println!("{path} path, {events} events, median of {} runs:", results.len());
+    println!("  eventer CPU {cpu:.2} s ({:.1} µs/event; runs {cpu_min:.2}–{cpu_max:.2} s)", cpu * 1e6 / events as f64);
+    println!("  peak RSS    {rss:.1} MiB");
+    if let Some(idle) = results.iter().filter_map(|r| r.idle_rss_mib).reduce(f64::max) {
+        println!("  idle RSS    {idle:.1} MiB (largest before the load)");
+    }
+    println!("  PutLogs     {requests:.0} requests ({:.0} events/request)", events as f64 / requests);
+}
+
 #[tokio::main]
 async fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    let mode = match args.peek().map(String::as_str) {
+        Some(m @ ("list" | "watch" | "latency" | "all")) => {
+            let m = m.to_owned();
+            args.next();
+            m
+        }
+        _ => "all".to_owned(),
+    };
     let events: usize = args.next().map_or(100_000, |n| n.parse().expect("a number of events"));
     let runs: usize = args.next().map_or(5, |n| n.parse().expect("a number of runs"));
     let binary = eventer_binary();
 
-    let mut results = Vec::with_capacity(runs);
-    for i in 1..=runs {
-        let run = run_once(&binary, events).await;
-        println!(
-            "run {i}: CPU {:.2} s ({:.1} µs/event), peak RSS {:.1} MiB, wall {:.2} s, {} requests",
-            run.cpu,
-            run.cpu * 1e6 / events as f64,
-            run.rss_mib,
-            run.wall.as_secs_f64(),
-            run.requests
-        );
-        results.push(run);
+    for path in ["list", "watch"] {
+        if mode != path && mode != "all" {
+            continue;
+        }
+        let mut results = Vec::with_capacity(runs);
+        for i in 1..=runs {
+            let run = if path == "list" { list_once(&binary, events).await } else { watch_once(&binary, events).await };
+            let budget = run.request_budget(events);
+            println!(
+                "{path} run {i}: CPU {:.2} s ({:.1} µs/event), peak RSS {:.1} MiB{}, wall {:.2} s, \
+                 {} requests ({:.0} events/request, {:.0} KiB raw/request; budget {budget})",
+                run.cpu,
+                run.cpu * 1e6 / events as f64,
+                run.rss_mib,
+                run.idle_rss_mib.map(|idle| format!(" (idle {idle:.1} MiB)")).unwrap_or_default(),
+                run.wall.as_secs_f64(),
+                run.requests,
+                events as f64 / run.requests as f64,
+                run.raw_bytes as f64 / 1024.0 / run.requests as f64,
+            );
+            results.push(run);
+        }
+        report(path, events, &results);
     }
-    let cpu = median(results.iter().map(|r| r.cpu).collect());
-    let rss = median(results.iter().map(|r| r.rss_mib).collect());
-    println!("{events} events, median of {runs} runs:");
-    println!("eventer CPU {cpu:.2} s ({:.1} µs/event; target ≤ 0.7 s)", cpu * 1e6 / events as f64);
-    println!("peak RSS    {rss:.1} MiB (target ≤ 40 MiB)");
+    if mode == "latency" || mode == "all" {
+        let seconds = latency_once(&binary, 100).await;
+        let at = |q: f64| seconds[((seconds.len() - 1) as f64 * q) as usize];
+        println!(
+            "latency, 100 events at 20/s: created → stored in SLS p50 {:.2} s, p99 {:.2} s, max {:.2} s (target p50 ≤ 2 s)",
+            at(0.5),
+            at(0.99),
+            seconds[seconds.len() - 1]
+        );
+    }
 }

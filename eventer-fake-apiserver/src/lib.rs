@@ -28,6 +28,7 @@
 mod api;
 mod events;
 mod server;
+mod steady;
 mod store;
 
 use std::{
@@ -46,6 +47,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 pub use events::NewEvent;
+pub use steady::SteadyLoad;
 use store::{Obj, Resource, Store, Template};
 
 /// How many request lines [`FakeApiServer::requests`] keeps.
@@ -418,6 +420,13 @@ impl FakeApiServer {
             }
             store.rv()
         })
+    }
+
+    /// Create `load.total` Events in `namespace` at `load.per_second`, one revision and
+    /// one wake-up of the watches each, as a busy cluster's recorders write them; the task
+    /// ends when all are created.
+    pub fn create_steadily(&self, namespace: &str, load: SteadyLoad) -> tokio::task::JoinHandle<()> {
+        steady::spawn(self.shared.clone(), namespace.to_owned(), load)
     }
 
     /// Compact the history up to now: watches and reads from older revisions get

@@ -308,3 +308,34 @@ async fn tls_token_auth_401_and_403() {
     let err = Api::<Event>::all(Client::try_from(untrusted).unwrap()).list(&ListParams::default()).await.unwrap_err();
     assert!(!matches!(err, kube::Error::Api(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_steady_load_reaches_a_watch_one_event_at_a_time() {
+    use eventer_fake_apiserver::SteadyLoad;
+    let server = FakeApiServer::start().await.unwrap();
+    let api: Api<Event> = Api::all(client(&server));
+    let rv = server.resource_version().to_string();
+    let mut watch = api.watch(&WatchParams::default().timeout(60).disable_bookmarks(), &rv).await.unwrap().boxed();
+    let started = tokio::time::Instant::now();
+    let load = server.create_steadily("default", SteadyLoad { total: 500, per_second: 2000, nodes: 7 });
+    let mut events = Vec::new();
+    while events.len() < 500 {
+        match next(&mut watch).await.unwrap() {
+            WatchEvent::Added(e) => events.push(e),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    within(load).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(200), "500 at 2000/s take a quarter second");
+    let nodes: Vec<&Event> = events.iter().filter(|e| e.involved_object.kind.as_deref() == Some("Node")).collect();
+    assert_eq!(nodes.len(), 100, "every fifth event is about a Node");
+    let names: std::collections::BTreeSet<_> = nodes.iter().filter_map(|e| e.involved_object.name.as_deref()).collect();
+    assert_eq!(names.len(), 7);
+    for e in &nodes {
+        assert_eq!(e.source.as_ref().and_then(|s| s.host.as_deref()), e.involved_object.name.as_deref());
+    }
+    let revisions: Vec<u64> =
+        events.iter().map(|e| e.metadata.resource_version.as_deref().unwrap().parse().unwrap()).collect();
+    assert!(revisions.windows(2).all(|w| w[1] == w[0] + 1), "one revision per event");
+    assert_eq!(server.event_count(), 500);
+}

@@ -1,5 +1,5 @@
-//! Loopback fakes of Alibaba Cloud Log Service (SLS) PutLogs and of the ECS metadata
-//! service, for eventer's tests.
+//! Loopback fakes of Alibaba Cloud Log Service (SLS) PutLogs, of the ECS metadata service
+//! and of STS's `AssumeRoleWithOIDC` (RRSA), and ACK's add-on token file, for eventer's tests.
 //!
 //! [`FakeSls`] checks every request as SLS would (protocols.md part B): signature v1 or v4
 //! (recomputed independently, see [`auth`]), `Content-MD5`, `x-log-bodyrawsize` and LZ4,
@@ -23,6 +23,8 @@ pub mod auth;
 mod metadata;
 pub mod proto;
 mod server;
+mod sts;
 
 pub use metadata::{FakeMetadata, StsCredentials};
 pub use server::{Failure, FakeSls, PROJECT_HOST_SUFFIX, REGION, Refusal, Write};
+pub use sts::{FakeSts, OidcCall, addon_token_config};

@@ -100,6 +100,8 @@ pub struct Write {
     pub raw_size: usize,
     /// The decoded body.
     pub group: LogGroup,
+    /// When it was stored: for measuring how long an event takes to reach SLS.
+    pub received: std::time::Instant,
 }
 
 /// A refused request: what the fake answered.
@@ -127,6 +129,8 @@ struct Inner {
     /// Delays of the answers to the next accepted requests.
     late: VecDeque<Duration>,
     writes: Vec<Write>,
+    /// Logs in `writes`.
+    logs: usize,
     refusals: Vec<Refusal>,
     requests: u64,
 }
@@ -307,9 +311,9 @@ async fn put_logs(
                     Err(Refusal { status: status.as_u16(), code: code.into(), message: message.into(), injected: true })
                 }
                 None => {
-                    inner.writes.push(write);
-                    let count: usize = inner.writes.iter().map(|w| w.group.logs.len()).sum();
-                    shared.logs.send_replace(count);
+                    inner.logs += write.group.logs.len();
+                    inner.writes.push(Write { received: std::time::Instant::now(), ..write });
+                    shared.logs.send_replace(inner.logs);
                     Ok(inner.late.pop_front())
                 }
             },
@@ -413,6 +417,7 @@ fn check(
         compressed,
         raw_size,
         group,
+        received: std::time::Instant::now(),
     })
 }
 

@@ -26,6 +26,25 @@ pub enum SlsError {
         #[source]
         source: Option<reqwest::Error>,
     },
+    /// STS failed to exchange RRSA's OIDC token for credentials.
+    #[error("STS {endpoint}: {message}")]
+    Sts {
+        /// The STS endpoint.
+        endpoint: String,
+        /// What failed (STS's code and message, or why the token file cannot be read).
+        message: String,
+        /// The transport error, if any (URL removed).
+        #[source]
+        source: Option<reqwest::Error>,
+    },
+    /// ACK's add-on token file cannot be read or decrypted.
+    #[error("ACK add-on token file {path}: {message}")]
+    AddonToken {
+        /// The file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
     /// SLS answered with an error.
     #[error("{0}")]
     Server(Box<ServerError>),
@@ -80,7 +99,10 @@ impl SlsError {
     pub(crate) fn retry(&self) -> Retry {
         match self {
             SlsError::Config(_) | SlsError::NoCredentials(_) => Retry::Never,
-            SlsError::Metadata { .. } | SlsError::Transport { .. } => Retry::Later,
+            // Credentials that cannot be had now may be had later (a token file being
+            // rewritten, STS unreachable): the events wait rather than being rejected.
+            SlsError::Metadata { .. } | SlsError::Sts { .. } | SlsError::AddonToken { .. } => Retry::Later,
+            SlsError::Transport { .. } => Retry::Later,
             SlsError::Server(e) => match (e.status, e.code.as_str()) {
                 (500..=599, _) | (403, "WriteQuotaExceed" | "ShardWriteQuotaExceed") => Retry::Later,
                 (400, "RequestTimeExpired") | (_, "RequestTimeout" | "InternalServerError") => Retry::Later,
@@ -120,6 +142,7 @@ impl SlsError {
             // found at start: `eventer` exits with the usage code, as for a bad option.
             SlsError::Config(_) | SlsError::NoCredentials(_) => ErrorKind::Config,
             SlsError::Metadata { .. } | SlsError::Transport { .. } => ErrorKind::Unavailable,
+            SlsError::Sts { .. } | SlsError::AddonToken { .. } => ErrorKind::Unavailable,
             SlsError::Server(e) => match (e.status, self.retry()) {
                 (403, Retry::Later) => ErrorKind::RateLimited,
                 (_, Retry::Later) => ErrorKind::Unavailable,
@@ -142,9 +165,9 @@ impl From<SlsError> for eventer_core::Error {
         let temporary = e.retry() == Retry::Later;
         let err = eventer_core::Error::new(e.kind(), e.to_string());
         let err = match e {
-            SlsError::Metadata { source: Some(source), .. } | SlsError::Transport { source, .. } => {
-                err.with_source(source)
-            }
+            SlsError::Metadata { source: Some(source), .. }
+            | SlsError::Sts { source: Some(source), .. }
+            | SlsError::Transport { source, .. } => err.with_source(source),
             _ => err,
         };
         if temporary { err.temporary() } else { err.permanent() }

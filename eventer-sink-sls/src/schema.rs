@@ -61,6 +61,8 @@ struct Layout {
     topic: Option<String>,
     labels: Vec<(String, String)>,
     hostname: String,
+    /// The group's own fields (topic, source, tags), encoded once: every group has the same.
+    trailer: Vec<u8>,
 }
 
 impl std::fmt::Debug for Schema {
@@ -133,36 +135,33 @@ impl Scratch {
 }
 
 /// A group being filled.
-struct Open<'a> {
-    source: &'a str,
+struct Open {
     body: Vec<u8>,
-    trailer: Vec<u8>,
     events: Vec<usize>,
     ends: Vec<usize>,
 }
 
-impl Open<'_> {
-    fn finish(mut self) -> PlannedGroup {
-        self.body.extend_from_slice(&self.trailer);
+impl Open {
+    fn new(body: Vec<u8>) -> Self {
+        Open { body, events: Vec::new(), ends: Vec::new() }
+    }
+
+    fn finish(mut self, trailer: &[u8]) -> PlannedGroup {
+        self.body.extend_from_slice(trailer);
         PlannedGroup { raw: self.body, events: self.events, ends: self.ends }
     }
 }
 
 impl Schema {
     /// A schema writing `topic` (none when empty) and `labels`; `hostname` is the log source
-    /// of events that are not about a Node.
+    /// (`__source__`) of every group. An event's node stays in its log's `hostname` field:
+    /// a group per node would make a request per node, most holding one log.
     pub fn new(topic: &str, labels: &BTreeMap<String, String>, hostname: impl Into<String>) -> Self {
-        let layout = Layout {
-            topic: (!topic.is_empty()).then(|| topic.to_owned()),
-            labels: labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            hostname: hostname.into(),
-        };
-        Schema { layout, spare: Vec::new() }
-    }
-
-    /// The log group source (`__source__`) of an event: the node for Node events, else our host.
-    pub(crate) fn source<'a>(&'a self, event: &'a Event) -> &'a str {
-        self.layout.source(event)
+        let topic = (!topic.is_empty()).then(|| topic.to_owned());
+        let labels: Vec<_> = labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let hostname = hostname.into();
+        let trailer = group_trailer(topic.as_deref(), &hostname, &labels);
+        Schema { layout: Layout { topic, labels, hostname, trailer }, spare: Vec::new() }
     }
 
     /// The log of one event, sent at `now`.
@@ -170,20 +169,19 @@ impl Schema {
         self.layout.log(event, now)
     }
 
-    /// An empty log group for `source`, with the topic and tags.
-    pub(crate) fn group(&self, source: &str) -> LogGroup {
+    /// An empty log group, with the topic, source and tags.
+    pub(crate) fn group(&self) -> LogGroup {
         LogGroup {
             logs: Vec::new(),
             topic: self.layout.topic.clone(),
-            source: Some(source.to_owned()),
+            source: Some(self.layout.hostname.clone()),
             log_tags: self.layout.labels.iter().map(|(k, v)| LogTag { key: k.clone(), value: v.clone() }).collect(),
         }
     }
 
-    /// Encode `batch` as log groups of at most `max_logs` logs and `max_bytes` bytes, one
-    /// source per group; a log too large even alone is truncated to fit. Groups are encoded
-    /// as they are taken, so one is in memory at a time (per source); give each back with
-    /// [`Plan::recycle`] once it is sent.
+    /// Encode `batch` as log groups of at most `max_logs` logs and `max_bytes` bytes; a log
+    /// too large even alone is truncated to fit. Groups are encoded as they are taken, so
+    /// one is in memory at a time; give each back with [`Plan::recycle`] once it is sent.
     pub fn plan<'a>(
         &'a mut self,
         batch: &'a [SharedEvent],
@@ -200,7 +198,7 @@ impl Schema {
             max_logs,
             max_bytes,
             scratch: Scratch::default(),
-            open: Vec::new(),
+            open: None,
         }
     }
 }
@@ -216,7 +214,7 @@ pub struct Plan<'a> {
     max_logs: usize,
     max_bytes: usize,
     scratch: Scratch,
-    open: Vec<Open<'a>>,
+    open: Option<Open>,
 }
 
 impl std::fmt::Debug for Plan<'_> {
@@ -232,13 +230,13 @@ impl Plan<'_> {
     pub(crate) fn alone(&self, index: usize, max_bytes: usize) -> PlannedGroup {
         let layout = self.layout;
         let event = &self.batch[index];
-        let trailer = group_trailer(layout.topic.as_deref(), layout.source(event), &layout.labels);
+        let trailer = &layout.trailer;
         let mut log = layout.log(event, self.now);
         truncate(&mut log, max_bytes.saturating_sub(trailer.len() + LOG_FRAMING));
         let mut raw = Vec::new();
         prost::encoding::message::encode(1, &log, &mut raw);
         let ends = vec![raw.len()];
-        raw.extend_from_slice(&trailer);
+        raw.extend_from_slice(trailer);
         PlannedGroup { raw, events: vec![index], ends }
     }
 
@@ -258,21 +256,10 @@ impl Iterator for Plan<'_> {
     fn next(&mut self) -> Option<PlannedGroup> {
         let layout = self.layout;
         let (max_logs, max_bytes) = (self.max_logs, self.max_bytes);
+        let trailer = layout.trailer.len();
         while let Some(event) = self.batch.get(self.next) {
             let i = self.next;
             self.next += 1;
-            let source = layout.source(event);
-            let slot = self.open.iter().position(|g| g.source == source).unwrap_or_else(|| {
-                let trailer = group_trailer(layout.topic.as_deref(), source, &layout.labels);
-                self.open.push(Open {
-                    source,
-                    body: self.spare.pop().unwrap_or_default(),
-                    trailer,
-                    events: Vec::new(),
-                    ends: Vec::new(),
-                });
-                self.open.len() - 1
-            });
             let (time, time_ns) = Layout::time(event, self.now);
             // Borrowed from the event, unless it was built in code and has no original JSON.
             let json = event.raw_json();
@@ -281,21 +268,18 @@ impl Iterator for Plan<'_> {
             let mut contents = 0;
             layout.each_field(event, &json, scratch, |k, v| contents += content_size(k, v));
             let len = log_len(time, contents);
-            let trailer = self.open[slot].trailer.len();
             let oversized = (trailer + framed(len) > max_bytes).then(|| {
                 let mut log = Log { time, contents: layout.contents(event, &json, scratch), time_ns: Some(time_ns) };
                 truncate(&mut log, max_bytes.saturating_sub(trailer + LOG_FRAMING));
                 log
             });
             let size = oversized.as_ref().map_or(framed(len), |log| framed(log.encoded_len()));
-            let g = &mut self.open[slot];
+            let spare = &mut *self.spare;
+            let g = self.open.get_or_insert_with(|| Open::new(spare.pop().unwrap_or_default()));
             let full =
                 !g.events.is_empty() && (g.events.len() >= max_logs || g.body.len() + size + trailer > max_bytes);
-            let done = full.then(|| {
-                let trailer = g.trailer.clone();
-                let body = self.spare.pop().unwrap_or_default();
-                std::mem::replace(g, Open { source, body, trailer, events: Vec::new(), ends: Vec::new() }).finish()
-            });
+            let done =
+                full.then(|| std::mem::replace(g, Open::new(spare.pop().unwrap_or_default())).finish(&layout.trailer));
             if g.events.is_empty() {
                 // Guess the group's size from its first log, sparing the copies of repeated growth.
                 let remaining = (self.batch.len() - i).min(max_logs);
@@ -316,20 +300,12 @@ impl Iterator for Plan<'_> {
                 return done;
             }
         }
-        // The batch is encoded: the groups still open, in the order they were opened.
-        (!self.open.is_empty()).then(|| self.open.remove(0).finish())
+        // The batch is encoded: the group still open.
+        self.open.take().map(|g| g.finish(&layout.trailer))
     }
 }
 
 impl Layout {
-    fn source<'a>(&'a self, event: &'a Event) -> &'a str {
-        if event.involved_object.kind == "Node" && !event.involved_object.name.is_empty() {
-            &event.involved_object.name
-        } else {
-            &self.hostname
-        }
-    }
-
     /// `__time__` and its nanoseconds: the last occurrence, or `now` when SLS would refuse that.
     fn time(event: &Event, now: Timestamp) -> (u32, u32) {
         let time = event.last_seen().filter(|t| *t >= now - MAX_AGE && *t <= now + MAX_AHEAD).unwrap_or(now);
@@ -473,13 +449,12 @@ mod tests {
     }
 
     #[test]
-    fn node_events_have_the_node_as_source_and_no_pod_keys() {
+    fn node_events_have_the_node_as_hostname_and_no_pod_keys() {
         let events = sample_events();
         let s = schema();
-        assert_eq!(s.source(&events[2]), "node-1");
-        assert_eq!(s.source(&events[0]), "eventer-0");
         let log = s.log(&events[2], now());
         let f = fields(&log);
+        assert_eq!((f["kind"], f["hostname"]), ("Node", "node-1"));
         assert!(!f.contains_key("pod_id") && !f.contains_key("pod_name") && !f.contains_key("reporting_controller"));
         assert_eq!(fields(&s.log(&events[1], now()))["hostname"], "", "kube-eventer's keys are always there");
     }
@@ -509,19 +484,35 @@ mod tests {
         let events: Vec<SharedEvent> = sample_events().into_iter().map(Arc::new).collect();
         let mut s = schema();
         let plan: Vec<_> = s.plan(&events, now(), 4096, 3 << 20).collect();
-        assert_eq!(plan.len(), 2, "the Node event goes in its own group");
-        for g in &plan {
-            let source = s.source(&events[g.events[0]]);
-            let mut expected = s.group(source);
-            expected.logs = g.events.iter().map(|&i| s.log(&events[i], now())).collect();
-            assert_eq!(g.raw, expected.encode_to_vec(), "byte for byte");
-        }
+        assert_eq!(plan.len(), 1, "the Node event goes with the others");
+        let mut expected = s.group();
+        expected.logs = events.iter().map(|e| s.log(e, now())).collect();
+        assert_eq!(plan[0].raw, expected.encode_to_vec(), "byte for byte");
         let groups = decoded(&plan);
-        assert_eq!((groups[0].1.clone(), groups[1].1.clone()), (vec![0, 1, 3], vec![2]));
-        assert_eq!(groups[1].0.source.as_deref(), Some("node-1"));
+        assert_eq!(groups[0].1, [0, 1, 2, 3]);
         assert_eq!(groups[0].0.source.as_deref(), Some("eventer-0"));
         assert_eq!(groups[0].0.topic.as_deref(), Some("k8s-event"));
         assert_eq!(groups[0].0.log_tags, [LogTag { key: "cluster".into(), value: "prod".into() }]);
+    }
+
+    #[test]
+    fn node_events_of_many_nodes_share_one_group() {
+        let events: Vec<SharedEvent> = (0..1000)
+            .map(|i| {
+                let mut event = sample_events().remove(2);
+                event.involved_object.name = format!("node-{i}");
+                event.source.host = format!("node-{i}");
+                Arc::new(event)
+            })
+            .collect();
+        let mut s = schema();
+        let groups = decoded(&s.plan(&events, now(), 4096, 3 << 20).collect::<Vec<_>>());
+        assert_eq!(groups.len(), 1, "one request, whatever the nodes");
+        let (group, indices) = &groups[0];
+        assert_eq!(group.source.as_deref(), Some("eventer-0"));
+        assert_eq!(indices.len(), 1000);
+        let hosts: Vec<_> = group.logs.iter().map(|l| fields(l)["hostname"].to_owned()).collect();
+        assert_eq!(hosts, (0..1000).map(|i| format!("node-{i}")).collect::<Vec<_>>(), "each log keeps its node");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! [`SlsSink`], its [`SlsFactory`] and [`register`].
 
-use std::{sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use eventer_core::{
@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 use crate::{
     client::{Client, http_client},
     config::{DEFAULT_BATCH_WINDOW, SlsConfig},
-    credentials::{CredentialProvider, Credentials, Metadata},
+    credentials::{CredentialProvider, Credentials, Metadata, Sources},
     error::{Retry, SlsError},
     proto::{Body, Compressor},
     schema::{Plan, Schema},
@@ -34,6 +34,7 @@ pub struct SlsSink {
     schema: Schema,
     compressor: Compressor,
     batching: Batching,
+    sources: Sources,
     running: Option<Running>,
 }
 
@@ -45,17 +46,38 @@ struct Running {
 }
 
 impl SlsSink {
-    /// A sink for `config` (validated here; no I/O until [`Sink::start`]). Events not about
-    /// a Node get this machine's host name as their log source.
+    /// A sink for `config` (validated here; no I/O until [`Sink::start`]). Log groups have
+    /// this machine's host name as their source (`__source__`). The credential sources
+    /// beyond `config` (see the crate docs) are read from this process's environment.
     ///
     /// # Errors
     /// An invalid setting, naming it.
     pub fn new(config: SlsConfig) -> Result<Self, SlsError> {
         config.validate()?;
+        let sources = Sources::from_env(&|name| std::env::var(name).ok())?;
         let hostname = gethostname::gethostname().to_string_lossy().into_owned();
         let schema = Schema::new(&config.topic, &config.labels, hostname);
         let batching = Batching::new(config.max_batch_logs, config.batch_window.unwrap_or(DEFAULT_BATCH_WINDOW));
-        Ok(SlsSink { config, schema, compressor: Compressor::default(), batching, running: None })
+        Ok(SlsSink { config, schema, compressor: Compressor::default(), batching, sources, running: None })
+    }
+
+    /// Read the credential sources' variables (`ALIBABA_CLOUD_*`) through `env` rather than
+    /// from this process's environment.
+    ///
+    /// # Errors
+    /// Variables of one source set in part, naming those missing.
+    pub fn with_credential_env(mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, SlsError> {
+        let addon_token_config = self.sources.addon_token_config().to_owned();
+        self.sources = Sources::from_env(env)?;
+        self.sources.set_addon_token_config(addon_token_config);
+        Ok(self)
+    }
+
+    /// Read ACK's add-on token file at `path` rather than `/var/addon/token-config`.
+    #[must_use]
+    pub fn with_addon_token_config(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sources.set_addon_token_config(path.into());
+        self
     }
 
     /// The settings.
@@ -67,15 +89,15 @@ impl SlsSink {
     /// and only for what the configuration leaves open.
     async fn connect(&self) -> Result<Running, SlsError> {
         let c = &self.config;
-        let metadata = Metadata::new(http_client(METADATA_TIMEOUT)?, &c.metadata_endpoint);
+        let metadata_http = http_client(METADATA_TIMEOUT)?;
+        let metadata = Metadata::new(metadata_http.clone(), &c.metadata_endpoint);
         let credentials = match (&c.access_key_id, &c.access_key_secret) {
             (Some(id), Some(secret)) => CredentialProvider::Static(Credentials::new(id.expose(), secret.expose())),
-            _ => CredentialProvider::ram_role(metadata.clone()).await.map_err(|e| {
-                SlsError::NoCredentials(format!(
-                    "the accessKeyId/accessKeySecret options (not set), the AccessKeyId/AccessKeySecret \
-                     environment variables (not set), the ECS RAM role ({e})"
-                ))
-            })?,
+            _ => {
+                let tried = "the accessKeyId/accessKeySecret options (not set), the AccessKeyId/AccessKeySecret \
+                             environment variables (not set)";
+                self.sources.provider(&metadata_http, metadata.clone(), tried).await?
+            }
         };
         let needs_region = c.endpoint.is_none() || c.signature_version == SignatureVersion::V4;
         let region = match c.known_region() {
@@ -92,7 +114,7 @@ impl SlsSink {
             log_store = %c.log_store,
             endpoint = %client.endpoint(),
             signature = ?c.signature_version,
-            ram_role = matches!(credentials, CredentialProvider::RamRole { .. }),
+            credentials = credentials.name(),
             "SLS sink ready."
         );
         Ok(Running { client, credentials })
@@ -175,7 +197,8 @@ fn verdict(e: SlsError, n: usize) -> Verdict {
 
 #[async_trait]
 impl Sink for SlsSink {
-    /// Resolve credentials (URI, environment, then ECS RAM role), region and endpoint.
+    /// Resolve credentials (options, environment, RRSA, ACK's add-on token, then the ECS
+    /// RAM role), region and endpoint.
     async fn start(&mut self) -> Result<()> {
         if self.running.is_none() {
             self.running = Some(self.connect().await?);
@@ -255,7 +278,7 @@ impl Sink for SlsSink {
         let lines = batch
             .iter()
             .map(|event| {
-                let group = self.schema.group(self.schema.source(event));
+                let group = self.schema.group();
                 let log = self.schema.log(event, now);
                 let mut obj = serde_json::Map::new();
                 obj.insert("__time__".into(), log.time.into());

@@ -8,20 +8,31 @@ use eventer_core::{
     testing::{VecSource, assert_sink_conformance, sample_events},
     uri::ComponentUri,
 };
-use eventer_fake_sls::{Failure, FakeMetadata, FakeSls, StsCredentials};
+use eventer_fake_sls::{Failure, FakeMetadata, FakeSls, FakeSts, StsCredentials, addon_token_config};
 use eventer_sink_sls::{SlsConfig, SlsSink};
 use jiff::{SignedDuration, Timestamp};
 
 const KEY_ID: &str = "LTAI5tFakeKeyId";
 const KEY_SECRET: &str = "FakeSecretValue0123456789";
 
-/// A sink for `uri` (`<endpoint>?<options>`), reading no environment variables.
+/// A sink for `uri` (`<endpoint>?<options>`), reading no environment variables and no
+/// add-on token file.
 fn sink(uri: &str) -> SlsSink {
+    sink_with_env(uri, &[])
+}
+
+/// A sink for `uri` whose credential sources see only the variables `env`.
+fn sink_with_env(uri: &str, env: &[(&str, String)]) -> SlsSink {
     let uri: ComponentUri = format!("sls:{uri}").parse().unwrap();
     let mut options = uri.options();
     let config = SlsConfig::from_uri_with_env(uri.target(), &mut options, &|_| None).unwrap();
     options.finish().unwrap();
-    SlsSink::new(config).unwrap()
+    let env = |name: &str| env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
+    SlsSink::new(config)
+        .unwrap()
+        .with_credential_env(&env)
+        .unwrap()
+        .with_addon_token_config("/nonexistent/eventer-test/token-config")
 }
 
 async fn fake() -> FakeSls {
@@ -85,7 +96,7 @@ async fn conformance_and_documented_keys() {
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Delivered)), "{outcomes:?}");
 
     let writes = sls.writes();
-    assert_eq!(writes.len(), 2, "the Node event has its own log group (its __source__ is the node)");
+    assert_eq!(writes.len(), 1, "one request for the batch, Node events included");
     for w in &writes {
         assert_eq!((w.project.as_str(), w.log_store.as_str()), ("my-project", "k8s-events"));
         assert_eq!((w.access_key_id.as_str(), w.signature_version, w.compressed), (KEY_ID, 4, true));
@@ -96,8 +107,7 @@ async fn conformance_and_documented_keys() {
         );
     }
     let hostname = gethostname::gethostname().to_string_lossy().into_owned();
-    assert_eq!(writes[0].group.source.as_deref(), Some(hostname.as_str()), "other events come from eventer's host");
-    assert_eq!(writes[1].group.source.as_deref(), Some("node-1"));
+    assert_eq!(writes[0].group.source.as_deref(), Some(hostname.as_str()), "the group comes from eventer's host");
 
     let logs = sls.logs();
     let backoff = logs.iter().find(|l| l.get("reason") == Some("BackOff")).unwrap();
@@ -123,6 +133,33 @@ async fn conformance_and_documented_keys() {
     assert_eq!(event["involvedObject"]["name"], "web-0");
     let node = logs.iter().find(|l| l.get("kind") == Some("Node")).unwrap();
     assert_eq!((node.get("pod_name"), node.get("pod_id")), (None, None), "pod keys only for Pods");
+    assert_eq!(node.get("hostname"), Some("node-1"), "the node is in hostname");
+}
+
+#[tokio::test]
+async fn node_events_from_many_nodes_take_one_request_per_batch() {
+    let sls = fake().await;
+    let events: Vec<Event> = (0..3000)
+        .map(|i| {
+            let node = format!("node-{i}");
+            Event::builder()
+                .meta("default", &format!("{node}.17b2c3d4e5f6"), &format!("uid-{i}"))
+                .kind("Node")
+                .object("", &node)
+                .reason("NodeNotReady")
+                .message("Node is not ready")
+                .warning()
+                .at(Timestamp::now(), Timestamp::now())
+                .source("node-controller", &node)
+                .build()
+        })
+        .collect();
+    let mut sink = keyed(&sls, "&maxBatchLogs=1000");
+    let outcomes = sink.send(&shared(events)).await;
+    assert!(outcomes.iter().all(|o| matches!(o, Outcome::Delivered)), "{outcomes:?}");
+    assert_eq!(sls.writes().len(), 3, "⌈3000 / maxBatchLogs⌉ requests, not one per node");
+    let hosts: HashSet<String> = sls.logs().iter().map(|l| l.get("hostname").unwrap().to_owned()).collect();
+    assert_eq!(hosts.len(), 3000, "each log keeps its node");
 }
 
 #[tokio::test]
@@ -484,8 +521,10 @@ async fn no_credentials_and_metadata_unreachable_is_a_clear_start_error() {
         err.to_string(),
         format!(
             "no SLS credentials found; tried: the accessKeyId/accessKeySecret options (not set), the \
-             AccessKeyId/AccessKeySecret environment variables (not set), the ECS RAM role (ECS metadata \
-             service http://127.0.0.1:{port}: cannot reach it)"
+             AccessKeyId/AccessKeySecret environment variables (not set), the ALIBABA_CLOUD_ACCESS_KEY_ID/\
+             ALIBABA_CLOUD_ACCESS_KEY_SECRET environment variables (not set), RRSA (ALIBABA_CLOUD_ROLE_ARN \
+             not set), ACK's add-on token file /nonexistent/eventer-test/token-config (absent), the ECS RAM \
+             role (ECS metadata service http://127.0.0.1:{port}: cannot reach it)"
         )
     );
 }
@@ -523,4 +562,169 @@ async fn preview_renders_the_log_fields() {
         (&"t".into(), &"prod".into(), &"BackOff".into())
     );
     assert!(first["__time__"].is_u64() && first["eventId"].is_string());
+}
+
+const ROLE_ARN: &str = "acs:ram::1234567890:role/eventer-sls";
+const PROVIDER_ARN: &str = "acs:ram::1234567890:oidc-provider/ack-rrsa-c0ffee";
+
+/// RRSA's variables as ACK's webhook sets them, pointing at `sts` and a token file in `dir`.
+fn rrsa_env(sts: &FakeSts, dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("ALIBABA_CLOUD_ROLE_ARN", ROLE_ARN.to_owned()),
+        ("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", PROVIDER_ARN.to_owned()),
+        ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", dir.join("token").display().to_string()),
+        ("ALIBABA_CLOUD_STS_ENDPOINT", sts.endpoint()),
+        ("ALIBABA_CLOUD_ROLE_SESSION_NAME", "eventer-test".to_owned()),
+    ]
+}
+
+fn signed_with(w: &eventer_fake_sls::Write) -> (&str, Option<&str>) {
+    (w.access_key_id.as_str(), w.security_token.as_deref())
+}
+
+#[tokio::test]
+async fn rrsa_exchanges_the_projected_token_with_sts_and_refreshes_before_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "eyJhbGciOiJSUzI1NiJ9.token-1.sig\n").unwrap();
+    // Two minutes left: due for a refresh at the first request.
+    let a = StsCredentials::generate(1, Duration::from_secs(120));
+    let b = StsCredentials::generate(2, Duration::from_secs(3600));
+    let sts = FakeSts::start(ROLE_ARN, PROVIDER_ARN, "eyJhbGciOiJSUzI1NiJ9.token-1.sig", a.clone()).await;
+    let sls = FakeSls::start().await;
+    sls.add_sts(&a);
+    sls.add_sts(&b);
+    let uri = format!("{}?project=p&logStore=l&regionId=cn-hangzhou", sls.endpoint());
+    let mut sink = sink_with_env(&uri, &rrsa_env(&sts, dir.path()));
+    sink.start().await.unwrap();
+    let calls = sts.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        (calls[0].role_arn.as_str(), calls[0].provider_arn.as_str(), calls[0].token.as_str()),
+        (ROLE_ARN, PROVIDER_ARN, "eyJhbGciOiJSUzI1NiJ9.token-1.sig"),
+        "the token as kubelet wrote it, without its newline"
+    );
+    assert_eq!((calls[0].session_name.as_str(), calls[0].duration_seconds), ("eventer-test", 3600));
+
+    // kubelet rotated the projected token; STS now hands out other credentials.
+    std::fs::write(dir.path().join("token"), "eyJhbGciOiJSUzI1NiJ9.token-2.sig").unwrap();
+    sts.set_token("eyJhbGciOiJSUzI1NiJ9.token-2.sig");
+    sts.set_credentials(b.clone());
+    assert!(matches!(sink.send(&shared(recent_events(1))).await[0], Outcome::Delivered));
+    assert_eq!(sts.calls().len(), 2, "refreshed before expiry, with the file's new token");
+    assert_eq!(signed_with(&sls.writes()[0]), (b.access_key_id.as_str(), Some(b.security_token.as_str())));
+    // Far from expiry now: no more calls.
+    assert!(matches!(sink.send(&shared(recent_events(1))).await[0], Outcome::Delivered));
+    assert_eq!(sts.requests(), 2);
+    let shown = format!("{sink:?}");
+    for secret in [&b.access_key_id, &b.access_key_secret, &b.security_token] {
+        assert!(!shown.contains(secret.as_str()), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn rrsa_refused_by_sts_is_a_start_error_naming_sts_and_not_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "eyJ.stale-token.sig").unwrap();
+    let sts = FakeSts::start(
+        ROLE_ARN,
+        PROVIDER_ARN,
+        "eyJ.current-token.sig",
+        StsCredentials::generate(1, Duration::from_secs(3600)),
+    )
+    .await;
+    let sls = fake().await;
+    let uri = format!("{}?project=p&logStore=l&regionId=cn-hangzhou", sls.endpoint());
+    let mut sink = sink_with_env(&uri, &rrsa_env(&sts, dir.path()));
+    let err = sink.start().await.unwrap_err().chain();
+    assert!(err.contains(&format!("STS {}", sts.endpoint())), "{err}");
+    assert!(err.contains("AuthenticationFail.OIDCToken.Invalid"), "{err}");
+    assert!(!err.contains("stale-token"), "{err}");
+    assert!(sls.writes().is_empty());
+}
+
+#[tokio::test]
+async fn the_ack_addon_token_file_is_read_and_read_again_before_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token-config");
+    let a = StsCredentials::generate(1, Duration::from_secs(120));
+    let b = StsCredentials::generate(2, Duration::from_secs(3600));
+    std::fs::write(&path, addon_token_config(&a, "0123456789abcdef")).unwrap();
+    let sls = FakeSls::start().await;
+    sls.add_sts(&a);
+    sls.add_sts(&b);
+    // A metadata service is there too: the token file comes first, as in kube-eventer.
+    let metadata = FakeMetadata::start("EventerRole", "cn-hangzhou", b.clone()).await;
+    let uri = format!(
+        "{}?project=p&logStore=l&regionId=cn-hangzhou&metadataEndpoint={}",
+        sls.endpoint(),
+        metadata.endpoint()
+    );
+    let mut sink = sink(&uri).with_addon_token_config(&path);
+    sink.start().await.unwrap();
+    // ACK rewrites the file before the credentials in it expire.
+    std::fs::write(&path, addon_token_config(&b, "fedcba9876543210fedcba9876543210")).unwrap();
+    assert!(matches!(sink.send(&shared(recent_events(1))).await[0], Outcome::Delivered));
+    assert_eq!(signed_with(&sls.writes()[0]), (b.access_key_id.as_str(), Some(b.security_token.as_str())));
+    assert_eq!(metadata.credential_requests(), 0);
+}
+
+#[tokio::test]
+async fn alibaba_cloud_sdk_variables_are_read() {
+    let c = StsCredentials::generate(7, Duration::from_secs(3600));
+    let sls = FakeSls::start().await;
+    sls.add_sts(&c);
+    let uri = format!("{}?project=p&logStore=l&regionId=cn-hangzhou", sls.endpoint());
+    let env = [
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", c.access_key_id.clone()),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", c.access_key_secret.clone()),
+        ("ALIBABA_CLOUD_SECURITY_TOKEN", c.security_token.clone()),
+    ];
+    let mut sink = sink_with_env(&uri, &env);
+    assert!(matches!(sink.send(&shared(recent_events(1))).await[0], Outcome::Delivered));
+    assert_eq!(signed_with(&sls.writes()[0]), (c.access_key_id.as_str(), Some(c.security_token.as_str())));
+}
+
+#[tokio::test]
+async fn the_credential_chain_takes_the_first_source_that_applies() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), "eyJ.token.sig").unwrap();
+    let [sdk, oidc, addon, role] = [1, 2, 3, 4].map(|n| StsCredentials::generate(n, Duration::from_secs(3600)));
+    let sts = FakeSts::start(ROLE_ARN, PROVIDER_ARN, "eyJ.token.sig", oidc.clone()).await;
+    let metadata = FakeMetadata::start("EventerRole", "cn-hangzhou", role.clone()).await;
+    let addon_file = dir.path().join("token-config");
+    std::fs::write(&addon_file, addon_token_config(&addon, "0123456789abcdef")).unwrap();
+    let sls = fake().await;
+    for c in [&sdk, &oidc, &addon, &role] {
+        sls.add_sts(c);
+    }
+    let sdk_env = vec![
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", sdk.access_key_id.clone()),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", sdk.access_key_secret.clone()),
+        ("ALIBABA_CLOUD_SECURITY_TOKEN", sdk.security_token.clone()),
+    ];
+    let uri = format!(
+        "{}?project=p&logStore=l&regionId=cn-hangzhou&metadataEndpoint={}",
+        sls.endpoint(),
+        metadata.endpoint()
+    );
+    let all = [sdk_env.clone(), rrsa_env(&sts, dir.path())].concat();
+    let cases = [
+        ("accessKeyId option", all.clone(), Some(&addon_file), &sdk),
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", all.clone(), Some(&addon_file), &sdk),
+        ("RRSA", rrsa_env(&sts, dir.path()), Some(&addon_file), &oidc),
+        ("add-on token file", Vec::new(), Some(&addon_file), &addon),
+        ("ECS RAM role", Vec::new(), None, &role),
+    ];
+    for (i, (name, env, file, expected)) in cases.into_iter().enumerate() {
+        let uri = if i == 0 { format!("{uri}&accessKeyId={KEY_ID}&accessKeySecret={KEY_SECRET}") } else { uri.clone() };
+        let mut sink = sink_with_env(&uri, &env);
+        if let Some(file) = file {
+            sink = sink.with_addon_token_config(file);
+        }
+        assert!(matches!(sink.send(&shared(recent_events(1))).await[0], Outcome::Delivered), "{name}");
+        let writes = sls.writes();
+        let used = writes.last().unwrap().access_key_id.as_str();
+        let expected = if i == 0 { KEY_ID } else { expected.access_key_id.as_str() };
+        assert_eq!(used, expected, "{name}");
+    }
 }

@@ -114,7 +114,11 @@ pub(crate) enum Line {
 pub(crate) struct Lines<B = Body> {
     body: B,
     buf: Vec<u8>,
-    /// `buf[..scanned]` holds no newline.
+    /// Where the next line starts in `buf`: lines handed out stay behind it until no whole
+    /// line is left, then go in one move (shifting the rest out per line cost a copy of
+    /// the whole chunk per line).
+    start: usize,
+    /// `buf[start..scanned]` holds no newline.
     scanned: usize,
     max: usize,
     /// Bytes of an over-long line skipped so far.
@@ -126,25 +130,52 @@ where
     B: http_body::Body<Data = Bytes, Error = kube::Error> + Unpin,
 {
     pub(crate) fn new(body: B, max: usize) -> Self {
-        Lines { body, buf: Vec::new(), scanned: 0, max, skipping: None }
+        Lines { body, buf: Vec::new(), start: 0, scanned: 0, max, skipping: None }
+    }
+
+    /// Where the next newline is in `buf`, if one came; found once, whether by
+    /// [`Lines::has_line`] or [`Lines::next`].
+    fn newline(&mut self) -> Option<usize> {
+        match self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+            Some(at) => {
+                self.scanned += at;
+                Some(self.scanned)
+            }
+            None => {
+                self.scanned = self.buf.len();
+                None
+            }
+        }
+    }
+
+    /// Whether a whole line is buffered, so that [`Lines::next`] returns it without waiting.
+    pub(crate) fn has_line(&mut self) -> bool {
+        self.newline().is_some()
     }
 
     /// The next line; `None` at the end of the body. Waits at most `idle` for each chunk.
     pub(crate) async fn next(&mut self, idle: Duration) -> Result<Option<Line>, ReadError> {
         loop {
-            if let Some(at) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
-                let end = self.scanned + at;
-                let rest = self.buf.split_off(end + 1);
-                let mut line = std::mem::replace(&mut self.buf, rest);
-                self.scanned = 0;
-                line.truncate(end);
-                return Ok(Some(match self.skipping.take() {
-                    Some(skipped) => Line::TooLong(skipped + end + 1),
-                    None if line.len() > self.max => Line::TooLong(end + 1),
-                    None => Line::Text(line),
-                }));
+            if let Some(end) = self.newline() {
+                let start = std::mem::replace(&mut self.start, end + 1);
+                self.scanned = end + 1;
+                let len = end - start;
+                let line = match self.skipping.take() {
+                    Some(skipped) => Line::TooLong(skipped + len + 1),
+                    None if len > self.max => Line::TooLong(len + 1),
+                    None => Line::Text(self.buf[start..end].to_vec()),
+                };
+                if self.start == self.buf.len() {
+                    self.buf.clear();
+                    (self.start, self.scanned) = (0, 0);
+                }
+                return Ok(Some(line));
             }
-            self.scanned = self.buf.len();
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.scanned -= self.start;
+                self.start = 0;
+            }
             if self.buf.len() > self.max {
                 *self.skipping.get_or_insert(0) += self.buf.len();
                 self.buf.clear();
@@ -283,6 +314,19 @@ mod tests {
         assert_eq!(lines(&[b"ab\ncd", b"e\n\nf", b"g\n"], 10).await, [text("ab"), text("cde"), text(""), text("fg")]);
         assert_eq!(lines(&[b"ab", b"c"], 10).await, [text("abc")]);
         assert_eq!(lines(&[], 10).await, []);
+    }
+
+    #[tokio::test]
+    async fn buffered_lines_are_told_apart_from_a_partial_one() {
+        let mut lines = Lines::new(body(&[b"ab\ncd\nef", b"g\n"]), 10);
+        assert!(!lines.has_line(), "nothing read yet");
+        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap(), Some(text("ab")));
+        assert!(lines.has_line(), "cd came in the same chunk");
+        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap(), Some(text("cd")));
+        assert!(!lines.has_line(), "ef is not a whole line yet");
+        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap(), Some(text("efg")));
+        assert!(!lines.has_line());
+        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap(), None);
     }
 
     #[tokio::test]

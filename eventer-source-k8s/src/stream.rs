@@ -22,12 +22,14 @@ use crate::{
 
 /// Page size of lists (client-go's and kube-rs's default).
 const PAGE: u32 = 500;
+/// Most watch items handed to the source in one message: a list page's worth.
+const HANDOFF: usize = PAGE as usize;
 
 /// What a stream tells the source.
 pub(crate) enum Msg {
     /// Where each stream starts (sent once, before any item): the source's position.
     Started(crate::cursor::Cursors),
-    /// Items in order: a list page at once, a watch line alone.
+    /// Items in order: a list page at once, the watch lines that came together at once.
     Items { stream: usize, items: Vec<Item> },
     /// A problem that retrying cannot fix: the source fails.
     Failed(Error),
@@ -292,55 +294,82 @@ impl Stream {
         on_connect(false);
         let mut lines = Lines::new(response.into_body(), self.config.max_line_size);
         let mut first = true;
-        loop {
-            let line = match lines.next(self.config.watch_idle_timeout).await.map_err(|e| e.during(&what))? {
-                None => return Ok(()),
-                Some(Line::Text(line)) => line,
-                Some(Line::TooLong(len)) => {
-                    warn!(path = %self.path, bytes = len, max = self.config.max_line_size, "Skipping a watch line longer than maxLineSize.");
-                    self.readiness.count(Tally::Oversized);
-                    continue;
-                }
-            };
-            if std::mem::take(&mut first) {
-                on_connect(true);
+        let mut items = Vec::new();
+        let end = loop {
+            // Lines that came together go to the source together: one hand-off (and one
+            // wake-up) per chunk read rather than per line. Nothing waits for the network
+            // while holding decoded items.
+            if !items.is_empty() && (items.len() >= HANDOFF || !lines.has_line()) {
+                self.send(std::mem::take(&mut items)).await?;
             }
-            let Ok(line) = std::str::from_utf8(&line) else {
-                return Err(Trouble::Retry(Error::new(
-                    ErrorKind::Decode,
-                    format!("the {what} sent a line that is not UTF-8"),
-                )));
-            };
-            if line.trim().is_empty() {
-                continue;
+            match self.watch_line(&mut lines, &what, &mut first, on_connect, &mut items).await {
+                Ok(true) => {}
+                Ok(false) => break Ok(()),
+                Err(e) => break Err(e),
             }
-            let mut items = Vec::with_capacity(1);
-            match decode_watch_line(line).map_err(Trouble::Retry)? {
-                // Watching again would get the same line: skip it, as a list skips such an item.
-                WatchLine::Undecodable { resource_version, error } => {
-                    warn!(path = %self.path, error = %error.chain(), rv = %resource_version.escape_debug(), "Skipping an undecodable watch event.");
-                    self.readiness.count(Tally::Undecodable);
-                    self.step(&mut items, self.advance(resource_version), Emit::Progress);
-                }
-                WatchLine::Upsert(event) => {
-                    let key = format!("{}/{}", event.namespace, event.name);
-                    let covered = self.cursor.covers(&event.resource_version, &key, None);
-                    let change = self.advance(event.resource_version.clone());
-                    self.step(&mut items, change, if covered { Emit::Progress } else { Emit::Event(*event) });
-                }
-                WatchLine::Deleted { resource_version } | WatchLine::Bookmark { resource_version } => {
-                    self.step(&mut items, self.advance(resource_version), Emit::Progress);
-                }
-                WatchLine::Error { code: 410, .. } => return Err(Trouble::Gone),
-                WatchLine::Error { code, reason, message } => {
-                    return Err(Trouble::Retry(Error::new(
-                        ErrorKind::Unavailable,
-                        format!("watch of {} failed: {code} {reason}: {message}", self.path),
-                    )));
-                }
-            }
+        };
+        // What was decoded before the stream ended or failed moved the cursor: it goes too.
+        if !items.is_empty() {
             self.send(items).await?;
         }
+        end
+    }
+
+    /// Read and decode one line of a watch into `items`; `false` at the end of the stream.
+    async fn watch_line(
+        &mut self,
+        lines: &mut Lines,
+        what: &str,
+        first: &mut bool,
+        on_connect: &mut impl FnMut(bool),
+        items: &mut Vec<Item>,
+    ) -> Result<bool, Trouble> {
+        let line = match lines.next(self.config.watch_idle_timeout).await.map_err(|e| e.during(what))? {
+            None => return Ok(false),
+            Some(Line::Text(line)) => line,
+            Some(Line::TooLong(len)) => {
+                warn!(path = %self.path, bytes = len, max = self.config.max_line_size, "Skipping a watch line longer than maxLineSize.");
+                self.readiness.count(Tally::Oversized);
+                return Ok(true);
+            }
+        };
+        if std::mem::take(first) {
+            on_connect(true);
+        }
+        let Ok(line) = std::str::from_utf8(&line) else {
+            return Err(Trouble::Retry(Error::new(
+                ErrorKind::Decode,
+                format!("the {what} sent a line that is not UTF-8"),
+            )));
+        };
+        if line.trim().is_empty() {
+            return Ok(true);
+        }
+        match decode_watch_line(line).map_err(Trouble::Retry)? {
+            // Watching again would get the same line: skip it, as a list skips such an item.
+            WatchLine::Undecodable { resource_version, error } => {
+                warn!(path = %self.path, error = %error.chain(), rv = %resource_version.escape_debug(), "Skipping an undecodable watch event.");
+                self.readiness.count(Tally::Undecodable);
+                self.step(items, self.advance(resource_version), Emit::Progress);
+            }
+            WatchLine::Upsert(event) => {
+                let key = format!("{}/{}", event.namespace, event.name);
+                let covered = self.cursor.covers(&event.resource_version, &key, None);
+                let change = self.advance(event.resource_version.clone());
+                self.step(items, change, if covered { Emit::Progress } else { Emit::Event(*event) });
+            }
+            WatchLine::Deleted { resource_version } | WatchLine::Bookmark { resource_version } => {
+                self.step(items, self.advance(resource_version), Emit::Progress);
+            }
+            WatchLine::Error { code: 410, .. } => return Err(Trouble::Gone),
+            WatchLine::Error { code, reason, message } => {
+                return Err(Trouble::Retry(Error::new(
+                    ErrorKind::Unavailable,
+                    format!("watch of {} failed: {code} {reason}: {message}", self.path),
+                )));
+            }
+        }
+        Ok(true)
     }
 
     /// The cursor's move for a watched version; none for a version that is not a decimal

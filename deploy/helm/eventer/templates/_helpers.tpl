@@ -83,8 +83,7 @@ given this way. Input: dict "options" <map> "sink" <name>. Output: k=v&k=v.
 {{- define "eventer.extraOptions" -}}
 {{- $pairs := list -}}
 {{- range $k, $v := .options -}}
-{{- if has (lower $k) (list "access_token" "sign" "accesskeyid" "accesskeysecret" "key" "corp_secret" "sign_secret") -}}
-{{- if has (lower $k) (list "access_token" "sign" "accesskeyid" "accesskeysecret" "webhook") -}}
+{{- if has (lower $k) (list "access_token" "sign" "accesskeyid" "accesskeysecret" "key" "corp_secret" "sign_secret" "webhook") -}}
 {{- fail (printf "eventer.sinks.%s.options.%s: secrets do not belong in values that end up in the Deployment; use the %s sink's own keys (stored in a Secret) or existingSecret" $.sink $k $.sink) -}}
 {{- end -}}
 {{- if kindIs "slice" $v -}}
@@ -194,6 +193,8 @@ yes
 {{- $extra := include "eventer.extraOptions" (dict "options" $w.options "sink" "wechat") -}}
 {{- if $extra -}}{{- $q = append $q $extra -}}{{- end -}}
 {{- printf "wechat:?%s" (join "&" $q) -}}
+{{- end -}}
+
 {{/* Whether Lark requests are signed (non-empty output means yes). */}}
 {{- define "eventer.larkSigned" -}}
 {{- $l := .Values.eventer.sinks.lark -}}
@@ -362,3 +363,25 @@ yes
 {{- range $e.extraArgs -}}{{- $args = append $args . -}}{{- end -}}
 {{- toYaml $args -}}
 {{- end -}}
+
+{{/*
+"true" when the SLS sink takes its credentials from RRSA; both ARNs are then required.
+*/}}
+{{- define "eventer.rrsa" -}}
+{{- $s := .Values.eventer.sinks.sls -}}
+{{- if and $s.enabled $s.rrsa $s.rrsa.enabled -}}
+{{- if not (and $s.rrsa.roleArn $s.rrsa.oidcProviderArn) -}}
+{{- fail "eventer.sinks.sls.rrsa: roleArn and oidcProviderArn are required when RRSA is enabled" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/*
+The RAM role's name (the last part of eventer.sinks.sls.rrsa.roleArn), with RRSA.
+*/}}
+{{- define "eventer.rrsaRoleName" -}}
+{{- if include "eventer.rrsa" . -}}
+{{- .Values.eventer.sinks.sls.rrsa.roleArn | splitList "/" | last -}}
+{{- end -}}
+{{- end }}
