@@ -393,15 +393,15 @@ struct Entries<'a> {
 impl<'de> de::MapAccess<'de> for Entries<'_> {
     type Error = DeError;
 
-    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(&mut self, key_seed: K) -> Result<Option<K::Value>, DeError> {
         let Some((key, value)) = self.entries.next() else { return Ok(None) };
         self.value = Some((key, value));
-        seed.deserialize(key.into_deserializer()).map(Some)
+        key_seed.deserialize(key.into_deserializer()).map(Some)
     }
 
-    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(&mut self, value_seed: V) -> Result<V::Value, DeError> {
         let (key, value) = self.value.take().ok_or_else(|| DeError("a value without its option".into()))?;
-        seed.deserialize(ValueDeserializer(value)).map_err(|e| DeError(format!("option {key}: {e}")))
+        value_seed.deserialize(ValueDeserializer(value)).map_err(|e| DeError(format!("option {key}: {e}")))
     }
 }
 
