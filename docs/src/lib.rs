@@ -29,8 +29,8 @@ guides! {
     Slack = "slack.md",
     Sls = "sls.md",
     Troubleshooting = "troubleshooting.md",
-    WeCom = "wecom.md",
     Webhook = "webhook.md",
+    WeCom = "wecom.md",
     WritingASink = "writing-a-sink.md",
 }
 
