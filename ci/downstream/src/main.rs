@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use eventer_core::{Outcome, Pipeline, Route, SharedEvent, Sink, uri::ComponentUri};
-use eventer_source_k8s::{KubernetesSource, OPTIONS, SourceConfig};
+use eventer_source_k8s::{KubernetesSource, SourceConfig};
 
 // The application's version feature is the one in effect.
 k8s_openapi::k8s_if_le_1_34! {
@@ -32,7 +32,7 @@ async fn main() -> Result<(), eventer_core::Error> {
     let uri: ComponentUri = std::env::args().nth(1).as_deref().unwrap_or("kubernetes:").parse()?;
     let mut options = uri.options();
     let config = SourceConfig::parse(uri.target(), &mut options)?;
-    options.finish(OPTIONS)?;
+    options.finish()?;
     let report = Pipeline::new(Box::new(KubernetesSource::new(config)))
         .route(Route::new("print", Box::new(Print)))
         .run(async {
