@@ -76,7 +76,23 @@ impl AlertConfig {
     /// # Errors
     /// A configuration error naming the option.
     pub fn from_options(options: &mut Options) -> Result<Self> {
-        let config: AlertConfig = options.take()?;
+        Self::from_options_or(options, AlertConfig::default())
+    }
+
+    /// `defaults` (a service's own budget, say), changed by the options given, as
+    /// [`AlertConfig::from_options`] changes the engine's defaults.
+    ///
+    /// # Errors
+    /// A configuration error naming the option.
+    pub fn from_options_or(options: &mut Options, defaults: AlertConfig) -> Result<Self> {
+        let given: Given = options.take()?;
+        let config = AlertConfig {
+            group_wait: given.group_wait.unwrap_or(defaults.group_wait),
+            group_interval: given.group_interval.unwrap_or(defaults.group_interval),
+            repeat_interval: given.repeat_interval.unwrap_or(defaults.repeat_interval),
+            budget: given.budget.unwrap_or(defaults.budget),
+            budget_window: given.budget_window.unwrap_or(defaults.budget_window),
+        };
         config.validate()?;
         Ok(config)
     }
@@ -94,6 +110,21 @@ impl AlertConfig {
         }
         Ok(())
     }
+}
+
+/// The options of [`AlertConfig`] that were given: the same names, none defaulted.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Given {
+    #[serde(default, with = "eventer_core::duration::option")]
+    group_wait: Option<Duration>,
+    #[serde(default, with = "eventer_core::duration::option")]
+    group_interval: Option<Duration>,
+    #[serde(default, with = "eventer_core::duration::option")]
+    repeat_interval: Option<Duration>,
+    budget: Option<u32>,
+    #[serde(default, with = "eventer_core::duration::option")]
+    budget_window: Option<Duration>,
 }
 
 #[cfg(test)]
@@ -124,6 +155,12 @@ mod tests {
         assert!(
             parse("chat:x?group_wait=soon").unwrap_err().to_string().starts_with("option group_wait: invalid duration")
         );
+        // A service's own defaults, changed only where an option is given.
+        let service = AlertConfig::default().budget(4, Duration::from_secs(3));
+        let uri: ComponentUri = "chat:x?budget_window=5s".parse().unwrap();
+        let c = AlertConfig::from_options_or(&mut uri.options(), service.clone()).unwrap();
+        assert_eq!(c, service.budget(4, Duration::from_secs(5)));
+        assert_eq!(eventer_core::config::names::<Given>(), eventer_core::config::names::<AlertConfig>());
         let json = serde_json::to_string(&AlertConfig::default()).unwrap();
         assert_eq!(serde_json::from_str::<AlertConfig>(&json).unwrap(), AlertConfig::default());
         assert_eq!(serde_json::from_str::<AlertConfig>(r#"{"budget":5}"#).unwrap().budget, 5);

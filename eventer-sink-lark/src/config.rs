@@ -8,7 +8,7 @@ use eventer_core::{
     config::{Secret, names},
     uri::Options,
 };
-use serde::{Deserialize, Serialize, de::IgnoredAny};
+use serde::{Deserialize, Serialize};
 
 use crate::error::LarkError;
 
@@ -106,28 +106,6 @@ fn default_timeout() -> Duration {
 /// The smallest body limit that still fits one alert with a useful message.
 const MIN_MAX_BYTES: usize = 2_000;
 
-/// Which of the engine's budget options were given, to default the others to Lark's.
-#[derive(Deserialize)]
-struct BudgetGiven {
-    #[serde(default)]
-    budget: Option<IgnoredAny>,
-    #[serde(default)]
-    budget_window: Option<IgnoredAny>,
-}
-
-/// The engine's settings with `default` as the budget where the options set none.
-pub(crate) fn alert_config(options: &mut Options, default: (u32, Duration)) -> Result<AlertConfig> {
-    let given: BudgetGiven = options.clone().take()?;
-    let mut alert = AlertConfig::from_options(options)?;
-    if given.budget.is_none() {
-        alert.budget = default.0;
-    }
-    if given.budget_window.is_none() {
-        alert.budget_window = default.1;
-    }
-    Ok(alert)
-}
-
 impl LarkConfig {
     /// A config for the bot at `webhook`, everything else default.
     pub fn new(webhook: impl Into<Secret>) -> Self {
@@ -213,7 +191,8 @@ impl LarkConfig {
             }
             config.webhook = Some(Secret::new(target));
         }
-        config.alert = alert_config(options, DEFAULT_BUDGET)?;
+        config.alert =
+            AlertConfig::from_options_or(options, AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1))?;
         config.validate()?;
         Ok(config)
     }

@@ -8,7 +8,7 @@ use eventer_core::{
     config::{Secret, names},
     uri::Options,
 };
-use serde::{Deserialize, Serialize, de::IgnoredAny};
+use serde::{Deserialize, Serialize};
 
 use crate::error::SlackError;
 
@@ -109,15 +109,6 @@ const MIN_MAX_BYTES: usize = 2_000;
 /// Slack cuts a message's text at 40000 characters.
 const MAX_MAX_BYTES: usize = 40_000;
 
-/// Which of the engine's budget options were given, to default the others to Slack's.
-#[derive(Deserialize)]
-struct BudgetGiven {
-    #[serde(default)]
-    budget: Option<IgnoredAny>,
-    #[serde(default)]
-    budget_window: Option<IgnoredAny>,
-}
-
 impl SlackConfig {
     /// A config for the webhook at `webhook`, everything else default.
     pub fn new(webhook: impl Into<Secret>) -> Self {
@@ -196,14 +187,8 @@ impl SlackConfig {
             }
             config.webhook = Some(Secret::new(target));
         }
-        let given: BudgetGiven = options.clone().take()?;
-        config.alert = AlertConfig::from_options(options)?;
-        if given.budget.is_none() {
-            config.alert.budget = DEFAULT_BUDGET.0;
-        }
-        if given.budget_window.is_none() {
-            config.alert.budget_window = DEFAULT_BUDGET.1;
-        }
+        config.alert =
+            AlertConfig::from_options_or(options, AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1))?;
         config.validate()?;
         Ok(config)
     }
