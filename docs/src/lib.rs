@@ -22,6 +22,7 @@ guides! {
     Architecture = "architecture.md",
     DingTalk = "dingtalk.md",
     Elasticsearch = "elasticsearch.md",
+    Kafka = "kafka.md",
     Lark = "lark.md",
     MigratingFromKubeEventer = "migrating-from-kube-eventer.md",
     NodeProblemDetector = "node-problem-detector.md",

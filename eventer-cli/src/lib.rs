@@ -53,6 +53,8 @@ pub fn default_registry() -> Registry {
     eventer_sink_lark::register(&mut registry);
     #[cfg(feature = "sink-slack")]
     eventer_sink_slack::register(&mut registry);
+    #[cfg(feature = "sink-kafka")]
+    eventer_sink_kafka::register(&mut registry);
     registry
 }
 

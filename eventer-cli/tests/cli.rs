@@ -115,8 +115,8 @@ fn bad_input_table() {
         (vec![], "eventer: error: --source: a source is required"),
         (vec![src], "eventer: error: --sink: at least one sink is required"),
         (
-            vec![src, "--sink=kafka:?brokers=h:9092"],
-            "eventer: error: --sink=kafka:?brokers=***: unknown sink scheme `kafka` (known: ",
+            vec![src, "--sink=mysql:?brokers=h:9092"],
+            "eventer: error: --sink=mysql:?brokers=***: unknown sink scheme `mysql` (known: ",
         ),
         (vec![src, "--sink=:nope"], "eventer: error: --sink=:nope: invalid scheme ``"),
         (vec![src, "--sink=\"stdout\""], "eventer: error: --sink=\"stdout\": the URI is quoted"),

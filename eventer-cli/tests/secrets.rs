@@ -104,7 +104,11 @@ fn secrets_stay_out_of_errors_when_mistyped() {
             "--sink=sls:http://127.0.0.1:1?project=p&logStore=l&accessKeyId=***&accessKeySecret=***: option \
              accessKeySecret: its value is followed by",
         ),
-        ("--sink=kafka:?password=S3CR3T-14&brokers=S3CR3T-15", "--sink=kafka:?password=***: unknown sink scheme"),
+        ("--sink=mysql:?password=S3CR3T-14&brokers=S3CR3T-15", "--sink=mysql:?password=***: unknown sink scheme"),
+        (
+            "--sink=kafka:?brokers=127.0.0.1:1&user=u&password=S3CR3T-20&mechanism=GSSAPI",
+            "--sink=kafka:?brokers=127.0.0.1:1&user=u&password=***&mechanism=GSSAPI: option mechanism: ",
+        ),
         (
             "--sink=\"dingtalk:?access_token=S3CR3T-16&S3CR3T-17\"",
             "--sink=\"dingtalk:?access_token=***: the URI is quoted",
