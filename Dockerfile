@@ -9,9 +9,11 @@
 # Runtime image: gcr.io/distroless/cc-debian12 (glibc, libgcc, CA certificates, tzdata,
 # /etc/passwd with the `nonroot` user 65532; no shell, no package manager). The binary is
 # linked against glibc (ring's C parts and the Rust std), hence `cc` rather than `static`.
-# TLS is rustls (no OpenSSL): reqwest verifies the DingTalk and SLS endpoints against the
-# system roots, read from /etc/ssl/certs/ca-certificates.crt (or $SSL_CERT_FILE), which the
-# base provides; the apiserver is verified against the service account's ca.crt.
+# TLS is rustls: reqwest verifies the DingTalk and SLS endpoints against the system roots,
+# read from /etc/ssl/certs/ca-certificates.crt (or $SSL_CERT_FILE), which the base provides;
+# the apiserver is verified against the service account's ca.crt. The one exception is the
+# Kafka sink: librdkafka (compiled from source in the builder, which has make, a C compiler
+# and OpenSSL's headers) uses OpenSSL, linked against the base's libssl3.
 #
 # The container writes nothing to its root filesystem: run it with
 # readOnlyRootFilesystem: true. Use --checkpoint=configmap:<ns>/<name> in a cluster, or mount

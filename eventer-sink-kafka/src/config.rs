@@ -36,7 +36,7 @@ pub struct KafkaConfig {
     pub format: Format,
     /// What a message's key is, and so which partition it lands on.
     #[serde(default)]
-    pub partition_key: PartitionKey,
+    pub partition_by: PartitionBy,
     /// SASL user; SASL is on when it is given.
     #[serde(default)]
     pub user: Option<String>,
@@ -106,11 +106,11 @@ pub enum Format {
     Event,
 }
 
-/// The message key (`partition_key=`).
+/// The message key (`partition_by=`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
-pub enum PartitionKey {
+pub enum PartitionBy {
     /// The involved object's uid: one object's events stay in order on one partition.
     #[default]
     Object,
@@ -292,7 +292,7 @@ mod tests {
 
         let c = parse(
             "kafka:?brokers=b:9093&eventstopic=events&user=u&password=pw&cacert=/ca.pem&cert=/c.pem&key=/k.pem\
-             &insecuressl=true&mechanism=SCRAM-SHA-512&compression=zstd&format=event&partition_key=none&timeout=1m",
+             &insecuressl=true&mechanism=SCRAM-SHA-512&compression=zstd&format=event&partition_by=none&timeout=1m",
         )
         .unwrap();
         let rd = c.client_config();
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(rd.get("enable.ssl.certificate.verification"), Some("false"));
         assert_eq!(rd.get("compression.codec"), Some("zstd"));
         assert_eq!(rd.get("message.timeout.ms"), Some("60000"));
-        assert_eq!((c.format, c.partition_key), (Format::Event, PartitionKey::None));
+        assert_eq!((c.format, c.partition_by), (Format::Event, PartitionBy::None));
         assert!(!format!("{c:?}").contains("\"pw\""), "the password never shows: {c:?}");
 
         let rd = parse("kafka:?brokers=b:9092&user=u&password=pw").unwrap().client_config();

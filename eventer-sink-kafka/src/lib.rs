@@ -25,7 +25,7 @@
 //! | `eventstopic` | `heapster-events` | the topic (eventer does not create it) |
 //! | `compression` | `none` | `none`, `gzip`, `snappy`, `lz4`, `zstd` |
 //! | `format` | `kube-eventer` | `kube-eventer`'s envelope, or `event`: the Event's JSON |
-//! | `partition_key` | `object` | the key: `object` (involved object's uid), `event` (the Event's uid), `none` |
+//! | `partition_by` | `object` | the key: `object` (involved object's uid), `event` (the Event's uid), `none` |
 //! | `user`, `password` | | SASL credentials |
 //! | `mechanism` | `PLAIN` | `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` |
 //! | `tls` | `false` | TLS with the system's roots |
@@ -51,7 +51,7 @@ mod sink;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
-pub use config::{Compression, DEFAULT_TOPIC, Format, KafkaConfig, Mechanism, PartitionKey};
+pub use config::{Compression, DEFAULT_TOPIC, Format, KafkaConfig, Mechanism, PartitionBy};
 pub use sink::{KafkaFactory, KafkaSink, SCHEME, register};
 
 #[doc(hidden)]
@@ -59,11 +59,11 @@ pub mod bench {
     //! The encoder, for the `encode` benchmark.
     use eventer_core::Event;
 
-    use crate::{Format, PartitionKey, message::Encoder};
+    use crate::{Format, PartitionBy, message::Encoder};
 
     /// Encode `events` as message values and keys, in `format`.
     pub fn encode(format: Format, events: &[Event], out: &mut String) -> usize {
-        let encoder = Encoder { format, key: PartitionKey::Object };
+        let encoder = Encoder { format, key: PartitionBy::Object };
         let mut keys = 0;
         for event in events {
             out.clear();

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use eventer_core::Event;
 
-use crate::config::{Format, PartitionKey};
+use crate::config::{Format, PartitionBy};
 
 /// Append `s` to `out` as a JSON string, escaped as Go's `json.Marshal` escapes it: `<`,
 /// `>`, `&`, U+2028 and U+2029 as `\u` sequences, so kube-eventer's consumers see the
@@ -26,7 +26,7 @@ pub(crate) fn go_string(s: &str, out: &mut String) {
         };
         out.push_str(&s[start..i]);
         if escaped.is_empty() {
-            let _ = write!(out, "\\u{:04x}", c as u32);
+            write!(out, "\\u{:04x}", c as u32).expect("writing to a String cannot fail");
         } else {
             out.push_str(escaped);
         }
@@ -95,7 +95,7 @@ pub(crate) fn go_indent(json: &str, out: &mut String) {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Encoder {
     pub(crate) format: Format,
-    pub(crate) key: PartitionKey,
+    pub(crate) key: PartitionBy,
 }
 
 impl Encoder {
@@ -112,7 +112,7 @@ impl Encoder {
                 go_string(&indented, out);
                 out.push_str(",\"EventTimestamp\":\"");
                 let at = event.last_timestamp.or(event.event_time).or_else(|| event.last_seen());
-                let _ = write!(out, "{}", at.unwrap_or_else(jiff::Timestamp::now));
+                write!(out, "{}", at.unwrap_or_else(jiff::Timestamp::now)).expect("writing to a String cannot fail");
                 out.push_str("\",\"EventTags\":{\"eventID\":");
                 go_string(&event.uid, out);
                 out.push_str(",\"hostname\":");
@@ -133,11 +133,11 @@ impl Encoder {
     pub(crate) fn key(&self, event: &Event) -> Option<String> {
         let object = &event.involved_object;
         match self.key {
-            PartitionKey::None => None,
-            PartitionKey::Object if !object.uid.is_empty() => Some(object.uid.clone()),
-            PartitionKey::Object => Some(format!("{}/{}/{}", object.kind, object.namespace, object.name)),
-            PartitionKey::Event if !event.uid.is_empty() => Some(event.uid.clone()),
-            PartitionKey::Event => Some(format!("{}/{}", event.namespace, event.name)),
+            PartitionBy::None => None,
+            PartitionBy::Object if !object.uid.is_empty() => Some(object.uid.clone()),
+            PartitionBy::Object => Some(format!("{}/{}/{}", object.kind, object.namespace, object.name)),
+            PartitionBy::Event if !event.uid.is_empty() => Some(event.uid.clone()),
+            PartitionBy::Event => Some(format!("{}/{}", event.namespace, event.name)),
         }
     }
 
@@ -179,7 +179,7 @@ mod tests {
             .build();
         event.involved_object.uid = "p-1".into();
         event.raw = Some(RawJson::new(raw).unwrap());
-        let encoder = Encoder { format: Format::KubeEventer, key: PartitionKey::Object };
+        let encoder = Encoder { format: Format::KubeEventer, key: PartitionBy::Object };
         let mut value = String::new();
         encoder.value(&event, &mut value);
         // json.Marshal(KafkaSinkPoint{…}) in kube-eventer, for this Event.
@@ -198,7 +198,7 @@ mod tests {
         assert_eq!(Encoder::id(&event), "e-1.");
 
         let mut value = String::new();
-        Encoder { format: Format::Event, key: PartitionKey::Event }.value(&event, &mut value);
+        Encoder { format: Format::Event, key: PartitionBy::Event }.value(&event, &mut value);
         assert_eq!(value, raw);
     }
 }

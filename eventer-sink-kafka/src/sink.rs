@@ -85,7 +85,7 @@ impl KafkaSink {
         let refused = Arc::new(AtomicBool::new(false));
         let producer = producer(&config, &refused)?;
         Ok(KafkaSink {
-            encoder: Encoder { format: config.format, key: config.partition_key },
+            encoder: Encoder { format: config.format, key: config.partition_by },
             config,
             producer,
             refused,

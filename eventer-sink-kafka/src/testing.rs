@@ -116,8 +116,9 @@ impl Broker {
     /// Stop the broker (as a crash: no clean shutdown). The store stays.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+            // It may have exited already; either way it is gone once waited for.
+            child.kill().ok();
+            child.wait().ok();
         }
     }
 

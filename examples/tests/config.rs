@@ -43,6 +43,16 @@ sinks:
     options: { raw: true }
   - uri: chat:http://127.0.0.1:1/hook
     options: { max_bytes: 2000, budget: 5, budget_window: 30s, label: [x], timeout: 2s }
+  - uri: kafka
+    options:
+      brokers: [127.0.0.1:9092, 127.0.0.2:9092]
+      eventstopic: k8s
+      compression: zstd
+      insecuressl: true
+      maxBatchEvents: 200
+      timeout: 1m
+      user: eventer
+      password: PW-kafka
 "#;
 
 #[test]
@@ -65,13 +75,17 @@ fn typed_values_are_read_as_their_fields_say() {
         ("overflow: drop", "overflow: [drop, block]", "sinks[0]: option overflow: given more than once"),
         ("requestTimeout: 5s", "requestTimeout: 0s", "source: option requestTimeout: must be more than 0"),
         ("queue_size: 10", "queue_size: 10, colour: red", "sinks[0]: unknown option colour for stdout (known: "),
+        ("compression: zstd", "compression: brotli", "sinks[5]: option compression: "),
+        ("maxBatchEvents: 200", "maxBatchEvents: 0", "sinks[5]: option maxBatchEvents: must be at least 1"),
+        ("insecuressl: true", "insecuressl: 7", "sinks[5]: option insecuressl: invalid boolean `7`"),
+        ("127.0.0.2:9092]", "127.0.0.2]", "sinks[5]: option brokers: `127.0.0.2` is not host:port"),
     ];
     for (from, to, want) in cases {
         assert!(ALL_SINKS.contains(from), "{from}");
         let err = check(&ALL_SINKS.replacen(from, to, 1)).unwrap_err();
         assert!(err.starts_with("--config=fuzz.yaml: "), "{err}");
         assert!(err.contains(want), "{to}: {err}");
-        for secret in ["t0k", "AKID", "SK,"] {
+        for secret in ["t0k", "AKID", "SK,", "PW-kafka"] {
             assert!(!err.contains(secret), "{err}");
         }
     }
