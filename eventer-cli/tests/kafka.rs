@@ -91,13 +91,31 @@ async fn scram_credentials_reach_the_broker_and_never_the_log() {
     })
     .await;
     let (_, log) = eventer.stop().await;
+    assert!(!log.contains(PASSWORD), "{log}");
+
+    // A wrong password stops eventer at start, with the configuration error's exit code.
+    let wrong = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventer"))
+        .args([
+            &format!("--source=kubernetes:{}?inClusterConfig=false", api.url()),
+            &format!(
+                "--sink=kafka:?brokers={}&eventstopic=k8s-events&user=eventer&password=WRONG-pw&mechanism=SCRAM-SHA-512",
+                broker.address()
+            ),
+            "--healthz-ip=127.0.0.1",
+            "--healthz-port=0",
+        ])
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), wrong).await.expect("eventer stops").unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the brokers refused user eventer") && !err.contains("WRONG-pw"), "{err}");
+
     broker.set_authentication(false);
     broker.restart();
     messages.extend(broker.consume("k8s-events", 100, Duration::from_secs(10)));
     once_each(&messages, 100);
     let event: serde_json::Value = serde_json::from_str(&messages[0].value).unwrap();
     assert_eq!(event["kind"], "Event", "format=event writes the Event itself");
-    assert!(!log.contains(PASSWORD), "{log}");
 }
 
 #[tokio::test]

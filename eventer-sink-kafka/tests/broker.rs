@@ -3,7 +3,7 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use eventer_core::{Event, Outcome, SharedEvent, Sink, testing::sample_events, uri::ComponentUri};
+use eventer_core::{Outcome, SharedEvent, Sink, decode::event_from_json, uri::ComponentUri};
 use eventer_sink_kafka::{KafkaConfig, KafkaSink, testing::Broker};
 
 fn sink(uri: &str) -> eventer_core::Result<KafkaSink> {
@@ -14,14 +14,16 @@ fn sink(uri: &str) -> eventer_core::Result<KafkaSink> {
     KafkaSink::new(config)
 }
 
+/// `n` Events as the apiserver sends them, about 10 objects (`pod-<i % 10>`).
 fn events(n: usize) -> Vec<SharedEvent> {
-    let samples = sample_events();
     (0..n)
         .map(|i| {
-            let mut e: Event = samples[i % samples.len()].clone();
-            e.uid = format!("uid-{i}");
-            e.resource_version = format!("{}", 100 + i);
-            Arc::new(e)
+            let json = format!(
+                r#"{{"kind":"Event","apiVersion":"v1","metadata":{{"name":"web-{i}.17d5","namespace":"shop","uid":"uid-{i}","resourceVersion":"{rv}"}},"involvedObject":{{"kind":"Pod","namespace":"shop","name":"web-{o}","uid":"pod-{o}"}},"reason":"BackOff","message":"Back-off restarting <web> & co","source":{{"component":"kubelet","host":"node-1"}},"firstTimestamp":"2026-11-30T08:10:00Z","lastTimestamp":"2026-11-30T08:14:30Z","count":3,"type":"Warning"}}"#,
+                rv = 100 + i,
+                o = i % 10
+            );
+            Arc::new(event_from_json(&json).expect("a valid event"))
         })
         .collect()
 }
@@ -42,6 +44,11 @@ async fn every_codec_writes_each_event_once_in_kube_eventers_format() {
         let batch = events(200);
         assert!(delivered(&sink.send(&batch).await), "{codec}");
         sink.close().await.unwrap();
+        if codec == "snappy" {
+            // tansu 0.6 stores snappy batches (the delivery reports above come from it) but
+            // cannot serve them to a consumer (`UnexpectedType("Snappy")` on fetch).
+            continue;
+        }
 
         let messages = broker.consume(&topic, 200, Duration::from_secs(5));
         assert_eq!(messages.len(), 200, "{codec}: each event once");
@@ -52,8 +59,10 @@ async fn every_codec_writes_each_event_once_in_kube_eventers_format() {
             let inner: serde_json::Value = serde_json::from_str(value["EventValue"].as_str().unwrap()).unwrap();
             assert_eq!(value["EventTags"]["eventID"], inner["metadata"]["uid"], "{codec}");
             assert!(value["EventTimestamp"].as_str().unwrap().ends_with('Z'));
+            assert_eq!(inner["message"], "Back-off restarting <web> & co");
+            assert!(m.value.contains(r"\\u003cweb\\u003e \\u0026 co"), "escaped as Go escapes: {}", m.value);
             // Keyed by the involved object: its events share a partition.
-            assert_eq!(m.key.as_deref(), inner["involvedObject"]["uid"].as_str().or(m.key.as_deref()));
+            assert_eq!(m.key.as_deref(), inner["involvedObject"]["uid"].as_str());
             assert!(m.timestamp.is_some());
         }
     }
@@ -87,8 +96,7 @@ async fn a_message_too_large_is_rejected_alone() {
     let mut sink = sink(&format!("kafka:?brokers={}&eventstopic=big", broker.address())).unwrap();
     let mut batch = events(3);
     let mut huge = (*batch[1]).clone();
-    huge.message = "x".repeat(2 << 20);
-    huge.raw = None;
+    huge.raw = Some(eventer_core::event::RawJson::new(&format!(r#"{{"message":"{}"}}"#, "x".repeat(2 << 20))).unwrap());
     batch[1] = Arc::new(huge);
     let outcomes = sink.send(&batch).await;
     assert!(matches!(outcomes[0], Outcome::Delivered) && matches!(outcomes[2], Outcome::Delivered), "{outcomes:?}");
@@ -144,4 +152,24 @@ async fn scram_users_write_and_a_wrong_password_stops_at_start() {
     let mut bad = sink(&uri("wrong-PW")).unwrap();
     let e = bad.start().await.unwrap_err().to_string();
     assert!(e.contains("user eventer") && !e.contains("wrong-PW"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_lost_after_the_broker_stored_a_batch_do_not_double_it() {
+    let broker = Broker::builder().proxy().start();
+    broker.create_topic("lossy", 2);
+    let mut sink = sink(&format!("kafka:?brokers={}&eventstopic=lossy", broker.address())).unwrap();
+    let all = events(600);
+    for (i, batch) in all.chunks(100).enumerate() {
+        // Every other batch: its first answers are lost and the producer sends it again.
+        if i % 2 == 0 {
+            broker.lose_produce_answers(2);
+        }
+        assert!(delivered(&sink.send(batch).await), "batch {i}");
+    }
+    assert_eq!(broker.answers_to_lose(), 0, "the answers were lost");
+    let messages = broker.consume("lossy", 600, Duration::from_secs(5));
+    let ids: HashSet<_> = messages.iter().map(|m| m.headers[0].1.clone()).collect();
+    assert_eq!(ids.len(), 600, "nothing lost");
+    assert_eq!(messages.len(), 600, "a batch sent again was written once");
 }
