@@ -55,6 +55,12 @@ pub(crate) fn go_indent(json: &str, out: &mut String) {
                     end += if bytes[end] == b'\\' { 2 } else { 1 };
                 }
                 let token = &json[i..=end];
+                // Most strings need no decoding and no escaping Go would add: copied as they are.
+                if !token.bytes().any(|b| matches!(b, b'\\' | b'<' | b'>' | b'&' | 0xE2)) {
+                    out.push_str(token);
+                    i = end + 1;
+                    continue;
+                }
                 match serde_json::from_str::<std::borrow::Cow<'_, str>>(token) {
                     Ok(s) => go_string(&s, out),
                     Err(_) => out.push_str(token),
