@@ -378,7 +378,7 @@ nothing.
 {{- end -}}
 {{- if $s.index -}}{{- $q = append $q (printf "index=%s" (include "eventer.q" $s.index)) -}}{{- end -}}
 {{- if $s.useNamespace -}}{{- $q = append $q "use_namespace=true" -}}{{- end -}}
-{{- if not (kindIs "invalid" $s.ver) -}}{{- if toString $s.ver -}}{{- $q = append $q (printf "ver=%s" (include "eventer.q" $s.ver)) -}}{{- end -}}{{- end -}}
+{{- with $s.ver -}}{{- $q = append $q (printf "ver=%s" (include "eventer.q" .)) -}}{{- end -}}
 {{- $auth := include "eventer.esAuth" . -}}
 {{- if eq $auth "basic" -}}
 {{- $q = append $q (printf "esUserName=%s" (include "eventer.q" $s.user)) -}}
@@ -390,7 +390,7 @@ nothing.
 {{- if $s.clusterName -}}{{- $q = append $q (printf "cluster_name=%s" (include "eventer.q" $s.clusterName)) -}}{{- end -}}
 {{- $extra := include "eventer.extraOptions" (dict "options" $s.options "sink" "elasticsearch") -}}
 {{- if $extra -}}{{- $q = append $q $extra -}}{{- end -}}
-{{- printf "%s:?%s" (ternary "opensearch" "elasticsearch" (eq (toString $s.openSearch) "true")) (join "&" $q) -}}
+{{- printf "%s:?%s" (ternary "opensearch" "elasticsearch" (eq $s.openSearch true)) (join "&" $q) -}}
 {{- end -}}
 
 {{/* The ConfigMap holding the webhook's body template, if any (in the release's namespace). */}}
