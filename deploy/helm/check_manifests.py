@@ -1285,7 +1285,7 @@ KAFKA = {
                 "topic": "k8s-events",
                 "compression": "zstd",
                 "format": "event",
-                "partitionKey": "none",
+                "partitionBy": "none",
                 "user": "eventer",
                 "password": "kafka-pa55word",
                 "mechanism": "SCRAM-SHA-512",
@@ -1304,7 +1304,7 @@ KAFKA_TLS = "/etc/eventer-tls/kafka"
 def kafka(docs):
     expect(flag(docs, "sink") == [
         "kafka:?brokers=kafka-0.kafka:9093&brokers=10.0.0.2:9093&eventstopic=k8s-events&compression=zstd&format=event"
-        "&partition_key=none&user=eventer&password=${KAFKA_PASSWORD}&mechanism=SCRAM-SHA-512&tls=true"
+        "&partition_by=none&user=eventer&password=${KAFKA_PASSWORD}&mechanism=SCRAM-SHA-512&tls=true"
         f"&cacert={KAFKA_TLS}/ca.crt&cert={KAFKA_TLS}/tls.crt&key={KAFKA_TLS}/tls.key&insecuressl=true"
         "&kinds=Pod&kinds=Node&level=Warning&timeout=1m"
     ], f"sinks {flag(docs, 'sink')}")

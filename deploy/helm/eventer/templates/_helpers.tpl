@@ -323,7 +323,7 @@ yes
 {{- if $k.topic -}}{{- $q = append $q (printf "eventstopic=%s" (include "eventer.q" $k.topic)) -}}{{- end -}}
 {{- if $k.compression -}}{{- $q = append $q (printf "compression=%s" (include "eventer.q" $k.compression)) -}}{{- end -}}
 {{- if $k.format -}}{{- $q = append $q (printf "format=%s" (include "eventer.q" $k.format)) -}}{{- end -}}
-{{- if $k.partitionKey -}}{{- $q = append $q (printf "partition_key=%s" (include "eventer.q" $k.partitionKey)) -}}{{- end -}}
+{{- if $k.partitionBy -}}{{- $q = append $q (printf "partition_by=%s" (include "eventer.q" $k.partitionBy)) -}}{{- end -}}
 {{- if include "eventer.kafkaSasl" . -}}
 {{- $q = append $q (printf "user=%s" (include "eventer.q" $k.user)) -}}
 {{- $q = append $q "password=${KAFKA_PASSWORD}" -}}
