@@ -7,7 +7,8 @@ v4 Go SDK as a library, with `lint` and offline `render`, i.e. `helm lint` and
 rendered, and the manifests are checked:
 
 - the keys of ACK's ack-node-problem-detector chart land where they should: --sink URIs carry level/label/kinds/namespaces,
-  project/logStore, and tokens only as ${VAR} references;
+  project/logStore, and tokens only as ${VAR} references; each sink's block renders the exact URI expected;
+- the Kafka sink's cacert/cert/key are files of a Secret mounted read-only;
 - every ${VAR} an argument uses is defined in the container's environment, and secrets come
   from secretKeyRef (never a literal value), and no secret value appears outside the Secret;
 - RBAC is least privilege: events get/list/watch cluster-wide; configmaps and leases only in
@@ -27,8 +28,9 @@ rendered, and the manifests are checked:
 The plain manifests in deploy/kubernetes get the same checks.
 
 With EVENTER_BIN=<path to an eventer binary that has the `check` subcommand>, every rendered
-argument list is also validated by `eventer check` (with dummy secrets in the environment),
-so the URIs are checked by eventer's own parser.
+argument list is also validated by `eventer check` (with dummy secrets in the environment, and
+Secret volumes given files of a CA and a client certificate made with `openssl`), so the URIs
+are checked by eventer's own parser and the Kafka sink loads its TLS files.
 
 Prints one line per check and ends with `N passed, N failed`; exits 1 on any failure.
 """
@@ -54,7 +56,11 @@ CHART = ROOT / "deploy" / "helm" / "eventer"
 PLAIN = ROOT / "deploy" / "kubernetes"
 RELEASE, NAMESPACE = "ev", "monitoring"
 FULLNAME = "ev-eventer"
-SECRET_ENV = {"DINGTALK_TOKEN", "DINGTALK_SECRET", "AccessKeyId", "AccessKeySecret", "WEBHOOK_SIGN_SECRET", "WECOM_KEY", "WECHAT_CORP_SECRET", "LARK_WEBHOOK", "LARK_SECRET", "SLACK_WEBHOOK"}
+SECRET_ENV = {"DINGTALK_TOKEN", "DINGTALK_SECRET", "AccessKeyId", "AccessKeySecret", "WEBHOOK_SIGN_SECRET", "WECOM_KEY", "WECHAT_CORP_SECRET", "LARK_WEBHOOK", "LARK_SECRET", "SLACK_WEBHOOK", "KAFKA_PASSWORD", "ES_PASSWORD", "ES_API_KEY"}
+# eventer_core::uri::is_secret_key: the option names whose values eventer treats as secrets.
+SECRET_OPTIONS = {"access_token", "sign", "secret", "token", "password", "pw", "accesskeyid", "accesskeysecret", "securitytoken", "writekey", "key", "apikey", "api_key"}
+# Options of the Kafka sink that name files: mounted from a Secret, never a secret themselves.
+KAFKA_FILES = ("cacert", "cert", "key")
 NPD = "node-problem-detector"
 # /config/plugin/*.sh in ACK's NPD image v0.6.3-16-g30dab97 (its Dockerfile adds config/ of
 # github.com/AliyunContainerService/node-problem-detector at commit 30dab97).
@@ -230,6 +236,29 @@ def secret_data(docs: list[dict]) -> dict[str, str]:
     return data
 
 
+def is_secret_option(key: str) -> bool:
+    key = key.lower()
+    return key in SECRET_OPTIONS or key.endswith(("secret", "token", "password"))
+
+
+def secret_mounts(docs: list[dict]) -> dict[str, tuple[str, set[str]]]:
+    """mountPath -> (Secret name, file names) of the container's read-only Secret volumes."""
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    found = {}
+    for mount in container(docs).get("volumeMounts", []):
+        secret = volumes[mount["name"]].get("secret")
+        if secret and mount.get("readOnly"):
+            found[mount["mountPath"]] = (secret["secretName"], {i["path"] for i in secret.get("items", [])})
+    return found
+
+
+def mounted_secret_file(docs: list[dict], path: str) -> bool:
+    directory, _, file = path.rpartition("/")
+    mount = secret_mounts(docs).get(directory)
+    return mount is not None and file in mount[1]
+
+
 # --- invariants every rendering must satisfy -------------------------------------------
 
 
@@ -290,7 +319,10 @@ def invariants(docs: list[dict], namespace: str) -> None:
         if scheme in ("lark", "feishu", "slack"):
             expect(re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", target) is not None, f"the webhook is a literal in {uri}")
         for key, values in query.items():
-            if key.lower() in ("access_token", "sign", "accesskeyid", "accesskeysecret"):
+            if scheme == "kafka" and key in KAFKA_FILES:
+                for v in values:
+                    expect(mounted_secret_file(docs, v), f"{key}={v} is not a file of a Secret mounted read-only in {uri}")
+            elif is_secret_option(key):
                 for v in values:
                     expect(re.fullmatch(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}", v) is not None, f"{key} is a literal in {uri}")
     # No value of the Secret appears in any other object.
@@ -586,10 +618,24 @@ WEBHOOK_ENV = {
 }
 
 
-def eventer_check(docs: list[dict], namespace: str, config_text: str | None = None) -> None:
+def test_pki(directory: Path) -> dict[str, Path]:
+    """A CA and a client certificate it signed, made with openssl: the Kafka sink loads its
+    TLS files when it starts (also under `eventer check`), so they must be real PEM."""
+    def run(*argv: str) -> None:
+        subprocess.run(["openssl", *argv], cwd=directory, check=True, capture_output=True, timeout=60)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=eventer test CA", "-days", "2")
+    run("req", *ec, "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=eventer")
+    run("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "tls.crt", "-days", "2")
+    return {name: directory / name for name in ("ca.crt", "tls.crt", "tls.key")}
+
+
+def eventer_check(docs: list[dict], namespace: str, config_text: str | None = None) -> str:
+    """Run `eventer check` on the rendered arguments; its output."""
     binary = os.environ.get("EVENTER_BIN")
     if not binary:
-        return
+        return ""
     environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     for name, entry in env(docs).items():
         if "value" in entry:
@@ -600,9 +646,22 @@ def eventer_check(docs: list[dict], namespace: str, config_text: str | None = No
             # Webhook secrets are whole URLs, which eventer check validates as such.
             environment[name] = WEBHOOK_ENV.get(name, "{}").format(f"dummy-{name.lower()}")
     with tempfile.TemporaryDirectory() as tmp:
+        # Secret volumes as the kubelet mounts them: a directory per mount, a file per item.
+        mounts = secret_mounts(docs)
+        pki = test_pki(Path(tmp)) if mounts else {}
+        moved = {}
+        for i, (mount_path, (_, files)) in enumerate(mounts.items()):
+            directory = Path(tmp) / f"mount-{i}"
+            directory.mkdir()
+            for file in files:
+                expect(file in pki, f"no test file for {file} of the Secret mounted at {mount_path}")
+                (directory / file).write_bytes(pki[file].read_bytes())
+            moved[mount_path + "/"] = f"{directory}/"
         argv = []
         for arg in args(docs):
             arg = arg.replace("$(POD_NAMESPACE)", namespace)  # Kubernetes' own expansion
+            for mount_path, directory in moved.items():
+                arg = arg.replace(mount_path, directory)
             if arg.startswith("--config=") and config_text is not None:
                 path = Path(tmp) / "eventer.yaml"
                 path.write_text(config_text)
@@ -613,6 +672,7 @@ def eventer_check(docs: list[dict], namespace: str, config_text: str | None = No
     for value in environment.values():
         for dummy in re.findall(r"dummy-[a-z_]+", value):
             expect(dummy not in proc.stdout + proc.stderr, "eventer check printed a secret")
+    return proc.stdout
 
 
 # --- cases ----------------------------------------------------------------------------
@@ -907,7 +967,7 @@ CHAT = {
 }
 
 
-def case(name: str, values: dict, extra=None, config_text: str | None = None) -> None:
+def case(name: str, values: dict, extra=None, config_text: str | None = None, check_says: tuple[str, ...] = ()) -> None:
     docs: list[dict] = []
 
     @check(f"{name}: helm lint (strict) has no errors or warnings")
@@ -936,7 +996,9 @@ def case(name: str, values: dict, extra=None, config_text: str | None = None) ->
         @check(f"{name}: eventer check accepts the rendered arguments")
         def _():
             expect(docs, "nothing rendered")
-            eventer_check(docs, NAMESPACE, config_text)
+            out = eventer_check(docs, NAMESPACE, config_text)
+            for line in check_says:
+                expect(line in out, f"eventer check does not say {line!r}: {out}")
 
 
 def ack_dingtalk(docs):
@@ -1211,6 +1273,207 @@ FAILURES = [
 ]
 
 
+# --- Kafka and Elasticsearch ------------------------------------------------------------
+
+KAFKA = {
+    "eventer": {
+        "livenessTimeout": "10m",
+        "sinks": {
+            "kafka": {
+                "enabled": True,
+                "brokers": ["kafka-0.kafka:9093", "10.0.0.2:9093"],
+                "topic": "k8s-events",
+                "compression": "zstd",
+                "format": "event",
+                "partitionBy": "none",
+                "user": "eventer",
+                "password": "kafka-pa55word",
+                "mechanism": "SCRAM-SHA-512",
+                "tls": True,
+                "tlsSecret": {"name": "kafka-client-tls", "cert": "tls.crt", "key": "tls.key"},
+                "insecureSkipVerify": True,
+                "options": {"level": "Warning", "timeout": "1m", "kinds": ["Pod", "Node"]},
+            }
+        },
+    }
+}
+
+KAFKA_TLS = "/etc/eventer-tls/kafka"
+
+
+def kafka(docs):
+    expect(flag(docs, "sink") == [
+        "kafka:?brokers=kafka-0.kafka:9093&brokers=10.0.0.2:9093&eventstopic=k8s-events&compression=zstd&format=event"
+        "&partition_by=none&user=eventer&password=${KAFKA_PASSWORD}&mechanism=SCRAM-SHA-512&tls=true"
+        f"&cacert={KAFKA_TLS}/ca.crt&cert={KAFKA_TLS}/tls.crt&key={KAFKA_TLS}/tls.key&insecuressl=true"
+        "&kinds=Pod&kinds=Node&level=Warning&timeout=1m"
+    ], f"sinks {flag(docs, 'sink')}")
+    expect(secret_data(docs) == {"kafka-password": "kafka-pa55word"}, f"Secret data {secret_data(docs)}")
+    e = env(docs)
+    expect(e["KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": FULLNAME, "key": "kafka-password"}, "password from the chart's Secret")
+    expect(secret_mounts(docs) == {KAFKA_TLS: ("kafka-client-tls", {"ca.crt", "tls.crt", "tls.key"})}, f"TLS mounts {secret_mounts(docs)}")
+    volume = only(docs, "Deployment")["spec"]["template"]["spec"]["volumes"][0]["secret"]
+    items = {i["key"]: i["path"] for i in volume["items"]}
+    expect(items == {"ca.crt": "ca.crt", "tls.crt": "tls.crt", "tls.key": "tls.key"}, f"items {items}")
+    expect(flag(docs, "liveness-timeout") == ["10m"], f"--liveness-timeout {flag(docs, 'liveness-timeout')}")
+
+
+# Another Secret's own key names, a CA only, no SASL.
+KAFKA_CA_ONLY = {
+    "eventer": {
+        "sinks": {"kafka": {"enabled": True, "brokers": ["b-1.msk.example.com:9094"], "tlsSecret": {"name": "msk-ca", "ca": "root-ca.pem"}}},
+    }
+}
+
+
+def kafka_ca_only(docs):
+    expect(flag(docs, "sink") == [f"kafka:?brokers=b-1.msk.example.com:9094&cacert={KAFKA_TLS}/ca.crt"], f"sinks {flag(docs, 'sink')}")
+    volume = only(docs, "Deployment")["spec"]["template"]["spec"]["volumes"][0]["secret"]
+    expect(volume == {"secretName": "msk-ca", "items": [{"key": "root-ca.pem", "path": "ca.crt"}]}, f"volume {volume}")
+    expect(not [d for d in docs if d["kind"] == "Secret"] and "KAFKA_PASSWORD" not in env(docs), "no password without a user")
+    expect(not flag(docs, "liveness-timeout"), "eventer's own liveness timeout by default")
+
+
+def chart_example(guide: Path) -> dict:
+    """The values of the Helm chart example of a sink's guide (the YAML block after "With the Helm chart")."""
+    text = guide.read_text()
+    section = text[text.index("With the Helm chart"):]
+    start = section.index("```yaml\n") + 8
+    return yaml.safe_load(section[start:section.index("\n```", start)])
+
+
+def kafka_guide(docs):
+    expect(flag(docs, "sink") == ["kafka:?brokers=kafka-0.kafka:9092&brokers=kafka-1.kafka:9092&eventstopic=k8s-events&compression=lz4"], f"sinks {flag(docs, 'sink')}")
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    expect("volumes" not in pod and "KAFKA_PASSWORD" not in env(docs), "no TLS files, no password")
+
+
+ELASTICSEARCH = {
+    "eventer": {
+        "sinks": {
+            "elasticsearch": {
+                "enabled": True,
+                "nodes": ["https://es-0.logging:9200", "https://es-1.logging:9200/"],
+                "index": "k8s",
+                "useNamespace": True,
+                "ver": 8,
+                "user": "elastic",
+                "password": "es-pa55word",
+                "pipeline": "events",
+                "clusterName": "prod cluster",
+                "options": {"create_index": False, "maxBatchEvents": 2000, "exclude_reasons": "Pulled,Created"},
+            }
+        },
+    }
+}
+
+
+def elasticsearch(docs):
+    expect(flag(docs, "sink") == [
+        "elasticsearch:?nodes=https://es-0.logging:9200&nodes=https://es-1.logging:9200/&index=k8s&use_namespace=true&ver=8"
+        "&esUserName=elastic&esUserSecret=${ES_PASSWORD}&pipeline=events&cluster_name=prod+cluster"
+        "&create_index=false&exclude_reasons=Pulled%2CCreated&maxBatchEvents=2000"
+    ], f"sinks {flag(docs, 'sink')}")
+    expect(secret_data(docs) == {"elasticsearch-password": "es-pa55word"}, f"Secret data {secret_data(docs)}")
+    e = env(docs)
+    expect(e["ES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": FULLNAME, "key": "elasticsearch-password"}, "password from the chart's Secret")
+    expect("ES_API_KEY" not in e, "no API key env")
+
+
+OPENSEARCH = {
+    "eventer": {
+        "sinks": {
+            "elasticsearch": {"enabled": True, "openSearch": True, "nodes": ["http://opensearch.logging:9200"], "apiKey": "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="},
+        },
+    }
+}
+
+
+def opensearch(docs):
+    expect(flag(docs, "sink") == ["opensearch:?nodes=http://opensearch.logging:9200&apiKey=${ES_API_KEY}"], f"sinks {flag(docs, 'sink')}")
+    expect(secret_data(docs) == {"elasticsearch-api-key": OPENSEARCH["eventer"]["sinks"]["elasticsearch"]["apiKey"]}, f"Secret data {secret_data(docs)}")
+    e = env(docs)
+    expect(e["ES_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": FULLNAME, "key": "elasticsearch-api-key"}, "API key from the chart's Secret")
+    expect("ES_PASSWORD" not in e, "no password env")
+
+
+def elasticsearch_guide(docs):
+    expect(flag(docs, "sink") == ["elasticsearch:?nodes=http://elasticsearch.logging:9200&index=k8s&esUserName=elastic&esUserSecret=${ES_PASSWORD}"], f"sinks {flag(docs, 'sink')}")
+    expect(env(docs)["ES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": FULLNAME, "key": "elasticsearch-password"}, "password from the chart's Secret")
+
+
+ARCHIVES_EXISTING_SECRET = {
+    "eventer": {
+        "existingSecret": "my-eventer-keys",
+        "sinks": {
+            "kafka": {"enabled": True, "brokers": ["kafka:9092"], "user": "eventer", "password": "ignored"},
+            "elasticsearch": {"enabled": True, "nodes": ["http://es:9200"], "user": "elastic", "password": "ignored", "apiKey": "ignored"},
+        },
+    }
+}
+
+
+def archives_existing_secret(docs):
+    expect(not [d for d in docs if d["kind"] == "Secret"], "no chart Secret with existingSecret")
+    expect(flag(docs, "sink") == [
+        "kafka:?brokers=kafka:9092&user=eventer&password=${KAFKA_PASSWORD}",
+        "elasticsearch:?nodes=http://es:9200&esUserName=elastic&esUserSecret=${ES_PASSWORD}",
+    ], f"sinks {flag(docs, 'sink')}")
+    e = env(docs)
+    for name, key in (("KAFKA_PASSWORD", "kafka-password"), ("ES_PASSWORD", "elasticsearch-password")):
+        ref = e[name]["valueFrom"]["secretKeyRef"]
+        expect(ref == {"name": "my-eventer-keys", "key": key}, f"{name} {ref}")
+    expect("ES_API_KEY" not in e, "the apiKey value is not used with existingSecret")
+    expect("ignored" not in yaml.safe_dump(docs), "password values are not used with existingSecret")
+
+
+API_KEY_EXISTING_SECRET = {
+    "eventer": {
+        "existingSecret": "my-eventer-keys",
+        "sinks": {"elasticsearch": {"enabled": True, "openSearch": True, "nodes": ["https://os:9200"], "apiKeyFromExistingSecret": True}},
+    }
+}
+
+
+def api_key_existing_secret(docs):
+    expect(flag(docs, "sink") == ["opensearch:?nodes=https://os:9200&apiKey=${ES_API_KEY}"], f"sinks {flag(docs, 'sink')}")
+    ref = env(docs)["ES_API_KEY"]["valueFrom"]["secretKeyRef"]
+    expect(ref == {"name": "my-eventer-keys", "key": "elasticsearch-api-key"}, f"ES_API_KEY {ref}")
+    expect("ES_PASSWORD" not in env(docs), "no password env")
+
+
+def kafka_es(**values) -> dict:
+    """Values with the Kafka or Elasticsearch sink enabled and these keys of it."""
+    sink = "kafka" if "brokers" in values or values.pop("kafka", False) else "elasticsearch"
+    return {"eventer": {"sinks": {sink: {"enabled": True, **values}}}}
+
+
+ARCHIVE_FAILURES = [
+    ("Kafka without brokers", kafka_es(kafka=True, topic="t"), "eventer.sinks.kafka.brokers is required"),
+    ("a Kafka broker that is no host:port", kafka_es(brokers=["kafka://b:9092"]), "/eventer/sinks/kafka/brokers/0"),
+    ("a Kafka user without a password", kafka_es(brokers=["b:9092"], user="u"), "eventer.sinks.kafka.password is required with user"),
+    ("a Kafka password without a user", kafka_es(brokers=["b:9092"], password="p"), "eventer.sinks.kafka.user is required with password"),
+    ("a Kafka password among the options", kafka_es(brokers=["b:9092"], options={"password": "leak"}), "secrets do not belong"),
+    ("a Kafka client certificate without its key", kafka_es(brokers=["b:9092"], tlsSecret={"name": "t", "cert": "tls.crt"}), "give both cert and key"),
+    ("a Kafka client certificate without a Secret", kafka_es(brokers=["b:9092"], tlsSecret={"cert": "tls.crt", "key": "tls.key"}), "need tlsSecret.name"),
+    ("a Kafka TLS Secret with no key named", kafka_es(brokers=["b:9092"], tlsSecret={"name": "t", "ca": ""}), "neither ca nor cert/key names a key"),
+    ("a Kafka topic name Kafka refuses", kafka_es(brokers=["b:9092"], topic="k8s/events"), "/eventer/sinks/kafka/topic"),
+    ("the Kafka topic ..", kafka_es(brokers=["b:9092"], topic=".."), "/eventer/sinks/kafka/topic"),
+    ("an unknown Kafka compression", kafka_es(brokers=["b:9092"], compression="brotli"), "/eventer/sinks/kafka/compression"),
+    ("Elasticsearch without nodes", kafka_es(index="k8s"), "eventer.sinks.elasticsearch.nodes is required"),
+    ("an Elasticsearch index name with capitals", kafka_es(nodes=["http://es:9200"], index="K8s"), "/eventer/sinks/elasticsearch/index"),
+    ("an Elasticsearch index name starting with _", kafka_es(nodes=["http://es:9200"], index="_k8s"), "/eventer/sinks/elasticsearch/index"),
+    ("an Elasticsearch node that is no URL", kafka_es(nodes=["es:9200"]), "/eventer/sinks/elasticsearch/nodes/0"),
+    ("credentials in an Elasticsearch node's URL", kafka_es(nodes=["https://elastic:hunter2@es:9200"]), "credentials do not belong in a node's URL"),
+    ("an Elasticsearch user without a password", kafka_es(nodes=["http://es:9200"], user="elastic"), "eventer.sinks.elasticsearch.password is required with user"),
+    ("an Elasticsearch password without a user", kafka_es(nodes=["http://es:9200"], password="p"), "eventer.sinks.elasticsearch.user is required with password"),
+    ("Elasticsearch basic authentication and an API key", kafka_es(nodes=["http://es:9200"], user="u", password="p", apiKey="k"), "not both"),
+    ("an Elasticsearch password among the options", kafka_es(nodes=["http://es:9200"], options={"esUserSecret": "leak"}), "secrets do not belong"),
+    ("an Elasticsearch API key among the options", kafka_es(nodes=["http://es:9200"], options={"apiKey": "leak"}), "secrets do not belong"),
+    ("an Elasticsearch version eventer does not speak", kafka_es(nodes=["http://es:9200"], ver=2), "/eventer/sinks/elasticsearch/ver"),
+]
+
+
 def main() -> int:
     case("ACK chart keys, DingTalk", ACK_DINGTALK, ack_dingtalk)
     case("ACK chart keys, SLS", ACK_SLS, ack_sls)
@@ -1235,8 +1498,22 @@ def main() -> int:
     case("NPD off by default", {"eventer": {"sinks": {"stdout": {"enabled": True}}}, "npd": {"image": {"tag": "ignored"}}}, no_npd)
     case("ServiceMonitor", SERVICE_MONITOR, service_monitor)
     case("WeCom robot and app", WECOM, wecom)
+    case("Kafka, every knob", KAFKA, kafka, check_says=("liveness    /healthz fails when a sink holds events with no progress for 10m",))
+    case("Kafka, a CA of another Secret's key", KAFKA_CA_ONLY, kafka_ca_only)
+    case("Elasticsearch, every knob", ELASTICSEARCH, elasticsearch)
+    case("OpenSearch with an API key", OPENSEARCH, opensearch)
+    for page, expected in (("kafka.md", kafka_guide), ("elasticsearch.md", elasticsearch_guide)):
+        example: dict = {}
 
-    for name, values, message in FAILURES:
+        @check(f"docs/{page}: the chart example is found")
+        def _(page=page, example=example):
+            example.update(chart_example(ROOT / "docs" / page))
+
+        case(f"docs/{page}'s chart values", example, expected)
+    case("Kafka and Elasticsearch with existingSecret", ARCHIVES_EXISTING_SECRET, archives_existing_secret)
+    case("an Elasticsearch API key from existingSecret", API_KEY_EXISTING_SECRET, api_key_existing_secret)
+
+    for name, values, message in FAILURES + ARCHIVE_FAILURES:
 
         @check(f"invalid values fail: {name}")
         def _(values=values, message=message):

@@ -83,7 +83,9 @@ given this way. Input: dict "options" <map> "sink" <name>. Output: k=v&k=v.
 {{- define "eventer.extraOptions" -}}
 {{- $pairs := list -}}
 {{- range $k, $v := .options -}}
-{{- if has (lower $k) (list "access_token" "sign" "accesskeyid" "accesskeysecret" "key" "corp_secret" "sign_secret" "webhook") -}}
+{{- $name := lower $k -}}
+{{- /* eventer's own rule for secret option names, and the chat sinks' webhooks. */ -}}
+{{- if or (has $name (list "access_token" "sign" "secret" "token" "password" "pw" "accesskeyid" "accesskeysecret" "securitytoken" "writekey" "key" "apikey" "api_key" "webhook")) (hasSuffix "secret" $name) (hasSuffix "token" $name) (hasSuffix "password" $name) -}}
 {{- fail (printf "eventer.sinks.%s.options.%s: secrets do not belong in values that end up in the Deployment; use the %s sink's own keys (stored in a Secret) or existingSecret" $.sink $k $.sink) -}}
 {{- end -}}
 {{- if kindIs "slice" $v -}}
@@ -267,6 +269,130 @@ yes
 {{- printf "sls:?%s" (join "&" $q) -}}
 {{- end -}}
 
+{{/*
+One host:port or URL as a URI option value: percent-encoded, but with ":" and "/" kept
+(legal in a query), so that the arguments read as the guides write them.
+*/}}
+{{- define "eventer.qAddress" -}}
+{{- include "eventer.q" . | replace "%3A" ":" | replace "%2F" "/" -}}
+{{- end -}}
+
+{{/* Whether the Kafka sink logs in with SASL (non-empty output means yes). */}}
+{{- define "eventer.kafkaSasl" -}}
+{{- $k := .Values.eventer.sinks.kafka -}}
+{{- if $k.user -}}
+{{- if not (or $k.password .Values.eventer.existingSecret) -}}
+{{- fail "eventer.sinks.kafka.password is required with user (the SASL password), or set eventer.existingSecret to a Secret with a kafka-password key" -}}
+{{- end -}}
+yes
+{{- else if and $k.password (not .Values.eventer.existingSecret) -}}
+{{- fail "eventer.sinks.kafka.user is required with password (the SASL user)" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Where the Kafka sink's TLS files from tlsSecret are mounted. */}}
+{{- define "eventer.kafkaTlsDir" -}}/etc/eventer-tls/kafka{{- end -}}
+
+{{/* Whether TLS files are mounted from eventer.sinks.kafka.tlsSecret (non-empty output means yes). */}}
+{{- define "eventer.kafkaTlsSecret" -}}
+{{- $t := .Values.eventer.sinks.kafka.tlsSecret -}}
+{{- if $t.name -}}
+{{- if ne (empty $t.cert) (empty $t.key) -}}
+{{- fail "eventer.sinks.kafka.tlsSecret: give both cert and key (the keys of the client certificate and its private key), or neither" -}}
+{{- end -}}
+{{- if not (or $t.ca $t.cert) -}}
+{{- fail "eventer.sinks.kafka.tlsSecret: name is set, but neither ca nor cert/key names a key of the Secret" -}}
+{{- end -}}
+yes
+{{- else if or $t.cert $t.key -}}
+{{- fail "eventer.sinks.kafka.tlsSecret.cert and .key need tlsSecret.name, the Secret that holds them" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* --sink=kafka:?brokers=...&... */}}
+{{- define "eventer.kafkaUri" -}}
+{{- $k := .Values.eventer.sinks.kafka -}}
+{{- if not $k.brokers -}}
+{{- fail "eventer.sinks.kafka.brokers is required: a list of bootstrap brokers, host:port" -}}
+{{- end -}}
+{{- $q := list -}}
+{{- /* values.schema.json checks that each is host:port. */ -}}
+{{- range $k.brokers -}}
+{{- $q = append $q (printf "brokers=%s" (include "eventer.qAddress" .)) -}}
+{{- end -}}
+{{- if $k.topic -}}{{- $q = append $q (printf "eventstopic=%s" (include "eventer.q" $k.topic)) -}}{{- end -}}
+{{- if $k.compression -}}{{- $q = append $q (printf "compression=%s" (include "eventer.q" $k.compression)) -}}{{- end -}}
+{{- if $k.format -}}{{- $q = append $q (printf "format=%s" (include "eventer.q" $k.format)) -}}{{- end -}}
+{{- if $k.partitionBy -}}{{- $q = append $q (printf "partition_by=%s" (include "eventer.q" $k.partitionBy)) -}}{{- end -}}
+{{- if include "eventer.kafkaSasl" . -}}
+{{- $q = append $q (printf "user=%s" (include "eventer.q" $k.user)) -}}
+{{- $q = append $q "password=${KAFKA_PASSWORD}" -}}
+{{- end -}}
+{{- if $k.mechanism -}}{{- $q = append $q (printf "mechanism=%s" (include "eventer.q" $k.mechanism)) -}}{{- end -}}
+{{- if $k.tls -}}{{- $q = append $q "tls=true" -}}{{- end -}}
+{{- if include "eventer.kafkaTlsSecret" . -}}
+{{- $dir := include "eventer.kafkaTlsDir" . -}}
+{{- if $k.tlsSecret.ca -}}{{- $q = append $q (printf "cacert=%s/ca.crt" $dir) -}}{{- end -}}
+{{- if $k.tlsSecret.cert -}}{{- $q = append $q (printf "cert=%s/tls.crt&key=%s/tls.key" $dir $dir) -}}{{- end -}}
+{{- end -}}
+{{- if $k.insecureSkipVerify -}}{{- $q = append $q "insecuressl=true" -}}{{- end -}}
+{{- $extra := include "eventer.extraOptions" (dict "options" $k.options "sink" "kafka") -}}
+{{- if $extra -}}{{- $q = append $q $extra -}}{{- end -}}
+{{- printf "kafka:?%s" (join "&" $q) -}}
+{{- end -}}
+
+{{/*
+How the Elasticsearch sink authenticates: "basic" (esUserName, esUserSecret), "apiKey" or
+nothing.
+*/}}
+{{- define "eventer.esAuth" -}}
+{{- $s := .Values.eventer.sinks.elasticsearch -}}
+{{- $apiKey := $s.apiKey -}}
+{{- if .Values.eventer.existingSecret -}}
+{{- $apiKey = $s.apiKeyFromExistingSecret -}}
+{{- else if and $s.user (not $s.password) -}}
+{{- fail "eventer.sinks.elasticsearch.password is required with user, or set eventer.existingSecret to a Secret with an elasticsearch-password key" -}}
+{{- else if and $s.password (not $s.user) -}}
+{{- fail "eventer.sinks.elasticsearch.user is required with password (basic authentication)" -}}
+{{- end -}}
+{{- if and $s.user $apiKey -}}
+{{- fail "eventer.sinks.elasticsearch: give user and password or an API key, not both" -}}
+{{- else if $s.user -}}basic
+{{- else if $apiKey -}}apiKey
+{{- end -}}
+{{- end -}}
+
+{{/* --sink=elasticsearch:?nodes=...&... (or opensearch:) */}}
+{{- define "eventer.elasticsearchUri" -}}
+{{- $s := .Values.eventer.sinks.elasticsearch -}}
+{{- if not $s.nodes -}}
+{{- fail "eventer.sinks.elasticsearch.nodes is required: a list of the cluster's URLs, http(s)://host:port" -}}
+{{- end -}}
+{{- $q := list -}}
+{{- /* values.schema.json checks that each is an http(s) URL. */ -}}
+{{- range $s.nodes -}}
+{{- if regexMatch "^[a-zA-Z]+://[^/?#]*@" (toString .) -}}
+{{- fail "eventer.sinks.elasticsearch.nodes: credentials do not belong in a node's URL, which ends up in the Deployment; use user and password (stored in a Secret)" -}}
+{{- end -}}
+{{- $q = append $q (printf "nodes=%s" (include "eventer.qAddress" .)) -}}
+{{- end -}}
+{{- if $s.index -}}{{- $q = append $q (printf "index=%s" (include "eventer.q" $s.index)) -}}{{- end -}}
+{{- if $s.useNamespace -}}{{- $q = append $q "use_namespace=true" -}}{{- end -}}
+{{- with $s.ver -}}{{- $q = append $q (printf "ver=%s" (include "eventer.q" .)) -}}{{- end -}}
+{{- $auth := include "eventer.esAuth" . -}}
+{{- if eq $auth "basic" -}}
+{{- $q = append $q (printf "esUserName=%s" (include "eventer.q" $s.user)) -}}
+{{- $q = append $q "esUserSecret=${ES_PASSWORD}" -}}
+{{- else if eq $auth "apiKey" -}}
+{{- $q = append $q "apiKey=${ES_API_KEY}" -}}
+{{- end -}}
+{{- if $s.pipeline -}}{{- $q = append $q (printf "pipeline=%s" (include "eventer.q" $s.pipeline)) -}}{{- end -}}
+{{- if $s.clusterName -}}{{- $q = append $q (printf "cluster_name=%s" (include "eventer.q" $s.clusterName)) -}}{{- end -}}
+{{- $extra := include "eventer.extraOptions" (dict "options" $s.options "sink" "elasticsearch") -}}
+{{- if $extra -}}{{- $q = append $q $extra -}}{{- end -}}
+{{- printf "%s:?%s" (ternary "opensearch" "elasticsearch" (eq $s.openSearch true)) (join "&" $q) -}}
+{{- end -}}
+
 {{/* The ConfigMap holding the webhook's body template, if any (in the release's namespace). */}}
 {{- define "eventer.webhookTemplateMap" -}}
 {{- $w := .Values.eventer.sinks.webhook -}}
@@ -326,6 +452,8 @@ yes
 {{- if $e.sinks.lark.enabled -}}{{- $sinks = append $sinks (include "eventer.larkUri" .) -}}{{- end -}}
 {{- if $e.sinks.slack.enabled -}}{{- $sinks = append $sinks (include "eventer.slackUri" .) -}}{{- end -}}
 {{- if $e.sinks.sls.enabled -}}{{- $sinks = append $sinks (include "eventer.slsUri" .) -}}{{- end -}}
+{{- if $e.sinks.kafka.enabled -}}{{- $sinks = append $sinks (include "eventer.kafkaUri" .) -}}{{- end -}}
+{{- if $e.sinks.elasticsearch.enabled -}}{{- $sinks = append $sinks (include "eventer.elasticsearchUri" .) -}}{{- end -}}
 {{- if $e.sinks.wecom.enabled -}}{{- $sinks = append $sinks (include "eventer.wecomUri" .) -}}{{- end -}}
 {{- if $e.sinks.wechat.enabled -}}{{- $sinks = append $sinks (include "eventer.wechatUri" .) -}}{{- end -}}
 {{- if $e.sinks.webhook.enabled -}}{{- $sinks = append $sinks (include "eventer.webhookUri" .) -}}{{- end -}}
@@ -335,7 +463,7 @@ yes
 {{- fail "eventer.sinks.eventbridge: eventer has no EventBridge sink; use eventer.sinks.sls, eventer.sinks.dingtalk or eventer.extraSinks" -}}
 {{- end -}}
 {{- if and (not $sinks) (not $e.config) -}}
-{{- fail "no sink: enable one of eventer.sinks.dingtalk, wecom, wechat, lark, slack, sls, webhook or stdout, or give eventer.extraSinks or eventer.config" -}}
+{{- fail "no sink: enable one of eventer.sinks.dingtalk, wecom, wechat, lark, slack, sls, kafka, elasticsearch, webhook or stdout, or give eventer.extraSinks or eventer.config" -}}
 {{- end -}}
 {{- if and (not $e.source) (not $e.config) -}}
 {{- fail "eventer.source is empty: give a source URI (kubernetes:https://kubernetes.default), or one in eventer.config" -}}
@@ -358,6 +486,7 @@ yes
 {{- $args = append $args (printf "--healthz-port=%d" (int $e.healthz.port)) -}}
 {{- if $e.frequency -}}{{- $args = append $args (printf "--frequency=%s" $e.frequency) -}}{{- end -}}
 {{- if $e.shutdownTimeout -}}{{- $args = append $args (printf "--shutdown-timeout=%s" $e.shutdownTimeout) -}}{{- end -}}
+{{- if $e.livenessTimeout -}}{{- $args = append $args (printf "--liveness-timeout=%s" $e.livenessTimeout) -}}{{- end -}}
 {{- if $e.logFormat -}}{{- $args = append $args (printf "--log-format=%s" $e.logFormat) -}}{{- end -}}
 {{- if gt (int $e.verbosity) 0 -}}{{- $args = append $args (printf "-%s" (repeat (int $e.verbosity) "v")) -}}{{- end -}}
 {{- range $e.extraArgs -}}{{- $args = append $args . -}}{{- end -}}
