@@ -308,6 +308,8 @@ mod tests {
 
         let rd = parse("kafka:?brokers=b:9092&user=u&password=pw").unwrap().client_config();
         assert_eq!((rd.get("security.protocol"), rd.get("sasl.mechanism")), (Some("sasl_plaintext"), Some("PLAIN")));
+        let c = parse("kafka:?brokers=b:9092&timeout=0").unwrap();
+        assert_eq!(c.client_config().get("message.timeout.ms"), Some("0"));
         let rd = parse("kafka:?brokers=b:9093&tls=true").unwrap().client_config();
         assert_eq!(rd.get("security.protocol"), Some("ssl"));
     }
