@@ -503,7 +503,8 @@ impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
             .entries(self.pairs.iter().map(|(k, v, _)| {
-                format!("{k}={}", if looks_secret(k) { "***".to_owned() } else { v.texts().join(",") })
+                // A value may be a whole URL whose path or query is the credential (`webhook=`).
+                format!("{k}={}", if looks_secret(k) { "***".to_owned() } else { redact(&v.texts().join(",")) })
             }))
             .finish()
     }
@@ -625,6 +626,14 @@ mod tests {
 
     fn parse(s: &str) -> ComponentUri {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn debug_hides_secrets_inside_values() {
+        let uri = parse("lark:?webhook=https://open.feishu.cn/open-apis/bot/v2/hook/HOOK-TOKEN&sign=SIGN&label=prod");
+        let shown = format!("{:?}", uri.options());
+        assert!(shown.contains("label=prod") && shown.contains("sign=***"), "{shown}");
+        assert!(!shown.contains("HOOK-TOKEN") && !shown.contains("SIGN\""), "{shown}");
     }
 
     #[test]
