@@ -2,7 +2,7 @@
 //! The schema, the time rules and truncation are described in the crate docs
 //! ("Log schema").
 
-use std::{collections::BTreeMap, fmt::Write as _, ops::Range};
+use std::{collections::BTreeMap, fmt::Write as _, ops::Range, sync::Mutex};
 
 use eventer_core::{Event, SharedEvent};
 use jiff::{SignedDuration, Timestamp};
@@ -49,10 +49,11 @@ const LOG_FRAMING: usize = 1 + 5;
 const SPARE_BUFFERS: usize = 2;
 
 /// Turns events into logs and batches into log groups.
-#[derive(Clone)]
 pub struct Schema {
     layout: Layout,
     spare: Vec<Vec<u8>>,
+    /// [`Schema::weigh`]'s formatted values: it is called with `&self`, from the pipeline.
+    weighing: Mutex<Scratch>,
 }
 
 /// What every log and group of a sink carries.
@@ -161,7 +162,25 @@ impl Schema {
         let labels: Vec<_> = labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let hostname = hostname.into();
         let trailer = group_trailer(topic.as_deref(), &hostname, &labels);
-        Schema { layout: Layout { topic, labels, hostname, trailer }, spare: Vec::new() }
+        Schema { layout: Layout { topic, labels, hostname, trailer }, spare: Vec::new(), weighing: Mutex::default() }
+    }
+
+    /// The bytes `event`'s log takes in a group, at most: [`Schema::plan`] puts logs
+    /// weighing `max_bytes - ` [`Schema::trailer_len`] in all in one group. Exact but for
+    /// `__time__`, counted at its largest.
+    pub fn weigh(&self, event: &Event) -> usize {
+        // Only the sink's worker weighs: the lock is never contended.
+        let mut scratch = self.weighing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        scratch.prepare(event);
+        let json = event.raw_json();
+        let mut contents = 0;
+        self.layout.each_field(event, &json, &scratch, |k, v| contents += content_size(k, v));
+        framed(log_len(u32::MAX, contents))
+    }
+
+    /// The bytes every group holds besides its logs (topic, source, tags).
+    pub fn trailer_len(&self) -> usize {
+        self.layout.trailer.len()
     }
 
     /// The log of one event, sent at `now`.
