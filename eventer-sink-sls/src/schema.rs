@@ -129,10 +129,26 @@ impl Stamp {
 impl Scratch {
     fn prepare(&mut self, event: &Event) {
         self.count.clear();
-        write!(self.count, "{}", event.occurrences()).expect("writing to a String cannot fail");
+        push_decimal(&mut self.count, u64::from(event.occurrences()));
         self.first.set(event.first_timestamp);
         self.last.set(event.last_seen());
     }
+}
+
+/// Append `n` in decimal: done twice per event (weighed, then encoded), where `write!`'s
+/// formatting machinery costs more than the digits.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// A group being filled.
