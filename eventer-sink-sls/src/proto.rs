@@ -71,6 +71,9 @@ pub struct Body {
     pub md5: String,
 }
 
+/// A work buffer no larger than this is kept however small the requests are.
+pub(crate) const MIN_KEPT: usize = 64 * 1024;
+
 /// Compresses encoded [`LogGroup`]s into [`Body`]s, reusing its multi-megabyte work buffer:
 /// a fresh one per request costs page faults on every write.
 #[derive(Debug, Default)]
@@ -82,6 +85,10 @@ impl Compressor {
     /// Compress an encoded [`LogGroup`].
     pub fn compress(&mut self, raw: &[u8]) -> Body {
         let max = lz4_flex::block::get_maximum_output_size(raw.len());
+        if self.out.len() > max.saturating_mul(4).max(MIN_KEPT) {
+            // The burst that grew the buffer is over: it would stay resident while idle.
+            self.out = Vec::new();
+        }
         if self.out.len() < max {
             // Exactly: `resize` alone may double the buffer.
             self.out.reserve_exact(max - self.out.len());
@@ -205,6 +212,20 @@ mod tests {
 
     fn content(key: &str, value: &str) -> LogContent {
         LogContent { key: key.into(), value: value.into() }
+    }
+
+    #[test]
+    fn the_work_buffer_shrinks_once_requests_are_small_again() {
+        let mut c = Compressor::default();
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        c.compress(&big);
+        assert!(c.out.len() >= big.len());
+        // Within a quarter of the largest request, the buffer is reused as it is.
+        c.compress(&big[..1_000_000]);
+        assert!(c.out.len() >= big.len());
+        let body = c.compress(b"small");
+        assert!(c.out.len() <= MIN_KEPT, "{} bytes kept for a 5-byte request", c.out.len());
+        assert_eq!(lz4_flex::block::decompress(&body.bytes, 5).unwrap(), b"small");
     }
 
     #[test]

@@ -181,9 +181,9 @@ impl Schema {
         Schema { layout: Layout { topic, labels, hostname, trailer }, spare: Vec::new(), weighing: Mutex::default() }
     }
 
-    /// The bytes `event`'s log takes in a group, at most: [`Schema::plan`] puts logs
-    /// weighing `max_bytes - ` [`Schema::trailer_len`] in all in one group. Exact but for
-    /// `__time__`, counted at its largest.
+    /// The bytes `event`'s log takes in a group, at most: logs weighing no more than
+    /// `max_bytes` less [`Schema::trailer_len`] in all make one group of [`Schema::plan`].
+    /// Exact but for `__time__`, counted at its largest.
     pub fn weigh(&self, event: &Event) -> usize {
         // Only the sink's worker weighs: the lock is never contended.
         let mut scratch = self.weighing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -275,9 +275,14 @@ impl Plan<'_> {
         PlannedGroup { raw, events: vec![index], ends }
     }
 
-    /// Give back the buffer of a group that was sent, for the next group.
+    /// Give back the buffer of a group that was sent, for the next group; one that the
+    /// group filled to less than a quarter is freed instead, so that the buffers of a
+    /// burst do not stay resident once groups are small again.
     pub fn recycle(&mut self, group: PlannedGroup) {
-        if self.spare.len() < SPARE_BUFFERS {
+        let underused = group.raw.capacity() > group.raw.len().saturating_mul(4).max(crate::proto::MIN_KEPT);
+        if underused {
+            self.spare.clear();
+        } else if self.spare.len() < SPARE_BUFFERS {
             let mut raw = group.raw;
             raw.clear();
             self.spare.push(raw);
@@ -455,6 +460,39 @@ mod tests {
 
     fn fields(log: &Log) -> BTreeMap<&str, &str> {
         log.contents.iter().map(|c| (c.key.as_str(), c.value.as_str())).collect()
+    }
+
+    #[test]
+    fn events_weigh_what_their_logs_take_in_a_group() {
+        let mut schema = schema();
+        let batch: Vec<SharedEvent> = sample_events().into_iter().map(Arc::new).collect();
+        let weight: usize = batch.iter().map(|e| schema.weigh(e)).sum();
+        let trailer = schema.trailer_len();
+        let group = schema.plan(&batch, now(), 4096, 3 << 20).next().unwrap();
+        // Times of this century are 5-byte varints, as weighed.
+        assert_eq!(weight + trailer, group.raw.len());
+        // A byte less and the last event needs a group of its own.
+        let groups = schema.plan(&batch, now(), 4096, weight + trailer - 1).count();
+        assert_eq!(groups, 2);
+    }
+
+    #[test]
+    fn the_buffers_of_a_burst_are_freed_once_groups_are_small_again() {
+        let mut schema = schema();
+        let burst: Vec<SharedEvent> = (0..2000).map(|_| Arc::new(sample_events().remove(0))).collect();
+        let mut plan = schema.plan(&burst, now(), 4096, 256 * 1024);
+        let full = plan.next().unwrap();
+        assert!(full.raw.len() > 192 * 1024, "{}", full.raw.len());
+        plan.recycle(full);
+        drop(plan);
+        assert!(schema.spare.iter().any(|b| b.capacity() >= 192 * 1024), "a full group's buffer is kept");
+
+        let mut plan = schema.plan(&burst[..1], now(), 4096, 256 * 1024);
+        let small = plan.next().unwrap();
+        plan.recycle(small);
+        drop(plan);
+        let kept: Vec<usize> = schema.spare.iter().map(Vec::capacity).collect();
+        assert!(kept.iter().all(|&c| c <= crate::proto::MIN_KEPT), "{kept:?}");
     }
 
     #[test]
