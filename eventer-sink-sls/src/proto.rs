@@ -71,9 +71,6 @@ pub struct Body {
     pub md5: String,
 }
 
-/// A work buffer no larger than this is kept however small the requests are.
-pub(crate) const MIN_KEPT: usize = 64 * 1024;
-
 /// Compresses encoded [`LogGroup`]s into [`Body`]s, reusing its multi-megabyte work buffer:
 /// a fresh one per request costs page faults on every write.
 #[derive(Debug, Default)]
@@ -85,10 +82,6 @@ impl Compressor {
     /// Compress an encoded [`LogGroup`].
     pub fn compress(&mut self, raw: &[u8]) -> Body {
         let max = lz4_flex::block::get_maximum_output_size(raw.len());
-        if self.out.len() > max.saturating_mul(4).max(MIN_KEPT) {
-            // The burst that grew the buffer is over: it would stay resident while idle.
-            self.out = Vec::new();
-        }
         if self.out.len() < max {
             // Exactly: `resize` alone may double the buffer.
             self.out.reserve_exact(max - self.out.len());
@@ -97,6 +90,11 @@ impl Compressor {
         let n = lz4_flex::block::compress_into(raw, &mut self.out).expect("the buffer has the maximum compressed size");
         let bytes = Bytes::copy_from_slice(&self.out[..n]);
         Body { md5: content_md5(&bytes), raw_size: raw.len(), bytes }
+    }
+
+    /// Free the work buffer: kept after a burst, it would stay resident while idle.
+    pub fn release(&mut self) {
+        self.out = Vec::new();
     }
 }
 
@@ -215,16 +213,14 @@ mod tests {
     }
 
     #[test]
-    fn the_work_buffer_shrinks_once_requests_are_small_again() {
+    fn a_released_compressor_frees_its_buffer_and_still_compresses() {
         let mut c = Compressor::default();
         let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
         c.compress(&big);
-        assert!(c.out.len() >= big.len());
-        // Within a quarter of the largest request, the buffer is reused as it is.
-        c.compress(&big[..1_000_000]);
-        assert!(c.out.len() >= big.len());
+        assert!(c.out.capacity() >= big.len());
+        c.release();
+        assert_eq!(c.out.capacity(), 0);
         let body = c.compress(b"small");
-        assert!(c.out.len() <= MIN_KEPT, "{} bytes kept for a 5-byte request", c.out.len());
         assert_eq!(lz4_flex::block::decompress(&body.bytes, 5).unwrap(), b"small");
     }
 

@@ -275,18 +275,20 @@ impl Plan<'_> {
         PlannedGroup { raw, events: vec![index], ends }
     }
 
-    /// Give back the buffer of a group that was sent, for the next group; one that the
-    /// group filled to less than a quarter is freed instead, so that the buffers of a
-    /// burst do not stay resident once groups are small again.
-    pub fn recycle(&mut self, group: PlannedGroup) {
-        let underused = group.raw.capacity() > group.raw.len().saturating_mul(4).max(crate::proto::MIN_KEPT);
-        if underused {
+    /// Give back the buffer of a group that was sent, for the next group. Returns whether
+    /// the group was at least half full: when it was not, requests are no longer coming
+    /// back to back, and the buffers kept for them are freed rather than left resident
+    /// while idle.
+    pub fn recycle(&mut self, group: PlannedGroup) -> bool {
+        let busy = group.raw.len().saturating_mul(2) >= self.max_bytes || group.events.len() >= self.max_logs;
+        if !busy {
             self.spare.clear();
         } else if self.spare.len() < SPARE_BUFFERS {
             let mut raw = group.raw;
             raw.clear();
             self.spare.push(raw);
         }
+        busy
     }
 }
 
@@ -483,16 +485,15 @@ mod tests {
         let mut plan = schema.plan(&burst, now(), 4096, 256 * 1024);
         let full = plan.next().unwrap();
         assert!(full.raw.len() > 192 * 1024, "{}", full.raw.len());
-        plan.recycle(full);
+        assert!(plan.recycle(full));
         drop(plan);
         assert!(schema.spare.iter().any(|b| b.capacity() >= 192 * 1024), "a full group's buffer is kept");
 
         let mut plan = schema.plan(&burst[..1], now(), 4096, 256 * 1024);
         let small = plan.next().unwrap();
-        plan.recycle(small);
+        assert!(!plan.recycle(small));
         drop(plan);
-        let kept: Vec<usize> = schema.spare.iter().map(Vec::capacity).collect();
-        assert!(kept.iter().all(|&c| c <= crate::proto::MIN_KEPT), "{kept:?}");
+        assert!(schema.spare.is_empty(), "a small group frees the buffers");
     }
 
     #[test]

@@ -260,7 +260,9 @@ impl Sink for SlsSink {
                 }
                 outcomes[i] = Some(outcome);
             }
-            plan.recycle(planned);
+            if !plan.recycle(planned) {
+                self.compressor.release();
+            }
             if transient.is_some() {
                 break;
             }
