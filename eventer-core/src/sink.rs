@@ -4,7 +4,10 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
-use crate::{Error, Result, event::SharedEvent};
+use crate::{
+    Error, Result,
+    event::{Event, SharedEvent},
+};
 
 mod split;
 
@@ -48,21 +51,33 @@ impl Outcome {
 pub struct Batching {
     /// At most this many events per [`Sink::send`] call.
     pub max_events: usize,
+    /// At most this many bytes per [`Sink::send`] call, as [`Sink::weigh`] counts them
+    /// (`usize::MAX`: no limit). An event heavier than this alone is a batch of its own.
+    pub max_bytes: usize,
     /// After the first event of a batch arrives, wait at most this long for more.
     pub window: Duration,
 }
 
 impl Batching {
-    /// A batching policy.
+    /// A batching policy, with no limit in bytes.
     pub fn new(max_events: usize, window: Duration) -> Self {
-        Batching { max_events: max_events.max(1), window }
+        Batching { max_events: max_events.max(1), max_bytes: usize::MAX, window }
+    }
+
+    /// Also cut batches at `max_bytes`, as [`Sink::weigh`] counts them: for a destination
+    /// that limits requests in bytes, so that a full batch makes one full request rather
+    /// than a full one and a small remainder.
+    #[must_use]
+    pub fn max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes.max(1);
+        self
     }
 }
 
 impl Default for Batching {
     /// 500 events, no waiting: whatever is queued goes out at once.
     fn default() -> Self {
-        Batching { max_events: 500, window: Duration::ZERO }
+        Batching::new(500, Duration::ZERO)
     }
 }
 
@@ -104,6 +119,14 @@ pub trait Sink: Send + 'static {
         Batching::default()
     }
 
+    /// The bytes `event` adds to what `send` transmits, counted against
+    /// [`Batching::max_bytes`]. Called once per event, before its first batch, and only
+    /// when [`Sink::batching`] sets a limit in bytes.
+    fn weigh(&self, event: &Event) -> usize {
+        let _ = event;
+        0
+    }
+
     /// What `send` would transmit for this batch, rendered for people (`eventer preview`).
     /// `None` when the sink has no preview.
     fn preview(&mut self, batch: &[SharedEvent]) -> Option<Vec<String>> {
@@ -133,6 +156,9 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
     fn batching(&self) -> Batching {
         (**self).batching()
+    }
+    fn weigh(&self, event: &Event) -> usize {
+        (**self).weigh(event)
     }
     fn preview(&mut self, batch: &[SharedEvent]) -> Option<Vec<String>> {
         (**self).preview(batch)

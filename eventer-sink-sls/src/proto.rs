@@ -91,6 +91,11 @@ impl Compressor {
         let bytes = Bytes::copy_from_slice(&self.out[..n]);
         Body { md5: content_md5(&bytes), raw_size: raw.len(), bytes }
     }
+
+    /// Free the work buffer: kept after a burst, it would stay resident while idle.
+    pub fn release(&mut self) {
+        self.out = Vec::new();
+    }
 }
 
 // Streaming encoding: the bytes prost produces for a `LogGroup`, written log by log from
@@ -205,6 +210,18 @@ mod tests {
 
     fn content(key: &str, value: &str) -> LogContent {
         LogContent { key: key.into(), value: value.into() }
+    }
+
+    #[test]
+    fn a_released_compressor_frees_its_buffer_and_still_compresses() {
+        let mut c = Compressor::default();
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+        c.compress(&big);
+        assert!(c.out.capacity() >= big.len());
+        c.release();
+        assert_eq!(c.out.capacity(), 0);
+        let body = c.compress(b"small");
+        assert_eq!(lz4_flex::block::decompress(&body.bytes, 5).unwrap(), b"small");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! The schema, the time rules and truncation are described in the crate docs
 //! ("Log schema").
 
-use std::{collections::BTreeMap, fmt::Write as _, ops::Range};
+use std::{collections::BTreeMap, fmt::Write as _, ops::Range, sync::Mutex};
 
 use eventer_core::{Event, SharedEvent};
 use jiff::{SignedDuration, Timestamp};
@@ -49,10 +49,11 @@ const LOG_FRAMING: usize = 1 + 5;
 const SPARE_BUFFERS: usize = 2;
 
 /// Turns events into logs and batches into log groups.
-#[derive(Clone)]
 pub struct Schema {
     layout: Layout,
     spare: Vec<Vec<u8>>,
+    /// [`Schema::weigh`]'s formatted values: it is called with `&self`, from the pipeline.
+    weighing: Mutex<Scratch>,
 }
 
 /// What every log and group of a sink carries.
@@ -128,10 +129,26 @@ impl Stamp {
 impl Scratch {
     fn prepare(&mut self, event: &Event) {
         self.count.clear();
-        write!(self.count, "{}", event.occurrences()).expect("writing to a String cannot fail");
+        push_decimal(&mut self.count, u64::from(event.occurrences()));
         self.first.set(event.first_timestamp);
         self.last.set(event.last_seen());
     }
+}
+
+/// Append `n` in decimal: done twice per event (weighed, then encoded), where `write!`'s
+/// formatting machinery costs more than the digits.
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[at..].iter().map(|&d| char::from(d)));
 }
 
 /// A group being filled.
@@ -161,7 +178,25 @@ impl Schema {
         let labels: Vec<_> = labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let hostname = hostname.into();
         let trailer = group_trailer(topic.as_deref(), &hostname, &labels);
-        Schema { layout: Layout { topic, labels, hostname, trailer }, spare: Vec::new() }
+        Schema { layout: Layout { topic, labels, hostname, trailer }, spare: Vec::new(), weighing: Mutex::default() }
+    }
+
+    /// The bytes `event`'s log takes in a group, at most: logs weighing no more than
+    /// `max_bytes` less [`Schema::trailer_len`] in all make one group of [`Schema::plan`].
+    /// Exact but for `__time__`, counted at its largest.
+    pub fn weigh(&self, event: &Event) -> usize {
+        // Only the sink's worker weighs: the lock is never contended.
+        let mut scratch = self.weighing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        scratch.prepare(event);
+        let json = event.raw_json();
+        let mut contents = 0;
+        self.layout.each_field(event, &json, &scratch, |k, v| contents += content_size(k, v));
+        framed(log_len(u32::MAX, contents))
+    }
+
+    /// The bytes every group holds besides its logs (topic, source, tags).
+    pub fn trailer_len(&self) -> usize {
+        self.layout.trailer.len()
     }
 
     /// The log of one event, sent at `now`.
@@ -240,13 +275,20 @@ impl Plan<'_> {
         PlannedGroup { raw, events: vec![index], ends }
     }
 
-    /// Give back the buffer of a group that was sent, for the next group.
-    pub fn recycle(&mut self, group: PlannedGroup) {
-        if self.spare.len() < SPARE_BUFFERS {
+    /// Give back the buffer of a group that was sent, for the next group. Returns whether
+    /// the group was at least half full: when it was not, requests are no longer coming
+    /// back to back, and the buffers kept for them are freed rather than left resident
+    /// while idle.
+    pub fn recycle(&mut self, group: PlannedGroup) -> bool {
+        let busy = group.raw.len().saturating_mul(2) >= self.max_bytes || group.events.len() >= self.max_logs;
+        if !busy {
+            self.spare.clear();
+        } else if self.spare.len() < SPARE_BUFFERS {
             let mut raw = group.raw;
             raw.clear();
             self.spare.push(raw);
         }
+        busy
     }
 }
 
@@ -420,6 +462,38 @@ mod tests {
 
     fn fields(log: &Log) -> BTreeMap<&str, &str> {
         log.contents.iter().map(|c| (c.key.as_str(), c.value.as_str())).collect()
+    }
+
+    #[test]
+    fn events_weigh_what_their_logs_take_in_a_group() {
+        let mut schema = schema();
+        let batch: Vec<SharedEvent> = sample_events().into_iter().map(Arc::new).collect();
+        let weight: usize = batch.iter().map(|e| schema.weigh(e)).sum();
+        let trailer = schema.trailer_len();
+        let group = schema.plan(&batch, now(), 4096, 3 << 20).next().unwrap();
+        // Times of this century are 5-byte varints, as weighed.
+        assert_eq!(weight + trailer, group.raw.len());
+        // A byte less and the last event needs a group of its own.
+        let groups = schema.plan(&batch, now(), 4096, weight + trailer - 1).count();
+        assert_eq!(groups, 2);
+    }
+
+    #[test]
+    fn the_buffers_of_a_burst_are_freed_once_groups_are_small_again() {
+        let mut schema = schema();
+        let burst: Vec<SharedEvent> = (0..2000).map(|_| Arc::new(sample_events().remove(0))).collect();
+        let mut plan = schema.plan(&burst, now(), 4096, 256 * 1024);
+        let full = plan.next().unwrap();
+        assert!(full.raw.len() > 192 * 1024, "{}", full.raw.len());
+        assert!(plan.recycle(full));
+        drop(plan);
+        assert!(schema.spare.iter().any(|b| b.capacity() >= 192 * 1024), "a full group's buffer is kept");
+
+        let mut plan = schema.plan(&burst[..1], now(), 4096, 256 * 1024);
+        let small = plan.next().unwrap();
+        assert!(!plan.recycle(small));
+        drop(plan);
+        assert!(schema.spare.is_empty(), "a small group frees the buffers");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use eventer_core::{
-    BoxSink, BuildContext, Registry, Result, SharedEvent, Sink, SinkFactory,
+    BoxSink, BuildContext, Event, Registry, Result, SharedEvent, Sink, SinkFactory,
     sink::{Batching, Outcome, Split, Verdict},
     uri::Options,
 };
@@ -57,7 +57,10 @@ impl SlsSink {
         let sources = Sources::from_env(&|name| std::env::var(name).ok())?;
         let hostname = gethostname::gethostname().to_string_lossy().into_owned();
         let schema = Schema::new(&config.topic, &config.labels, hostname);
-        let batching = Batching::new(config.max_batch_logs, config.batch_window.unwrap_or(DEFAULT_BATCH_WINDOW));
+        // Batches cut at the request limit in bytes too, as the schema weighs logs: a full
+        // batch is then one full request, not a full one and a remainder.
+        let batching = Batching::new(config.max_batch_logs, config.batch_window.unwrap_or(DEFAULT_BATCH_WINDOW))
+            .max_bytes(config.max_batch_bytes.saturating_sub(schema.trailer_len()));
         Ok(SlsSink { config, schema, compressor: Compressor::default(), batching, sources, running: None })
     }
 
@@ -257,7 +260,9 @@ impl Sink for SlsSink {
                 }
                 outcomes[i] = Some(outcome);
             }
-            plan.recycle(planned);
+            if !plan.recycle(planned) {
+                self.compressor.release();
+            }
             if transient.is_some() {
                 break;
             }
@@ -270,6 +275,10 @@ impl Sink for SlsSink {
 
     fn batching(&self) -> Batching {
         self.batching
+    }
+
+    fn weigh(&self, event: &Event) -> usize {
+        self.schema.weigh(event)
     }
 
     /// One JSON object per event: `__time__`, `__topic__`, `__source__`, tags and fields.

@@ -400,6 +400,49 @@ async fn a_batch_is_split_within_the_size_limit() {
 }
 
 #[tokio::test]
+async fn a_stream_of_events_fills_every_request_to_the_byte_limit() {
+    // 2,000 logs of one size: each request holds as many as 64 KiB takes, and only the
+    // last holds fewer. Without batches cut by bytes, each batch of 100 would go out as a
+    // full request and a partial one.
+    let sls = fake().await;
+    let at = Timestamp::now() - SignedDuration::from_mins(1);
+    let events: Vec<Event> = (0..2000)
+        .map(|i| {
+            Event::builder()
+                .meta("prod", &format!("web-{i:04}.17b2c3d4e5f6"), &format!("uid-{i:04}"))
+                .kind("Pod")
+                .object("prod", &format!("web-{i:04}"))
+                .reason("BackOff")
+                .message(&format!("Back-off restarting failed container app in pod web-{i:04}"))
+                .warning()
+                .at(at, at)
+                .source("kubelet", "node-1")
+                .build()
+        })
+        .collect();
+    let report = run_pipeline(keyed(&sls, "&maxBatchBytes=65536&maxBatchLogs=100&batchWindow=10m"), events).await;
+    assert_eq!((report.sinks[0].delivered, report.sinks[0].retried), (2000, 0));
+
+    let writes = sls.writes();
+    let logs: Vec<_> = writes.iter().flat_map(|w| &w.group.logs).collect();
+    let expected: Vec<String> = (0..2000).map(|i| format!("uid-{i:04}")).collect();
+    assert_eq!(
+        logs.iter().map(|l| l.get("event_uid").unwrap()).collect::<Vec<_>>(),
+        expected,
+        "every log once, in order"
+    );
+    let size = prost::encoding::message::encoded_len(1, logs[0]);
+    assert!(logs.iter().all(|l| prost::encoding::message::encoded_len(1, *l) == size));
+    let per = writes[0].group.logs.len();
+    assert!(per < 100, "{per} logs of {size} bytes fill 64 KiB");
+    assert_eq!(writes.len(), 2000usize.div_ceil(per), "{per} logs per request");
+    for w in &writes[..writes.len() - 1] {
+        assert_eq!(w.group.logs.len(), per);
+        assert!(w.raw_size <= 65536 && w.raw_size + size > 65536, "a request of {} bytes had room", w.raw_size);
+    }
+}
+
+#[tokio::test]
 async fn an_oversized_event_is_truncated_and_delivered() {
     let sls = fake().await;
     let mut sink = keyed(&sls, "&maxBatchBytes=65536");

@@ -129,14 +129,23 @@ impl Cursor {
         if !valid(rv) {
             return;
         }
-        if num(&self.rv).is_none_or(|cur| num(rv).is_some_and(|v| v > cur)) {
-            self.rv = rv.to_owned();
+        let new = num(rv);
+        let cur = match num(&self.rv) {
+            Some(cur) if new.is_none_or(|v| v <= cur) => Some(cur),
+            _ => {
+                // In place: a watch moves the cursor once per event, twice over (the
+                // stream's copy and the source's).
+                self.rv.clear();
+                self.rv.push_str(rv);
+                new
+            }
+        };
+        if !self.lists.is_empty() {
+            self.lists.retain(|(snap, _)| match (num(snap), cur) {
+                (Some(s), Some(c)) => s > c,
+                _ => true,
+            });
         }
-        let cur = num(&self.rv);
-        self.lists.retain(|(snap, _)| match (num(snap), cur) {
-            (Some(s), Some(c)) => s > c,
-            _ => true,
-        });
         self.since = None;
     }
 

@@ -550,7 +550,7 @@ async fn telemetry_exports_counters_and_sink_health() {
     let health = telemetry.health.clone();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    let sink = MemorySink::new().with_batching(Batching { max_events: 1, window: Duration::ZERO }).scripted(move |e| {
+    let sink = MemorySink::new().with_batching(Batching::new(1, Duration::ZERO)).scripted(move |e| {
         let check = health.report().into_iter().find(|(n, _)| n == "sink/alerts").map(|(_, c)| c);
         record.lock().unwrap().push(check);
         if e.reason == "R2" {
@@ -740,10 +740,9 @@ async fn a_send_that_never_returns_is_wedged_a_scheduled_retry_is_not() {
     // Holds each event back for five minutes, longer than the timeout (a rate budget
     // spent), with room for one: the others wait in its queue meanwhile.
     let mut held = std::collections::HashSet::new();
-    let patient =
-        MemorySink::new().with_batching(Batching { max_events: 1, window: Duration::ZERO }).scripted(move |e| {
-            if held.insert(e.reason.clone()) { Outcome::Defer(Duration::from_secs(300)) } else { Outcome::Delivered }
-        });
+    let patient = MemorySink::new().with_batching(Batching::new(1, Duration::ZERO)).scripted(move |e| {
+        if held.insert(e.reason.clone()) { Outcome::Defer(Duration::from_secs(300)) } else { Outcome::Delivered }
+    });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let pipeline = Pipeline::new(Box::new(VecSource::new(events(3)).hold_open()))
         .route(Route::new("stuck", Box::new(stuck.clone())))
@@ -776,4 +775,101 @@ async fn a_send_that_never_returns_is_wedged_a_scheduled_retry_is_not() {
     stop_tx.send(()).unwrap();
     run.await.unwrap().unwrap();
     assert_eq!(telemetry.health.liveness(), Vec::<String>::new());
+}
+
+/// A sink limited to `max_bytes` per batch, weighing each event at its message's length;
+/// it records the weights of every batch it is sent.
+#[derive(Clone)]
+struct Weighed {
+    mem: MemorySink,
+    max_bytes: usize,
+    batches: Arc<Mutex<Vec<Vec<usize>>>>,
+}
+
+impl Weighed {
+    fn new(mem: MemorySink, max_bytes: usize) -> Self {
+        Weighed { mem, max_bytes, batches: Arc::default() }
+    }
+
+    fn batches(&self) -> Vec<Vec<usize>> {
+        self.batches.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl Sink for Weighed {
+    async fn send(&mut self, batch: &[SharedEvent]) -> Vec<Outcome> {
+        self.batches.lock().unwrap().push(batch.iter().map(|e| e.message.len()).collect());
+        self.mem.send(batch).await
+    }
+
+    fn batching(&self) -> Batching {
+        // A window longer than the test: only the byte limit (or the source's end) cuts batches.
+        Batching::new(1000, Duration::from_secs(600)).max_bytes(self.max_bytes)
+    }
+
+    fn weigh(&self, event: &Event) -> usize {
+        event.message.len()
+    }
+}
+
+/// `n` events whose messages are 10 to 50 bytes long, and one of 300 (event 40).
+fn weighed_events(n: usize) -> Vec<Event> {
+    let mut events = events(n);
+    for (i, e) in events.iter_mut().enumerate() {
+        e.message = "x".repeat(if i == 40 { 300 } else { 10 + i * 7 % 41 });
+    }
+    events
+}
+
+#[tokio::test]
+async fn batches_are_cut_by_bytes_and_the_event_that_did_not_fit_begins_the_next() {
+    let sink = Weighed::new(MemorySink::new(), 200);
+    let report = Pipeline::new(Box::new(VecSource::new(weighed_events(100))))
+        .route(Route::new("weighed", Box::new(sink.clone())))
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!((report.sinks[0].delivered, report.sinks[0].retried), (100, 0));
+    let expected: Vec<String> = (0..100).map(|i| format!("R{i}")).collect();
+    assert_eq!(sink.mem.reasons(), expected, "every event once, in order");
+    let batches = sink.batches();
+    for (i, batch) in batches.iter().enumerate() {
+        let bytes: usize = batch.iter().sum();
+        assert!(bytes <= 200 || batch.len() == 1, "batch {i} holds {bytes} bytes: {batches:?}");
+        // Full: the next batch's first event did not fit in this one.
+        if let Some(next) = batches.get(i + 1) {
+            assert!(bytes + next[0] > 200, "batch {i} ({bytes} bytes) had room for {}: {batches:?}", next[0]);
+        }
+    }
+    assert!(batches.contains(&vec![300]), "the event heavier than the limit goes alone: {batches:?}");
+}
+
+#[tokio::test]
+async fn retried_events_keep_to_the_byte_limit() {
+    let failed = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    let mem = MemorySink::new().scripted(move |e| {
+        // Every fifth event fails once.
+        let i: usize = e.reason[1..].parse().unwrap();
+        if i.is_multiple_of(5) && failed.lock().unwrap().insert(i) {
+            Outcome::Retry(retry_err())
+        } else {
+            Outcome::Delivered
+        }
+    });
+    let sink = Weighed::new(mem, 200);
+    let report = Pipeline::new(Box::new(VecSource::new(weighed_events(100))))
+        .route(Route::new("weighed", Box::new(sink.clone())))
+        .config(fast_retries())
+        .run(std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!((report.sinks[0].delivered, report.sinks[0].retried), (100, 20));
+    let mut reasons = sink.mem.reasons();
+    reasons.sort_by_key(|r| r[1..].parse::<usize>().unwrap());
+    let expected: Vec<String> = (0..100).map(|i| format!("R{i}")).collect();
+    assert_eq!(reasons, expected, "every event once");
+    for batch in sink.batches() {
+        assert!(batch.iter().sum::<usize>() <= 200 || batch.len() == 1, "{batch:?}");
+    }
 }

@@ -34,6 +34,39 @@ struct Pending {
     envelope: Envelope,
     attempt: u32,
     not_before: Instant,
+    /// Its weight, for batches limited in bytes ([`Sink::weigh`](crate::Sink::weigh)).
+    size: usize,
+}
+
+/// A batch's weight while it is filled.
+struct Fill {
+    bytes: usize,
+    max_bytes: usize,
+    /// An event did not fit: the batch goes as it is.
+    full: bool,
+}
+
+impl Fill {
+    /// Whether an event of `size` fits; the first of a batch always does.
+    fn fits(&self, batch: &[Pending], size: usize) -> bool {
+        batch.is_empty() || self.bytes.saturating_add(size) <= self.max_bytes
+    }
+
+    fn add(&mut self, batch: &mut Vec<Pending>, pending: Pending) {
+        self.bytes = self.bytes.saturating_add(pending.size);
+        batch.push(pending);
+    }
+
+    /// Add an event taken from the queue, or, when it does not fit, keep it in `carry`
+    /// for the next batch and close this one.
+    fn admit(&mut self, batch: &mut Vec<Pending>, pending: Pending, carry: &mut Option<Pending>) {
+        if self.fits(batch, pending.size) {
+            self.add(batch, pending);
+        } else {
+            *carry = Some(pending);
+            self.full = true;
+        }
+    }
 }
 
 /// One sink's task: drains its queue into batches, sends them, retries, acknowledges.
@@ -54,23 +87,29 @@ pub(super) struct Worker {
 impl Worker {
     pub(super) async fn run(mut self) {
         let batching = self.sink.batching();
+        let weighed = batching.max_bytes != usize::MAX;
         // Events awaiting a retry, in source order.
         let mut retries: VecDeque<Pending> = VecDeque::new();
         let mut open = true;
         let mut batch: Vec<Pending> = Vec::with_capacity(batching.max_events);
         let mut events: Vec<SharedEvent> = Vec::with_capacity(batching.max_events);
+        // An event taken from the queue that the batch had no bytes left for: it begins the next.
+        let mut carry: Option<Pending> = None;
         // Events taken from the queue and not yet subtracted from `queued`: one update per
         // batch, not per event, keeps the counter's cache line from bouncing between the
         // dispatcher's thread and this one.
         let mut taken = 0;
         loop {
-            if !open && retries.is_empty() {
+            if !open && retries.is_empty() && carry.is_none() {
                 break;
             }
+            let mut fill = Fill { bytes: 0, max_bytes: batching.max_bytes, full: false };
             // Wait for a new event or the earliest retry.
             let next_retry = retries.iter().map(|p| p.not_before).min();
             let retry_ready = next_retry.is_some_and(|t| t <= Instant::now());
-            if !retry_ready {
+            if let Some(first) = carry.take() {
+                fill.admit(&mut batch, first, &mut carry);
+            } else if !retry_ready {
                 let room = open && retries.len() < self.max_pending;
                 if !room && let Some(wake) = next_retry {
                     // The queue waits for retries this worker scheduled: not wedged before then.
@@ -80,7 +119,10 @@ impl Worker {
                     biased;
                     () = self.hard_stop.cancelled() => break,
                     msg = self.rx.recv(), if room => match msg {
-                        Some(envelope) => { taken += 1; batch.push(first_attempt(envelope, Instant::now())) }
+                        Some(envelope) => {
+                            taken += 1;
+                            fill.admit(&mut batch, self.first_attempt(envelope, Instant::now(), weighed), &mut carry);
+                        }
                         None => { open = false; continue; }
                     },
                     () = sleep_until_opt(next_retry) => {}
@@ -89,21 +131,23 @@ impl Worker {
             // Retries that are due go first (they are older), then new events.
             let now = Instant::now();
             let mut i = 0;
-            while i < retries.len() && batch.len() < batching.max_events {
-                if retries[i].not_before <= now {
-                    batch.push(retries.remove(i).expect("index checked"));
-                } else {
+            while i < retries.len() && batch.len() < batching.max_events && !fill.full {
+                if retries[i].not_before > now {
                     i += 1;
+                } else if fill.fits(&batch, retries[i].size) {
+                    fill.add(&mut batch, retries.remove(i).expect("index checked"));
+                } else {
+                    fill.full = true;
                 }
             }
             batch.sort_by_key(|p| p.envelope.seq);
             // Fill the batch within the window.
             let window_end = now + batching.window;
-            while open && batch.len() < batching.max_events && retries.len() < self.max_pending {
+            while open && !fill.full && batch.len() < batching.max_events && retries.len() < self.max_pending {
                 match self.rx.try_recv() {
                     Ok(envelope) => {
                         taken += 1;
-                        batch.push(first_attempt(envelope, now));
+                        fill.admit(&mut batch, self.first_attempt(envelope, now, weighed), &mut carry);
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => open = false,
                     Err(mpsc::error::TryRecvError::Empty) => {
@@ -117,7 +161,7 @@ impl Worker {
                             msg = self.rx.recv() => match msg {
                                 Some(envelope) => {
                                     taken += 1;
-                                    batch.push(first_attempt(envelope, now));
+                                    fill.admit(&mut batch, self.first_attempt(envelope, now, weighed), &mut carry);
                                 }
                                 None => open = false,
                             },
@@ -149,6 +193,12 @@ impl Worker {
             warn!(sink = %self.name, error = %e.chain(), "Sink failed to close cleanly.");
         }
         debug!(sink = %self.name, "Sink worker stopped.");
+    }
+
+    /// An event taken from the queue, weighed when batches are limited in bytes.
+    fn first_attempt(&self, envelope: Envelope, now: Instant, weighed: bool) -> Pending {
+        let size = if weighed { self.sink.weigh(&envelope.event) } else { 0 };
+        Pending { envelope, attempt: 0, not_before: now, size }
     }
 
     /// Record events taken from the queue: they are no longer queued, and taking them is
@@ -244,10 +294,6 @@ impl Worker {
         self.stats.in_flight.fetch_sub((delivered + failed) as i64, Relaxed);
         self.tracker.complete(&finished);
     }
-}
-
-fn first_attempt(envelope: Envelope, now: Instant) -> Pending {
-    Pending { envelope, attempt: 0, not_before: now }
 }
 
 async fn sleep_until_opt(t: Option<Instant>) {
