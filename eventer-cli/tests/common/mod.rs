@@ -13,6 +13,9 @@ use tokio::{
     sync::mpsc,
 };
 
+#[cfg(feature = "source-k8s")]
+pub(crate) mod chat;
+
 /// How long any expected output may take.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
