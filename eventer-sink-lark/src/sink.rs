@@ -96,7 +96,7 @@ impl LarkSink {
         let max_bytes = config.max_bytes - if config.sign.is_some() { SIGN_BYTES } else { 0 };
         let bot = Bot {
             renderer: Renderer::new(&config)?,
-            client: Client::new(webhook, config.sign.as_ref(), config.timeout)?,
+            client: Client::new(webhook, config.sign.as_ref(), config.chat.timeout)?,
             max_bytes,
         };
         Ok(LarkSink { engine: AlertSink::new(bot, config.alert.clone())?, config })

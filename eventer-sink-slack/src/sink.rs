@@ -101,7 +101,7 @@ impl SlackSink {
         let webhook = config.webhook.as_ref().expect("validate checks the webhook");
         let hook = Webhook {
             renderer: Renderer::new(&config)?,
-            client: Client::new(webhook, config.timeout)?,
+            client: Client::new(webhook, config.chat.timeout)?,
             max_bytes: config.max_bytes,
         };
         Ok(SlackSink { engine: AlertSink::new(hook, config.alert.clone())?, config })
