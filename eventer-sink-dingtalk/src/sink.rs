@@ -103,7 +103,7 @@ impl DingTalkSink {
         config.validate()?;
         let robot = Robot {
             renderer: Renderer::new(&config)?,
-            client: Client::new(config.webhook(), &config.access_token, config.sign.as_ref(), config.timeout)?,
+            client: Client::new(config.webhook(), &config.access_token, config.sign.as_ref(), config.chat.timeout)?,
             max_bytes: config.max_bytes,
         };
         Ok(DingTalkSink { engine: AlertSink::new(robot, config.alert.clone())?, config })
