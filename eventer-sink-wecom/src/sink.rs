@@ -16,7 +16,7 @@ use crate::{
     client::{AppClient, RobotClient},
     config::{WeChatConfig, WeComConfig},
     error::WeComError,
-    message::{Envelope, Layout, Renderer},
+    message::{Envelope, Renderer},
 };
 
 /// The group robot's scheme: `--sink=wecom:<webhook>?key=…`.
@@ -149,20 +149,13 @@ impl WeComSink {
     /// An invalid configuration, time zone or template.
     pub fn new(config: WeComConfig) -> Result<Self> {
         config.validate()?;
-        let layout = Layout {
-            labels: &config.labels,
-            msg_type: config.msg_type,
-            template: config.template.as_deref(),
-            template_file: config.template_file.as_ref(),
-            timezone: config.timezone.as_deref(),
-        };
         let envelope = Envelope::Robot {
             mentioned_list: config.mentioned_list.clone(),
             mentioned_mobile_list: config.mentioned_mobile_list.clone(),
         };
         let robot = Robot {
-            renderer: Renderer::new(&layout, envelope)?,
-            client: RobotClient::new(config.webhook(), &config.key, config.timeout)?,
+            renderer: Renderer::new(&config.chat, config.msg_type, envelope)?,
+            client: RobotClient::new(config.webhook(), &config.key, config.chat.timeout)?,
         };
         Ok(WeComSink { engine: AlertSink::new(robot, config.alert.clone())?, config })
     }
@@ -188,13 +181,6 @@ impl WeChatSink {
     /// An invalid configuration, time zone or template.
     pub fn new(config: WeChatConfig) -> Result<Self> {
         config.validate()?;
-        let layout = Layout {
-            labels: &config.labels,
-            msg_type: config.msg_type,
-            template: config.template.as_deref(),
-            template_file: config.template_file.as_ref(),
-            timezone: config.timezone.as_deref(),
-        };
         let envelope = Envelope::App {
             to_user: config.to_user.join("|"),
             to_party: config.to_party.join("|"),
@@ -202,8 +188,8 @@ impl WeChatSink {
             agent_id: config.agent_id,
         };
         let app = App {
-            renderer: Renderer::new(&layout, envelope)?,
-            client: AppClient::new(config.endpoint(), &config.corp_id, &config.corp_secret, config.timeout)?,
+            renderer: Renderer::new(&config.chat, config.msg_type, envelope)?,
+            client: AppClient::new(config.endpoint(), &config.corp_id, &config.corp_secret, config.chat.timeout)?,
         };
         Ok(WeChatSink { engine: AlertSink::new(app, config.alert.clone())?, config })
     }
