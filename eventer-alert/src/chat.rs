@@ -2,12 +2,12 @@
 //! template, time zone, timeout), the builder methods of [`ChatConfig`], [`Look`] (the
 //! labels, zone and template a renderer uses), and the rules for the webhook a URI names.
 
-use std::{fmt::Write as _, path::PathBuf, time::Duration};
+use std::{fmt, fmt::Write as _, path::PathBuf, time::Duration};
 
-use eventer_core::{Error, Result, uri::Options};
-use serde::Deserialize;
+use eventer_core::{Error, Result, config::names, uri::Options};
+use serde::{Deserialize, de::DeserializeOwned};
 
-use crate::{Alert, AlertConfig, Template, Zone, truncate};
+use crate::{Alert, AlertConfig, ChatService, Template, Zone, truncate};
 
 /// The settings every chat sink shares, read from the options named by its fields beside
 /// the sink's own and the engine's [`AlertConfig`].
@@ -109,24 +109,144 @@ impl ChatSettings {
     }
 }
 
-/// The builder methods every chat sink's settings have: implement the two accessors.
+/// A chat sink's settings: its own (the struct's fields, read from the options they name),
+/// the [`ChatSettings`] every chat sink shares and the engine's [`AlertConfig`]. From them
+/// come the options the sink reads ([`ChatConfig::option_names`]), the reading of a URI
+/// ([`ChatConfig::from_options`]), the sink ([`crate::ChatSink`]) and its factory
+/// ([`crate::ChatFactory`]); and the builder methods.
 ///
 /// ```
-/// use eventer_alert::{AlertConfig, ChatConfig, ChatSettings};
-/// #[derive(Default)]
-/// struct MyConfig { chat: ChatSettings, alert: AlertConfig }
-/// impl ChatConfig for MyConfig {
-///     fn chat_mut(&mut self) -> &mut ChatSettings { &mut self.chat }
-///     fn alert_mut(&mut self) -> &mut AlertConfig { &mut self.alert }
+/// use std::sync::Mutex;
+/// use async_trait::async_trait;
+/// use eventer_alert::{Alert, AlertConfig, Answer, ChatConfig, ChatService, ChatSettings, ChatSink, Digest, Limits, Look};
+/// use eventer_core::{Result, config::Secret, uri::ComponentUri};
+///
+/// /// `chat:<webhook>?label=…`
+/// #[derive(Debug, serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Settings {
+///     #[serde(default)]
+///     webhook: Option<Secret>,
+///     #[serde(skip)]
+///     chat: ChatSettings,
+///     #[serde(skip)]
+///     alert: AlertConfig,
 /// }
-/// let config = MyConfig::default().label("prod").timezone("Asia/Shanghai");
-/// assert_eq!(config.chat.labels, ["prod"]);
+///
+/// /// A chat that keeps its messages; a real one posts them.
+/// struct Chat { look: Look, sent: Mutex<Vec<String>> }
+///
+/// #[async_trait]
+/// impl ChatService for Chat {
+///     const NAME: &'static str = "chat";
+///     fn limits(&self) -> Limits {
+///         Limits::new(4000)
+///     }
+///     fn render_one(&self, a: Alert<'_>, max_bytes: usize) -> String {
+///         eventer_alert::fit_one(a, max_bytes, |a| self.look.text(a, &[], "Chat", |a| self.look.kube_eventer_text(a)))
+///     }
+///     fn digest_line(&self, a: Alert<'_>) -> String {
+///         format!("- {} {}", a.event.involved_object.name, a.event.reason)
+///     }
+///     fn render_digest(&self, d: Digest<'_>) -> String {
+///         d.lines.join("\n")
+///     }
+///     async fn post(&self, body: String) -> Answer {
+///         self.sent.lock().unwrap().push(body);
+///         Answer::Sent
+///     }
+/// }
+///
+/// impl ChatConfig for Settings {
+///     type Service = Chat;
+///     fn chat_mut(&mut self) -> &mut ChatSettings { &mut self.chat }
+///     fn alert_config(&self) -> &AlertConfig { &self.alert }
+///     fn alert_mut(&mut self) -> &mut AlertConfig { &mut self.alert }
+///     fn complete(&mut self, target: &str) -> Result<()> {
+///         eventer_alert::target_or_option(target, &mut self.webhook, "webhook", "the webhook", |t| Ok(Secret::new(t)))
+///     }
+///     fn validate(&self) -> Result<()> {
+///         if self.webhook.is_none() {
+///             return Err(eventer_core::Error::config("missing the webhook"));
+///         }
+///         self.chat.validate()?;
+///         self.alert.validate()
+///     }
+///     fn service(&self) -> Result<Chat> {
+///         Ok(Chat { look: self.chat.look(&[])?, sent: Mutex::default() })
+///     }
+///     fn zone_name(chat: &Chat) -> &str {
+///         chat.look.zone.name()
+///     }
+/// }
+///
+/// let uri: ComponentUri = "chat:https://chat.example/hook?label=prod&timezone=UTC&budget=5".parse()?;
+/// let settings = Settings::from_options(uri.target(), &mut uri.options())?;
+/// assert_eq!((settings.chat.labels.as_slice(), settings.alert.budget), (["prod".to_owned()].as_slice(), 5));
+/// assert!(Settings::option_names().contains(&"group_wait"));
+/// let sink = ChatSink::new(settings.label("eu"))?;
+/// assert_eq!(sink.timezone(), "UTC");
+/// # Ok::<(), eventer_core::Error>(())
 /// ```
-pub trait ChatConfig: Sized {
-    /// The shared settings.
+pub trait ChatConfig: fmt::Debug + DeserializeOwned + Send + Sync + 'static {
+    /// The service the alert engine drives for these settings.
+    type Service: ChatService;
+
+    /// The settings every chat sink shares.
     fn chat_mut(&mut self) -> &mut ChatSettings;
     /// The alert engine's settings.
+    fn alert_config(&self) -> &AlertConfig;
+    /// The same, to change.
     fn alert_mut(&mut self) -> &mut AlertConfig;
+
+    /// The engine's settings when no option changes them: the service's budget, say.
+    fn default_alert() -> AlertConfig {
+        AlertConfig::default()
+    }
+
+    /// Take the URI's `target` (empty when the URI names none) and fill in what the
+    /// options left open.
+    ///
+    /// # Errors
+    /// A configuration error naming the option.
+    fn complete(&mut self, target: &str) -> Result<()>;
+
+    /// Check what serde or the URI parser cannot, the shared and the engine's settings too.
+    ///
+    /// # Errors
+    /// A configuration error naming the option; never showing a secret.
+    fn validate(&self) -> Result<()>;
+
+    /// The service for these (valid) settings; reads `template_file`, performs no network
+    /// I/O.
+    ///
+    /// # Errors
+    /// An unknown time zone, an invalid template.
+    fn service(&self) -> Result<Self::Service>;
+
+    /// The name of the zone `service` shows times in.
+    fn zone_name(service: &Self::Service) -> &str;
+
+    /// The option names [`ChatConfig::from_options`] reads: the struct's, the shared ones
+    /// and the engine's.
+    fn option_names() -> Vec<&'static str> {
+        [names::<Self>(), names::<ChatSettings>(), names::<AlertConfig>()].concat()
+    }
+
+    /// Read a URI or a config file's options: `target` is the URI's, `options` the query
+    /// with the shared and the engine's options. The common filter options (`level`,
+    /// `namespaces`, `kinds`, ...) are the registry's.
+    ///
+    /// # Errors
+    /// A configuration error naming the option: missing, or a value that does not parse.
+    fn from_options(target: &str, options: &mut Options) -> Result<Self> {
+        let mut config: Self = options.take()?;
+        *config.chat_mut() = ChatSettings::from_options(options)?;
+        config.complete(target)?;
+        *config.alert_mut() = AlertConfig::from_options_or(options, Self::default_alert())?;
+        config.validate()?;
+        Ok(config)
+    }
 
     /// Add a label line.
     #[must_use]

@@ -73,6 +73,7 @@ mod chat;
 mod config;
 mod engine;
 mod render;
+mod sink;
 
 pub use chat::{
     ChatConfig, ChatSettings, Look, fit_one, https_unless_loopback, is_loopback, target_or_option, with_message_cut,
@@ -80,3 +81,4 @@ pub use chat::{
 pub use config::AlertConfig;
 pub use engine::{AlertSink, Answer, ChatService, Digest, Limits};
 pub use render::{Alert, Template, Zone, json_len, truncate};
+pub use sink::{ChatFactory, ChatSink};

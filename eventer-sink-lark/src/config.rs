@@ -3,14 +3,10 @@
 use std::time::Duration;
 
 use eventer_alert::{AlertConfig, ChatConfig, ChatSettings};
-use eventer_core::{
-    Result,
-    config::{Secret, names},
-    uri::Options,
-};
+use eventer_core::{Result, config::Secret};
 use serde::{Deserialize, Serialize};
 
-use crate::error::LarkError;
+use crate::{error::LarkError, sink::Bot};
 
 /// The message type of single-alert messages and digests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -41,8 +37,8 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 /// Settings of the Lark/Feishu sink.
 ///
 /// From a URI (`--sink=lark:https://open.feishu.cn/open-apis/bot/v2/hook/<token>?sign=…`)
-/// or a config file's options, see [`LarkConfig::from_options`]; or deserialize it
-/// (unknown fields are refused). The webhook (its path holds the token) and the signing
+/// or a config file's options, see [`ChatConfig::from_options`] (the URI's target is the
+/// webhook, else the `webhook` option); or deserialize it (unknown fields are refused). The webhook (its path holds the token) and the signing
 /// secret are [`Secret`]s, which no `Debug` shows.
 ///
 /// ```
@@ -54,6 +50,16 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 /// assert_eq!(config.msg_type, MsgType::Interactive);
 /// assert!(!format!("{config:?}").contains("t0k"));
 /// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// ```
+/// use eventer_core::uri::ComponentUri;
+/// use eventer_sink_lark::{ChatConfig, LarkConfig};
+/// let uri: ComponentUri = "lark:https://open.feishu.cn/open-apis/bot/v2/hook/t0k?sign=s3c&label=a&label=b&budget=2".parse()?;
+/// let config = LarkConfig::from_options(uri.target(), &mut uri.options())?;
+/// assert_eq!(config.chat.labels, ["a", "b"]);
+/// assert_eq!((config.alert.budget, config.alert.budget_window.as_secs()), (2, 3));
+/// # Ok::<(), eventer_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,7 +106,7 @@ impl LarkConfig {
             msg_type: MsgType::Text,
             max_bytes: default_max_bytes(),
             chat: ChatSettings::default(),
-            alert: AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1),
+            alert: LarkConfig::default_alert(),
         }
     }
 
@@ -117,44 +123,34 @@ impl LarkConfig {
         self.msg_type = msg_type;
         self
     }
+}
 
-    /// The option names [`LarkConfig::from_options`] reads.
-    pub fn option_names() -> Vec<&'static str> {
-        [names::<LarkConfig>(), names::<ChatSettings>(), names::<AlertConfig>()].concat()
+/// The URI's target is the webhook; the budget defaults to Lark's.
+impl ChatConfig for LarkConfig {
+    type Service = Bot;
+
+    fn chat_mut(&mut self) -> &mut ChatSettings {
+        &mut self.chat
+    }
+    fn alert_config(&self) -> &AlertConfig {
+        &self.alert
+    }
+    fn alert_mut(&mut self) -> &mut AlertConfig {
+        &mut self.alert
+    }
+    fn default_alert() -> AlertConfig {
+        AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1)
     }
 
-    /// Read a URI or a config file's options: `target` is the webhook (empty: the
-    /// `webhook` option), `options` the query with the alert engine's options. The common
-    /// filter options (`level`, `namespaces`, `kinds`, ...) are the registry's.
-    ///
-    /// ```
-    /// use eventer_core::uri::ComponentUri;
-    /// use eventer_sink_lark::LarkConfig;
-    /// let uri: ComponentUri = "lark:https://open.feishu.cn/open-apis/bot/v2/hook/t0k?sign=s3c&label=a&label=b&budget=2".parse()?;
-    /// let config = LarkConfig::from_options(uri.target(), &mut uri.options())?;
-    /// assert_eq!(config.chat.labels, ["a", "b"]);
-    /// assert_eq!((config.alert.budget, config.alert.budget_window.as_secs()), (2, 3));
-    /// # Ok::<(), eventer_core::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// A configuration error naming the option: missing webhook, a value that does not
-    /// parse.
-    pub fn from_options(target: &str, options: &mut Options) -> Result<Self> {
-        let mut config: LarkConfig = options.take()?;
-        config.chat = ChatSettings::from_options(options)?;
-        eventer_alert::target_or_option(target, &mut config.webhook, "webhook", "the bot", |t| Ok(Secret::new(t)))?;
-        config.alert =
-            AlertConfig::from_options_or(options, AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1))?;
-        config.validate()?;
-        Ok(config)
+    fn complete(&mut self, target: &str) -> Result<()> {
+        eventer_alert::target_or_option(target, &mut self.webhook, "webhook", "the bot", |t| Ok(Secret::new(t)))
     }
 
     /// Check values that serde or the URI parser cannot.
     ///
     /// # Errors
     /// A configuration error naming the field; never showing the webhook.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         let fail = |m: &str| Err(LarkError::Config(m.to_owned()).into());
         let Some(webhook) = self.webhook.as_ref().filter(|w| !w.is_empty()) else {
             return fail("missing the webhook: lark:https://open.feishu.cn/open-apis/bot/v2/hook/<token>");
@@ -169,14 +165,13 @@ impl LarkConfig {
         }
         self.chat.validate()
     }
-}
 
-impl ChatConfig for LarkConfig {
-    fn chat_mut(&mut self) -> &mut ChatSettings {
-        &mut self.chat
+    fn service(&self) -> Result<Bot> {
+        Bot::new(self)
     }
-    fn alert_mut(&mut self) -> &mut AlertConfig {
-        &mut self.alert
+
+    fn zone_name(bot: &Bot) -> &str {
+        bot.zone_name()
     }
 }
 
