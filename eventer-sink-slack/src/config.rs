@@ -3,14 +3,10 @@
 use std::time::Duration;
 
 use eventer_alert::{AlertConfig, ChatConfig, ChatSettings};
-use eventer_core::{
-    Result,
-    config::{Secret, names},
-    uri::Options,
-};
+use eventer_core::{Result, config::Secret};
 use serde::{Deserialize, Serialize};
 
-use crate::error::SlackError;
+use crate::{error::SlackError, sink::Webhook};
 
 /// How messages are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -41,8 +37,8 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 /// Settings of the Slack sink.
 ///
 /// From a URI (`--sink=slack:https://hooks.slack.com/services/T…/B…/X…?label=…`) or a
-/// config file's options, see [`SlackConfig::from_options`]; or deserialize it (unknown
-/// fields are refused). The webhook is a [`Secret`] (its path is the credential), which
+/// config file's options, see [`ChatConfig::from_options`] (the URI's target is the
+/// webhook, else the `webhook` option); or deserialize it (unknown fields are refused). The webhook is a [`Secret`] (its path is the credential), which
 /// no `Debug` shows. What every chat sink shares (labels, template, time zone, timeout) is
 /// in `chat`, the alert engine's settings in `alert`; the builder methods of [`ChatConfig`]
 /// set them.
@@ -56,6 +52,16 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 /// assert_eq!((config.msg_type, config.mention.as_slice()), (MsgType::Text, ["here".to_owned()].as_slice()));
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// ```
+/// use eventer_core::uri::ComponentUri;
+/// use eventer_sink_slack::{ChatConfig, SlackConfig};
+/// let uri: ComponentUri = "slack:https://hooks.slack.com/services/T0/B0/X0?label=prod&mention=here".parse()?;
+/// let config = SlackConfig::from_options(uri.target(), &mut uri.options())?;
+/// assert_eq!(config.chat.labels, ["prod"]);
+/// assert_eq!((config.alert.budget, config.alert.budget_window.as_secs()), (3, 3));
+/// # Ok::<(), eventer_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,7 +111,7 @@ impl SlackConfig {
             mention: Vec::new(),
             max_bytes: default_max_bytes(),
             chat: ChatSettings::default(),
-            alert: AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1),
+            alert: SlackConfig::default_alert(),
         }
     }
 
@@ -115,44 +121,34 @@ impl SlackConfig {
         self.msg_type = msg_type;
         self
     }
+}
 
-    /// The option names [`SlackConfig::from_options`] reads.
-    pub fn option_names() -> Vec<&'static str> {
-        [names::<SlackConfig>(), names::<ChatSettings>(), names::<AlertConfig>()].concat()
+/// The URI's target is the webhook; the budget defaults to Slack's.
+impl ChatConfig for SlackConfig {
+    type Service = Webhook;
+
+    fn chat_mut(&mut self) -> &mut ChatSettings {
+        &mut self.chat
+    }
+    fn alert_config(&self) -> &AlertConfig {
+        &self.alert
+    }
+    fn alert_mut(&mut self) -> &mut AlertConfig {
+        &mut self.alert
+    }
+    fn default_alert() -> AlertConfig {
+        AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1)
     }
 
-    /// Read a URI or a config file's options: `target` is the webhook (empty: the
-    /// `webhook` option), `options` the query with the alert engine's options. The common
-    /// filter options (`level`, `namespaces`, `kinds`, ...) are the registry's.
-    ///
-    /// ```
-    /// use eventer_core::uri::ComponentUri;
-    /// use eventer_sink_slack::SlackConfig;
-    /// let uri: ComponentUri = "slack:https://hooks.slack.com/services/T0/B0/X0?label=prod&mention=here".parse()?;
-    /// let config = SlackConfig::from_options(uri.target(), &mut uri.options())?;
-    /// assert_eq!(config.chat.labels, ["prod"]);
-    /// assert_eq!((config.alert.budget, config.alert.budget_window.as_secs()), (3, 3));
-    /// # Ok::<(), eventer_core::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// A configuration error naming the option: missing webhook, a value that does not
-    /// parse.
-    pub fn from_options(target: &str, options: &mut Options) -> Result<Self> {
-        let mut config: SlackConfig = options.take()?;
-        config.chat = ChatSettings::from_options(options)?;
-        eventer_alert::target_or_option(target, &mut config.webhook, "webhook", "the webhook", |t| Ok(Secret::new(t)))?;
-        config.alert =
-            AlertConfig::from_options_or(options, AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1))?;
-        config.validate()?;
-        Ok(config)
+    fn complete(&mut self, target: &str) -> Result<()> {
+        eventer_alert::target_or_option(target, &mut self.webhook, "webhook", "the webhook", |t| Ok(Secret::new(t)))
     }
 
     /// Check values that serde or the URI parser cannot.
     ///
     /// # Errors
     /// A configuration error naming the field; never showing the webhook.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         let fail = |m: &str| Err(SlackError::Config(m.to_owned()).into());
         let Some(webhook) = self.webhook.as_ref().filter(|w| !w.is_empty()) else {
             return fail("missing the webhook: slack:https://hooks.slack.com/services/T…/B…/X…");
@@ -170,14 +166,13 @@ impl SlackConfig {
         }
         Ok(())
     }
-}
 
-impl ChatConfig for SlackConfig {
-    fn chat_mut(&mut self) -> &mut ChatSettings {
-        &mut self.chat
+    fn service(&self) -> Result<Webhook> {
+        Webhook::new(self)
     }
-    fn alert_mut(&mut self) -> &mut AlertConfig {
-        &mut self.alert
+
+    fn zone_name(hook: &Webhook) -> &str {
+        hook.zone_name()
     }
 }
 
