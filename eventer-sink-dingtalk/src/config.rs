@@ -1,14 +1,10 @@
 //! [`DingTalkConfig`]: the sink's settings, from serde or from kube-eventer's URI options.
 
 use eventer_alert::{AlertConfig, ChatConfig, ChatSettings};
-use eventer_core::{
-    Result,
-    config::{Secret, names},
-    uri::Options,
-};
+use eventer_core::{Result, config::Secret};
 use serde::{Deserialize, Serialize};
 
-use crate::error::DingTalkError;
+use crate::{error::DingTalkError, sink::Robot};
 
 /// DingTalk's robot endpoint, used when the URI gives none.
 pub const DEFAULT_WEBHOOK: &str = "https://oapi.dingtalk.com/robot/send";
@@ -42,8 +38,9 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 /// Settings of the DingTalk sink.
 ///
 /// From a kube-eventer URI (`--sink=dingtalk:<webhook>?access_token=…&label=…`) or a
-/// config file's options, see [`DingTalkConfig::from_options`]; or deserialize it
-/// (unknown fields are refused). The token and the signing secret are [`Secret`]s, which
+/// config file's options, see [`ChatConfig::from_options`]: the URI's target is the webhook
+/// (made https unless on loopback, as kube-eventer does), else the `webhook` option, else
+/// DingTalk's; `access_token` is required. Or deserialize it (unknown fields are refused). The token and the signing secret are [`Secret`]s, which
 /// no `Debug` shows. What every chat sink shares (labels, template, time zone, timeout) is
 /// in `chat`, the alert engine's settings in `alert`; the builder methods of [`ChatConfig`]
 /// set them.
@@ -57,6 +54,17 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 /// assert_eq!(config.alert.budget, 18);
 /// assert!(!format!("{config:?}").contains("t0k"));
 /// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// ```
+/// use eventer_core::uri::ComponentUri;
+/// use eventer_sink_dingtalk::{ChatConfig, DingTalkConfig};
+/// let uri: ComponentUri = "dingtalk:https://oapi.dingtalk.com/robot/send?access_token=t0k&label=a&label=b&at_all=true&budget=10".parse()?;
+/// let config = DingTalkConfig::from_options(uri.target(), &mut uri.options())?;
+/// assert_eq!(config.chat.labels, ["a", "b"]);
+/// assert!(config.at_all);
+/// assert_eq!(config.alert.budget, 10);
+/// # Ok::<(), eventer_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -144,52 +152,38 @@ impl DingTalkConfig {
         self
     }
 
-    /// The option names [`DingTalkConfig::from_options`] reads.
-    pub fn option_names() -> Vec<&'static str> {
-        [names::<DingTalkConfig>(), names::<ChatSettings>(), names::<AlertConfig>()].concat()
-    }
-
-    /// Read kube-eventer's URI, or a config file's options: `target` is the webhook (empty:
-    /// the `webhook` option, else DingTalk's), `options` the query (`access_token`
-    /// required) with the alert engine's options. The common filter options (`level`,
-    /// `namespaces`, `kinds`, ...) are the registry's.
-    ///
-    /// ```
-    /// use eventer_core::uri::ComponentUri;
-    /// use eventer_sink_dingtalk::DingTalkConfig;
-    /// let uri: ComponentUri = "dingtalk:https://oapi.dingtalk.com/robot/send?access_token=t0k&label=a&label=b&at_all=true&budget=10".parse()?;
-    /// let config = DingTalkConfig::from_options(uri.target(), &mut uri.options())?;
-    /// assert_eq!(config.chat.labels, ["a", "b"]);
-    /// assert!(config.at_all);
-    /// assert_eq!(config.alert.budget, 10);
-    /// # Ok::<(), eventer_core::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// A configuration error naming the option: `access_token` missing, a value that does
-    /// not parse.
-    pub fn from_options(target: &str, options: &mut Options) -> Result<Self> {
-        let mut config: DingTalkConfig = options.take()?;
-        config.chat = ChatSettings::from_options(options)?;
-        // kube-eventer sends to `https://<host><path>` whatever the URI's scheme.
-        eventer_alert::target_or_option(target, &mut config.webhook, "webhook", "the robot", |t| {
-            Ok(eventer_alert::https_unless_loopback(t))
-        })?;
-        config.alert = AlertConfig::from_options(options)?;
-        config.validate()?;
-        Ok(config)
-    }
-
     /// The robot endpoint.
     pub fn webhook(&self) -> &str {
         self.webhook.as_deref().unwrap_or(DEFAULT_WEBHOOK)
+    }
+}
+
+/// The URI's target is the robot endpoint.
+impl ChatConfig for DingTalkConfig {
+    type Service = Robot;
+
+    fn chat_mut(&mut self) -> &mut ChatSettings {
+        &mut self.chat
+    }
+    fn alert_config(&self) -> &AlertConfig {
+        &self.alert
+    }
+    fn alert_mut(&mut self) -> &mut AlertConfig {
+        &mut self.alert
+    }
+
+    fn complete(&mut self, target: &str) -> Result<()> {
+        // kube-eventer sends to `https://<host><path>` whatever the URI's scheme.
+        eventer_alert::target_or_option(target, &mut self.webhook, "webhook", "the robot", |t| {
+            Ok(eventer_alert::https_unless_loopback(t))
+        })
     }
 
     /// Check values that serde or the URI parser cannot.
     ///
     /// # Errors
     /// A configuration error naming the field.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         let fail = |m: &str| Err(DingTalkError::config(m.to_owned()).into());
         if self.access_token.is_empty() {
             return fail("missing required option access_token");
@@ -203,14 +197,13 @@ impl DingTalkConfig {
         }
         self.chat.validate()
     }
-}
 
-impl ChatConfig for DingTalkConfig {
-    fn chat_mut(&mut self) -> &mut ChatSettings {
-        &mut self.chat
+    fn service(&self) -> Result<Robot> {
+        Robot::new(self)
     }
-    fn alert_mut(&mut self) -> &mut AlertConfig {
-        &mut self.alert
+
+    fn zone_name(robot: &Robot) -> &str {
+        robot.zone_name()
     }
 }
 
