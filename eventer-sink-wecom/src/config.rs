@@ -2,14 +2,13 @@
 //! (kube-eventer's WeCom app), and what they share.
 
 use eventer_alert::{AlertConfig, ChatConfig, ChatSettings, https_unless_loopback, target_or_option};
-use eventer_core::{
-    Result,
-    config::{Secret, names},
-    uri::Options,
-};
+use eventer_core::{Result, config::Secret};
 use serde::Deserialize;
 
-use crate::error::WeComError;
+use crate::{
+    error::WeComError,
+    sink::{App, Robot},
+};
 
 /// WeCom's API origin, used when `wechat:` names no `endpoint`.
 pub const DEFAULT_ENDPOINT: &str = "https://qyapi.weixin.qq.com";
@@ -62,7 +61,7 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 ///
 /// ```
 /// use eventer_core::uri::ComponentUri;
-/// use eventer_sink_wecom::{MsgType, WeComConfig};
+/// use eventer_sink_wecom::{ChatConfig, MsgType, WeComConfig};
 /// let uri: ComponentUri = "wecom:https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K3Y\
 ///     &msg_type=markdown&mentioned_list=ops,@all&label=prod".parse()?;
 /// let config = WeComConfig::from_options(uri.target(), &mut uri.options())?;
@@ -102,7 +101,7 @@ pub struct WeComConfig {
 ///
 /// ```
 /// use eventer_core::uri::ComponentUri;
-/// use eventer_sink_wecom::WeChatConfig;
+/// use eventer_sink_wecom::{ChatConfig, WeChatConfig};
 /// let uri: ComponentUri = "wechat:?corp_id=ww1&corp_secret=S3CRET&agent_id=1000002&to_user=ops,dev".parse()?;
 /// let config = WeChatConfig::from_options(uri.target(), &mut uri.options())?;
 /// assert_eq!((config.agent_id, config.to_user.join("|")), (1000002, "ops|dev".to_owned()));
@@ -151,36 +150,39 @@ fn http_url(option: &str, value: &str) -> Result<url::Url> {
 }
 
 impl WeComConfig {
-    /// The option names [`WeComConfig::from_options`] reads.
-    pub fn option_names() -> Vec<&'static str> {
-        [names::<WeComConfig>(), names::<ChatSettings>(), names::<AlertConfig>()].concat()
-    }
-
-    /// Read a `wecom:` URI or a config file's options: `target` is the webhook (empty: the
-    /// `webhook` option, else WeCom's), `options` the query (`key` required) with the
-    /// alert engine's options.
-    ///
-    /// # Errors
-    /// A configuration error naming the option.
-    pub fn from_options(target: &str, options: &mut Options) -> Result<Self> {
-        let mut config: WeComConfig = options.take()?;
-        config.chat = ChatSettings::from_options(options)?;
-        target_or_option(target, &mut config.webhook, "webhook", "the robot", |t| Ok(https_unless_loopback(t)))?;
-        config.alert = AlertConfig::from_options(options)?;
-        config.validate()?;
-        Ok(config)
-    }
-
     /// The robot endpoint.
     pub fn webhook(&self) -> &str {
         self.webhook.as_deref().unwrap_or(DEFAULT_WEBHOOK)
     }
+}
 
-    /// Check what serde cannot.
-    ///
-    /// # Errors
-    /// A configuration error naming the option.
-    pub fn validate(&self) -> Result<()> {
+impl WeChatConfig {
+    /// WeCom's API origin.
+    pub fn endpoint(&self) -> &str {
+        self.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/')
+    }
+}
+
+/// A `wecom:` URI's target is the webhook (else the `webhook` option, else WeCom's); `key`
+/// is required.
+impl ChatConfig for WeComConfig {
+    type Service = Robot;
+
+    fn chat_mut(&mut self) -> &mut ChatSettings {
+        &mut self.chat
+    }
+    fn alert_config(&self) -> &AlertConfig {
+        &self.alert
+    }
+    fn alert_mut(&mut self) -> &mut AlertConfig {
+        &mut self.alert
+    }
+
+    fn complete(&mut self, target: &str) -> Result<()> {
+        target_or_option(target, &mut self.webhook, "webhook", "the robot", |t| Ok(https_unless_loopback(t)))
+    }
+
+    fn validate(&self) -> Result<()> {
         if self.key.is_empty() {
             return Err(WeComError::config("missing required option key").into());
         }
@@ -188,44 +190,43 @@ impl WeComConfig {
         self.chat.validate()?;
         self.alert.validate()
     }
+
+    fn service(&self) -> Result<Robot> {
+        Robot::new(self)
+    }
+
+    fn zone_name(robot: &Robot) -> &str {
+        robot.zone_name()
+    }
 }
 
-impl WeChatConfig {
-    /// The option names [`WeChatConfig::from_options`] reads.
-    pub fn option_names() -> Vec<&'static str> {
-        [names::<WeChatConfig>(), names::<ChatSettings>(), names::<AlertConfig>()].concat()
+/// kube-eventer's `wechat:` URI: `corp_id`, `corp_secret` and `agent_id` required, the
+/// receivers `@all` unless given. kube-eventer ignores a URI target; here one such as
+/// `wechat:https://wecom.example.com?…` names the `endpoint`.
+impl ChatConfig for WeChatConfig {
+    type Service = App;
+
+    fn chat_mut(&mut self) -> &mut ChatSettings {
+        &mut self.chat
+    }
+    fn alert_config(&self) -> &AlertConfig {
+        &self.alert
+    }
+    fn alert_mut(&mut self) -> &mut AlertConfig {
+        &mut self.alert
     }
 
-    /// Read kube-eventer's `wechat:` URI or a config file's options (`corp_id`,
-    /// `corp_secret` and `agent_id` required). kube-eventer ignores a URI target; here one
-    /// such as `wechat:https://wecom.example.com?…` names the `endpoint`.
-    ///
-    /// # Errors
-    /// A configuration error naming the option.
-    pub fn from_options(target: &str, options: &mut Options) -> Result<Self> {
-        let mut config: WeChatConfig = options.take()?;
-        config.chat = ChatSettings::from_options(options)?;
-        target_or_option(target, &mut config.endpoint, "endpoint", "the endpoint", |t| {
+    fn complete(&mut self, target: &str) -> Result<()> {
+        target_or_option(target, &mut self.endpoint, "endpoint", "the endpoint", |t| {
             Ok(http_url("endpoint", &https_unless_loopback(t))?.origin().ascii_serialization())
         })?;
-        if config.to_user.is_empty() && config.to_party.is_empty() && config.to_tag.is_empty() {
-            config.to_user.push("@all".to_owned());
+        if self.to_user.is_empty() && self.to_party.is_empty() && self.to_tag.is_empty() {
+            self.to_user.push("@all".to_owned());
         }
-        config.alert = AlertConfig::from_options(options)?;
-        config.validate()?;
-        Ok(config)
+        Ok(())
     }
 
-    /// WeCom's API origin.
-    pub fn endpoint(&self) -> &str {
-        self.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/')
-    }
-
-    /// Check what serde cannot.
-    ///
-    /// # Errors
-    /// A configuration error naming the option.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         if self.corp_id.trim().is_empty() {
             return Err(WeComError::config("missing required option corp_id").into());
         }
@@ -236,23 +237,13 @@ impl WeChatConfig {
         self.chat.validate()?;
         self.alert.validate()
     }
-}
 
-impl ChatConfig for WeComConfig {
-    fn chat_mut(&mut self) -> &mut ChatSettings {
-        &mut self.chat
+    fn service(&self) -> Result<App> {
+        App::new(self)
     }
-    fn alert_mut(&mut self) -> &mut AlertConfig {
-        &mut self.alert
-    }
-}
 
-impl ChatConfig for WeChatConfig {
-    fn chat_mut(&mut self) -> &mut ChatSettings {
-        &mut self.chat
-    }
-    fn alert_mut(&mut self) -> &mut AlertConfig {
-        &mut self.alert
+    fn zone_name(app: &App) -> &str {
+        app.zone_name()
     }
 }
 
