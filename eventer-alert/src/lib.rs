@@ -52,13 +52,13 @@
 //! # }).unwrap();
 //! ```
 //!
-//! A chat sink then wraps `AlertSink<MyService>` in its own type and registers a
-//! [`eventer_core::SinkFactory`] for its scheme, taking its own settings, those every chat
-//! sink shares ([`ChatSettings::from_options`]: labels, template, time zone, timeout) and
-//! the engine's ([`AlertConfig::from_options`]) from the URI or config file options.
-//! [`Look`] gives its renderer the labels, zone and template, and kube-eventer's text
-//! layout.
-//! `docs/writing-a-sink.md` shows a whole one.
+//! A chat sink's settings implement [`ChatConfig`]: its own options, those every chat
+//! sink shares ([`ChatSettings`]: labels, template, time zone, timeout) and the engine's
+//! ([`AlertConfig`]) read from a URI or config file options, and the service they make.
+//! [`ChatSink`] is then the sink and [`ChatFactory`] builds it for a scheme; [`Look`] gives
+//! the renderer the labels, zone and template, and kube-eventer's text layout. The
+//! [`ChatConfig`] example is a whole chat sink; `docs/writing-a-sink.md` shows one posting
+//! over HTTP.
 //!
 //! # Waiting
 //!
