@@ -3,15 +3,13 @@
 
 use std::fmt::Write as _;
 
-use eventer_alert::{Alert, Digest, Look, fit_one, truncate};
+use eventer_alert::{Alert, Digest, Look, fit_one};
 use eventer_core::{Event, Result};
 use serde::Serialize;
 
 use crate::config::{DingTalkConfig, MsgType};
 
 const ACK_CONSOLE: &str = "https://cs.console.aliyun.com/#/k8s";
-/// A digest line keeps at most this much of an event's message.
-const DIGEST_MESSAGE_BYTES: usize = 300;
 
 /// Renders message bodies (the JSON sent to the robot).
 pub(crate) struct Renderer {
@@ -148,13 +146,11 @@ impl Renderer {
     }
 
     /// One line of a digest: level, kind, namespace/name, reason, count, time, message.
-    pub(crate) fn digest_line(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+    pub(crate) fn digest_line(&self, alert: Alert<'_>) -> String {
+        let Alert { event: ev, count } = alert;
         let obj = &ev.involved_object;
         let namespace = if obj.namespace.is_empty() { &ev.namespace } else { &obj.namespace };
-        let message: String = truncate(ev.message.trim(), DIGEST_MESSAGE_BYTES)
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let message = alert.line_message();
         let time = self.look.zone.short(ev);
         let mut line = String::with_capacity(96 + message.len());
         let w = &mut line;
@@ -176,12 +172,9 @@ impl Renderer {
 
     /// A digest message listing `digest.lines`; `first` numbers its first line within the
     /// `total` alerts pending.
-    pub(crate) fn digest(&self, Digest { lines: shown, first, total }: Digest<'_>) -> String {
-        let span = if shown.len() == total {
-            format!("{total} Kubernetes events")
-        } else {
-            format!("Kubernetes events {first}-{} of {total}", first + shown.len().saturating_sub(1))
-        };
+    pub(crate) fn digest(&self, digest: Digest<'_>) -> String {
+        let shown = digest.lines;
+        let span = digest.span();
         let mut text = String::with_capacity(128 + shown.iter().map(|l| l.len() + 1).sum::<usize>());
         match self.msg_type {
             MsgType::Text => {

@@ -3,14 +3,11 @@
 
 use std::fmt::Write as _;
 
-use eventer_alert::{Alert, Digest, Look, fit_one, truncate};
+use eventer_alert::{Alert, Digest, Look, fit_one};
 use eventer_core::{Level, Result};
 use serde_json::json;
 
 use crate::config::{LarkConfig, MsgType};
-
-/// A digest line keeps at most this much of an event's message.
-const DIGEST_MESSAGE_BYTES: usize = 300;
 
 /// Renders message bodies (the JSON sent to the bot, before signing).
 pub(crate) struct Renderer {
@@ -75,13 +72,10 @@ impl Renderer {
     }
 
     /// One line of a digest: level, kind, namespace/name, reason, count, time, message.
-    pub(crate) fn digest_line(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+    pub(crate) fn digest_line(&self, alert: Alert<'_>) -> String {
+        let Alert { event: ev, count } = alert;
         let obj = &ev.involved_object;
-        // One line per alert: a multi-line message would break the list.
-        let message: String = truncate(ev.message.trim(), DIGEST_MESSAGE_BYTES)
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let message = alert.line_message();
         let time = self.look.zone.short(ev);
         let mut line = String::with_capacity(96 + message.len());
         let w = &mut line;
@@ -96,12 +90,9 @@ impl Renderer {
     }
 
     /// A digest message listing `digest.lines`.
-    pub(crate) fn digest(&self, Digest { lines, first, total }: Digest<'_>) -> String {
-        let span = if lines.len() == total {
-            format!("{total} Kubernetes events")
-        } else {
-            format!("Kubernetes events {first}-{} of {total}", first + lines.len().saturating_sub(1))
-        };
+    pub(crate) fn digest(&self, digest: Digest<'_>) -> String {
+        let lines = digest.lines;
+        let span = digest.span();
         let mut text = String::with_capacity(128 + lines.iter().map(|l| l.len() + 1).sum::<usize>());
         match self.msg_type {
             MsgType::Text => {

@@ -9,8 +9,6 @@ use serde_json::{Value, json};
 
 use crate::config::{MsgType, SlackConfig, mention};
 
-/// A digest line keeps at most this much of an event's message.
-const DIGEST_MESSAGE_BYTES: usize = 300;
 /// Room left for what a size estimate may miss.
 const SLACK_BYTES: usize = 64;
 /// Slack refuses a section whose text exceeds 3000 characters; bytes bound characters.
@@ -108,13 +106,10 @@ impl Renderer {
     }
 
     /// One line of a digest: level, kind, namespace/name, reason, count, time, message.
-    pub(crate) fn digest_line(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+    pub(crate) fn digest_line(&self, alert: Alert<'_>) -> String {
+        let Alert { event: ev, count } = alert;
         let obj = &ev.involved_object;
-        // One line per alert: a multi-line message would break the list.
-        let message: String = truncate(ev.message.trim(), DIGEST_MESSAGE_BYTES)
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let message = alert.line_message();
         let mut line = format!("• *{}* {} ", ev.level, escape(&obj.kind));
         if !obj.namespace.is_empty() {
             write!(line, "{}/", escape(&obj.namespace)).expect("writing to a String");
@@ -132,12 +127,9 @@ impl Renderer {
     }
 
     /// A digest message listing `digest.lines`, in sections under Slack's limit.
-    pub(crate) fn digest(&self, Digest { lines, first, total }: Digest<'_>) -> String {
-        let span = if lines.len() == total {
-            format!("{total} Kubernetes events")
-        } else {
-            format!("Kubernetes events {first}-{} of {total}", first + lines.len().saturating_sub(1))
-        };
+    pub(crate) fn digest(&self, digest: Digest<'_>) -> String {
+        let lines = digest.lines;
+        let span = digest.span();
         let mut sections = vec![format!("{}*{span}* (times in {})", self.head(), self.look.zone.name())];
         let mut current = String::new();
         for line in lines {

@@ -3,14 +3,11 @@
 
 use std::fmt::Write as _;
 
-use eventer_alert::{Alert, ChatSettings, Digest, Look, truncate, with_message_cut};
+use eventer_alert::{Alert, ChatSettings, Digest, Look, with_message_cut};
 use eventer_core::Result;
 use serde_json::{Value, json};
 
 use crate::config::MsgType;
-
-/// A digest line keeps at most this much of an event's message.
-const DIGEST_MESSAGE_BYTES: usize = 300;
 
 /// What surrounds the content in a request body.
 pub(crate) enum Envelope {
@@ -90,12 +87,10 @@ impl Renderer {
     }
 
     /// One line of a digest: level, kind, namespace/name, reason, count, time, message.
-    pub(crate) fn digest_line(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+    pub(crate) fn digest_line(&self, alert: Alert<'_>) -> String {
+        let Alert { event: ev, count } = alert;
         let obj = &ev.involved_object;
-        let message: String = truncate(ev.message.trim(), DIGEST_MESSAGE_BYTES)
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let message = alert.line_message();
         let time = self.look.zone.short(ev);
         let object =
             if obj.namespace.is_empty() { obj.name.clone() } else { format!("{}/{}", obj.namespace, obj.name) };
@@ -111,12 +106,9 @@ impl Renderer {
 
     /// A digest message listing `digest.lines`; `first` numbers its first line within the
     /// `total` alerts pending.
-    pub(crate) fn digest(&self, Digest { lines: shown, first, total }: Digest<'_>) -> String {
-        let span = if shown.len() == total {
-            format!("{total} Kubernetes events")
-        } else {
-            format!("Kubernetes events {first}-{} of {total}", first + shown.len().saturating_sub(1))
-        };
+    pub(crate) fn digest(&self, digest: Digest<'_>) -> String {
+        let shown = digest.lines;
+        let span = digest.span();
         let mut text = String::with_capacity(128 + shown.iter().map(|l| l.len() + 1).sum::<usize>());
         match self.msg_type {
             MsgType::Text => {
