@@ -4,10 +4,10 @@
 use std::time::{Duration, Instant};
 
 use eventer_fake_dingtalk::{Failure, FakeDingTalk};
-use tokio::process::Command;
 
-#[cfg(feature = "source-k8s")]
 mod common;
+
+use common::eventer;
 
 const WARNINGS: [&str; 10] = [
     "BackOff",
@@ -22,17 +22,11 @@ const WARNINGS: [&str; 10] = [
     "ReadonlyFilesystem",
 ];
 
-/// Flags every run gets: a free health port, so tests can run side by side.
-const HEALTHZ: [&str; 2] = ["--healthz-ip=127.0.0.1", "--healthz-port=0"];
-
 #[tokio::test]
 async fn sample_warnings_reach_the_robot_and_secrets_stay_out_of_logs() {
     let robot = FakeDingTalk::builder().token("tok-SECRET-9").secret("SECsecret-9").start().await;
-    let out = Command::new(env!("CARGO_BIN_EXE_eventer"))
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    let out = eventer()
         .args(["--source=file:examples/events.json", &format!("--sink={}&label=prod-cluster", robot.sink_uri()), "-vv"])
-        .args(HEALTHZ)
-        .env_remove("RUST_LOG")
         .output()
         .await
         .unwrap();
@@ -52,8 +46,7 @@ async fn sample_warnings_reach_the_robot_and_secrets_stay_out_of_logs() {
 
 #[tokio::test]
 async fn missing_token_is_a_clear_usage_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_eventer"))
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    let out = eventer()
         .args([
             "--source=file:examples/events.json",
             "--sink=dingtalk:https://oapi.dingtalk.com/robot/send?sign=SECxyz",
@@ -89,12 +82,7 @@ async fn configuration_errcodes_are_logged_loudly_without_secrets() {
         }
         let out = tokio::time::timeout(
             Duration::from_secs(30),
-            Command::new(env!("CARGO_BIN_EXE_eventer"))
-                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-                .args(["--source=file:examples/events.json", &format!("--sink={uri}")])
-                .args(HEALTHZ)
-                .env_remove("RUST_LOG")
-                .output(),
+            eventer().args(["--source=file:examples/events.json", &format!("--sink={uri}")]).output(),
         )
         .await
         .expect("eventer stops at the end of the file")

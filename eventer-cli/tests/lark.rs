@@ -4,19 +4,10 @@
 use std::time::{Duration, Instant};
 
 use eventer_fake_chat::{Failure, lark::FakeLark};
-use tokio::process::Command;
 
-#[cfg(feature = "source-k8s")]
 mod common;
 
-/// Flags every run gets: a free health port, so tests can run side by side.
-const HEALTHZ: [&str; 2] = ["--healthz-ip=127.0.0.1", "--healthz-port=0"];
-
-fn eventer() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_eventer"));
-    command.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).args(HEALTHZ).env_remove("RUST_LOG");
-    command
-}
+use common::eventer;
 
 #[tokio::test]
 async fn sample_warnings_reach_the_bot_as_cards_and_secrets_stay_out_of_logs() {

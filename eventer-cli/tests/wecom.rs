@@ -7,24 +7,19 @@ use std::time::Duration;
 use eventer_fake_wecom::FakeWeCom;
 use tokio::process::Command;
 
-#[cfg(feature = "source-k8s")]
 mod common;
 
-/// Flags every run gets: a free health port, so tests can run side by side.
-const HEALTHZ: [&str; 2] = ["--healthz-ip=127.0.0.1", "--healthz-port=0"];
+use common::eventer;
 
 #[tokio::test]
 async fn sample_warnings_reach_the_robot_and_the_key_stays_out_of_logs() {
     let wecom = FakeWeCom::builder().key("key-SECRET-9").start().await;
-    let out = Command::new(env!("CARGO_BIN_EXE_eventer"))
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    let out = eventer()
         .args([
             "--source=file:examples/events.json",
             &format!("--sink={}&label=prod-cluster", wecom.robot_uri()),
             "-vv",
         ])
-        .args(HEALTHZ)
-        .env_remove("RUST_LOG")
         .output()
         .await
         .unwrap();
@@ -82,12 +77,8 @@ async fn missing_settings_are_clear_usage_errors() {
         ("wechat:?corp_id=ww1&agent_id=1", "corp_secret"),
         ("wechat:?corp_id=ww1&corp_secret=HIDDEN&agent_id=x", "agent_id"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_eventer"))
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .args(["--source=file:examples/events.json", &format!("--sink={sink}")])
-            .output()
-            .await
-            .unwrap();
+        let out =
+            eventer().args(["--source=file:examples/events.json", &format!("--sink={sink}")]).output().await.unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
@@ -110,12 +101,7 @@ async fn configuration_errcodes_are_logged_loudly_without_secrets() {
     for (uri, expected) in cases {
         let out = tokio::time::timeout(
             Duration::from_secs(30),
-            Command::new(env!("CARGO_BIN_EXE_eventer"))
-                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-                .args(["--source=file:examples/events.json", &format!("--sink={uri}")])
-                .args(HEALTHZ)
-                .env_remove("RUST_LOG")
-                .output(),
+            eventer().args(["--source=file:examples/events.json", &format!("--sink={uri}")]).output(),
         )
         .await
         .expect("eventer stops at the end of the file")
