@@ -40,10 +40,10 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 /// From a kube-eventer URI (`--sink=dingtalk:<webhook>?access_token=…&label=…`) or a
 /// config file's options, see [`ChatConfig::from_options`]: the URI's target is the webhook
 /// (made https unless on loopback, as kube-eventer does), else the `webhook` option, else
-/// DingTalk's; `access_token` is required. Or deserialize it (unknown fields are refused). The token and the signing secret are [`Secret`]s, which
-/// no `Debug` shows. What every chat sink shares (labels, template, time zone, timeout) is
-/// in `chat`, the alert engine's settings in `alert`; the builder methods of [`ChatConfig`]
-/// set them.
+/// DingTalk's; `access_token` is required. Or deserialize the sink's own fields (unknown
+/// fields are refused). The token and the signing secret are [`Secret`]s, which no `Debug`
+/// shows. What every chat sink shares (labels, template, time zone, timeout) is in `chat`,
+/// the alert engine's settings in `alert`; the builder methods of [`ChatConfig`] set them.
 ///
 /// ```
 /// use eventer_sink_dingtalk::{DingTalkConfig, MsgType};

@@ -38,8 +38,11 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 ///
 /// From a URI (`--sink=lark:https://open.feishu.cn/open-apis/bot/v2/hook/<token>?sign=…`)
 /// or a config file's options, see [`ChatConfig::from_options`] (the URI's target is the
-/// webhook, else the `webhook` option); or deserialize it (unknown fields are refused). The webhook (its path holds the token) and the signing
-/// secret are [`Secret`]s, which no `Debug` shows.
+/// webhook, else the `webhook` option); or deserialize the sink's own fields (unknown
+/// fields are refused). The webhook (its path holds the token) and the signing secret are
+/// [`Secret`]s, which no `Debug` shows. What every chat sink shares (labels, template,
+/// time zone, timeout) is in `chat`, the alert engine's settings in `alert`; the builder
+/// methods of [`ChatConfig`] set them.
 ///
 /// ```
 /// use eventer_sink_lark::{LarkConfig, MsgType};

@@ -38,9 +38,10 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 ///
 /// From a URI (`--sink=slack:https://hooks.slack.com/services/T…/B…/X…?label=…`) or a
 /// config file's options, see [`ChatConfig::from_options`] (the URI's target is the
-/// webhook, else the `webhook` option); or deserialize it (unknown fields are refused). The webhook is a [`Secret`] (its path is the credential), which
-/// no `Debug` shows. What every chat sink shares (labels, template, time zone, timeout) is
-/// in `chat`, the alert engine's settings in `alert`; the builder methods of [`ChatConfig`]
+/// webhook, else the `webhook` option); or deserialize the sink's own fields (unknown
+/// fields are refused). The webhook is a [`Secret`] (its path is the credential), which no
+/// `Debug` shows. What every chat sink shares (labels, template, time zone, timeout) is in
+/// `chat`, the alert engine's settings in `alert`; the builder methods of [`ChatConfig`]
 /// set them.
 ///
 /// ```
