@@ -100,6 +100,26 @@ pub struct Digest<'a> {
     pub total: usize,
 }
 
+impl Digest<'_> {
+    /// What the digest lists: `12 Kubernetes events`, or `Kubernetes events 1-10 of 12`
+    /// when it is one part of them.
+    ///
+    /// ```
+    /// let lines = ["a".to_owned(), "b".to_owned()];
+    /// let digest = |first, total| eventer_alert::Digest { lines: &lines, first, total };
+    /// assert_eq!(digest(1, 2).span(), "2 Kubernetes events");
+    /// assert_eq!(digest(3, 7).span(), "Kubernetes events 3-4 of 7");
+    /// ```
+    pub fn span(&self) -> String {
+        let Digest { lines, first, total } = *self;
+        if lines.len() == total {
+            format!("{total} Kubernetes events")
+        } else {
+            format!("Kubernetes events {first}-{} of {total}", first + lines.len().saturating_sub(1))
+        }
+    }
+}
+
 /// What the service's answer to a post means.
 #[derive(Debug)]
 pub enum Answer {

@@ -3,8 +3,8 @@
 //! answers mean ([`ChatService`]); [`AlertSink`] does the rest — grouping, collapsing
 //! repeats with their count, digests that list every alert under the size limit, a
 //! message budget per rolling window, pauses when the service says "too fast", and an
-//! outcome per event. [`Zone`] and [`Template`] give every chat sink the same time zone
-//! handling and user templates.
+//! outcome per event. [`ChatSettings`], [`Zone`] and [`Template`] give every chat sink the
+//! same options, time zone handling and user templates.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -52,10 +52,13 @@
 //! # }).unwrap();
 //! ```
 //!
-//! A chat sink then wraps `AlertSink<MyService>` in its own type and registers a
-//! [`eventer_core::SinkFactory`] for its scheme, taking its own settings and the engine's
-//! ([`AlertConfig::from_options`]) from the URI or config file options.
-//! `docs/writing-a-sink.md` shows a whole one.
+//! A chat sink's settings implement [`ChatConfig`]: its own options, those every chat
+//! sink shares ([`ChatSettings`]: labels, template, time zone, timeout) and the engine's
+//! ([`AlertConfig`]) read from a URI or config file options, and the service they make.
+//! [`ChatSink`] is then the sink and [`ChatFactory`] builds it for a scheme; [`Look`] gives
+//! the renderer the labels, zone and template, and kube-eventer's text layout. The
+//! [`ChatConfig`] example is a whole chat sink; `docs/writing-a-sink.md` shows one posting
+//! over HTTP.
 //!
 //! # Waiting
 //!
@@ -66,10 +69,16 @@
 //! logged or counted as a failure.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod chat;
 mod config;
 mod engine;
 mod render;
+mod sink;
 
+pub use chat::{
+    ChatConfig, ChatSettings, Look, fit_one, https_unless_loopback, is_loopback, target_or_option, with_message_cut,
+};
 pub use config::AlertConfig;
 pub use engine::{AlertSink, Answer, ChatService, Digest, Limits};
 pub use render::{Alert, Template, Zone, json_len, truncate};
+pub use sink::{ChatFactory, ChatSink};

@@ -19,6 +19,26 @@ pub struct Alert<'a> {
     pub count: u32,
 }
 
+impl Alert<'_> {
+    /// The event's message as a digest line shows it: trimmed, at most 300 bytes, on one
+    /// line (a multi-line message would break the list).
+    ///
+    /// ```
+    /// use eventer_alert::Alert;
+    /// let ev = eventer_core::Event::builder().message(&format!(" a\nb\t{}", "x".repeat(400))).build();
+    /// let line = Alert { event: &ev, count: 1 }.line_message();
+    /// assert!(line.starts_with("a b x") && line.len() <= 300 && line.ends_with('…'), "{line}");
+    /// ```
+    pub fn line_message(&self) -> String {
+        /// Enough to recognise the problem; the single-alert message has the rest.
+        const LINE_MESSAGE_BYTES: usize = 300;
+        truncate(self.event.message.trim(), LINE_MESSAGE_BYTES)
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect()
+    }
+}
+
 /// The zone times are shown in: the `timezone` option, else `TZ`, else UTC.
 ///
 /// ```

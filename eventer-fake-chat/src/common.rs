@@ -95,23 +95,29 @@ impl<M: Clone> Log<M> {
     }
 
     pub(crate) fn peak_rate(&self, window: Duration) -> usize {
-        let mut times: Vec<Instant> = self.lock().attempts.iter().map(|a| a.received).collect();
-        // Concurrent requests are recorded when answered, not quite in arrival order.
-        times.sort_unstable();
-        let mut start = 0;
-        let mut peak = 0;
-        for (end, t) in times.iter().enumerate() {
-            while start < end && t.duration_since(times[start]) >= window {
-                start += 1;
-            }
-            peak = peak.max(end + 1 - start);
-        }
-        peak
+        peak_rate(self.lock().attempts.iter().map(|a| a.received).collect(), window)
     }
 }
 
-/// Wait until `condition` holds (checked after every request), or `timeout` passes.
-pub(crate) async fn wait_until<T>(notify: &Notify, timeout: Duration, it: &T, condition: impl Fn(&T) -> bool) -> bool {
+/// The most of `times` within any `window`: what a rate limit of that window saw at its
+/// busiest.
+pub fn peak_rate(mut times: Vec<Instant>, window: Duration) -> usize {
+    // Concurrent requests are recorded when answered, not quite in arrival order.
+    times.sort_unstable();
+    let mut start = 0;
+    let mut peak = 0;
+    for (end, t) in times.iter().enumerate() {
+        while start < end && t.duration_since(times[start]) >= window {
+            start += 1;
+        }
+        peak = peak.max(end + 1 - start);
+    }
+    peak
+}
+
+/// Wait until `condition` holds of `it` (checked whenever `notify` wakes, after every
+/// request), or `timeout` passes. Returns whether it holds.
+pub async fn wait_until<T>(notify: &Notify, timeout: Duration, it: &T, condition: impl Fn(&T) -> bool) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let changed = notify.notified();
@@ -125,7 +131,10 @@ pub(crate) async fn wait_until<T>(notify: &Notify, timeout: Duration, it: &T, co
 }
 
 /// Serve `app` on a free loopback port until the returned task is aborted.
-pub(crate) async fn serve(app: Router, name: &'static str) -> (SocketAddr, JoinHandle<()>) {
+///
+/// # Panics
+/// When no loopback port can be bound (the test cannot run anyway).
+pub async fn serve(app: Router, name: &'static str) -> (SocketAddr, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
     let addr = listener.local_addr().expect("bound address");
     let task = tokio::spawn(async move {

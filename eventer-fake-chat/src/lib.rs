@@ -26,3 +26,8 @@ pub mod lark;
 pub mod slack;
 
 pub use common::{Attempt, Failure};
+/// What every fake chat service needs, for the fakes of other services too: serving on a
+/// loopback port, waiting on conditions, measuring request rates.
+pub mod support {
+    pub use crate::common::{peak_rate, serve, wait_until};
+}

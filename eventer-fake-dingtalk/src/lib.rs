@@ -40,6 +40,7 @@ use axum::{
     routing::post,
 };
 use base64::{Engine as _, engine::general_purpose::STANDARD};
+use eventer_fake_chat::support;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -121,16 +122,9 @@ impl Builder {
     /// # Panics
     /// When no loopback port can be bound (the test cannot run anyway).
     pub async fn start(self) -> FakeDingTalk {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
-        let addr = listener.local_addr().expect("bound address");
         let shared = Arc::new(Shared { config: self, state: Mutex::default(), changed: Notify::new() });
         let app = Router::new().route(PATH, post(send)).with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            // Serving ends only when the task is aborted on drop, or the listener fails.
-            if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("fake DingTalk robot stopped serving: {e}");
-            }
-        });
+        let (addr, task) = support::serve(app, "DingTalk robot").await;
         FakeDingTalk { addr, shared, task }
     }
 }
@@ -256,33 +250,13 @@ impl FakeDingTalk {
     /// The most requests (accepted or not) that arrived within any `window`: what a
     /// rate limit of that window saw at its busiest.
     pub fn peak_rate(&self, window: Duration) -> usize {
-        let mut times: Vec<Instant> = self.shared.lock().attempts.iter().map(|a| a.received).collect();
-        // Concurrent requests are recorded when answered, not quite in arrival order.
-        times.sort_unstable();
-        let mut start = 0;
-        let mut peak = 0;
-        for (end, t) in times.iter().enumerate() {
-            while start < end && t.duration_since(times[start]) >= window {
-                start += 1;
-            }
-            peak = peak.max(end + 1 - start);
-        }
-        peak
+        support::peak_rate(self.shared.lock().attempts.iter().map(|a| a.received).collect(), window)
     }
 
     /// Wait until `condition` holds (checked after every request), or `timeout` passes.
     /// Returns whether it holds.
     pub async fn wait_until(&self, timeout: Duration, condition: impl Fn(&Self) -> bool) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let changed = self.shared.changed.notified();
-            if condition(self) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return condition(self);
-            }
-        }
+        support::wait_until(&self.shared.changed, timeout, self, condition).await
     }
 }
 

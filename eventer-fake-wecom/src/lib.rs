@@ -39,6 +39,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
+use eventer_fake_chat::support;
 use serde_json::{Value, json};
 use tokio::{sync::Notify, task::JoinHandle};
 
@@ -127,20 +128,13 @@ impl Builder {
     /// # Panics
     /// When no loopback port can be bound (the test cannot run anyway).
     pub async fn start(self) -> FakeWeCom {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
-        let addr = listener.local_addr().expect("bound address");
         let shared = Arc::new(Shared { config: self, state: Mutex::default(), changed: Notify::new() });
         let app = Router::new()
             .route(ROBOT_PATH, post(robot_send))
             .route(TOKEN_PATH, get(gettoken))
             .route(SEND_PATH, post(app_send))
             .with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            // Serving ends only when the task is aborted on drop, or the listener fails.
-            if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("fake WeCom stopped serving: {e}");
-            }
-        });
+        let (addr, task) = support::serve(app, "WeCom").await;
         FakeWeCom { addr, shared, task }
     }
 }
@@ -306,35 +300,14 @@ impl FakeWeCom {
     /// The most messages (accepted or not) that arrived within any `window`: what a rate
     /// limit of that window saw at its busiest.
     pub fn peak_rate(&self, window: Duration) -> usize {
-        let state = self.shared.lock();
-        let mut times: Vec<Instant> =
-            state.attempts.iter().filter(|a| a.path != TOKEN_PATH).map(|a| a.received).collect();
-        // Concurrent requests are recorded when answered, not quite in arrival order.
-        times.sort_unstable();
-        let mut start = 0;
-        let mut peak = 0;
-        for (end, t) in times.iter().enumerate() {
-            while start < end && t.duration_since(times[start]) >= window {
-                start += 1;
-            }
-            peak = peak.max(end + 1 - start);
-        }
-        peak
+        let times = self.shared.lock().attempts.iter().filter(|a| a.path != TOKEN_PATH).map(|a| a.received).collect();
+        support::peak_rate(times, window)
     }
 
     /// Wait until `condition` holds (checked after every request), or `timeout` passes.
     /// Returns whether it holds.
     pub async fn wait_until(&self, timeout: Duration, condition: impl Fn(&Self) -> bool) -> bool {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let changed = self.shared.changed.notified();
-            if condition(self) {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                return condition(self);
-            }
-        }
+        support::wait_until(&self.shared.changed, timeout, self, condition).await
     }
 }
 

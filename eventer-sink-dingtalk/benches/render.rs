@@ -5,7 +5,7 @@ use std::{hint::black_box, sync::Arc};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use eventer_core::{Event, SharedEvent, Sink, testing::sample_events, uri::ComponentUri};
-use eventer_sink_dingtalk::{DingTalkConfig, DingTalkSink};
+use eventer_sink_dingtalk::{ChatConfig, DingTalkConfig, DingTalkSink};
 
 fn sink(options: &str) -> DingTalkSink {
     let uri: ComponentUri =

@@ -1,16 +1,10 @@
 //! [`DingTalkConfig`]: the sink's settings, from serde or from kube-eventer's URI options.
 
-use std::{path::PathBuf, time::Duration};
-
-use eventer_alert::AlertConfig;
-use eventer_core::{
-    Result,
-    config::{Secret, names},
-    uri::Options,
-};
+use eventer_alert::{AlertConfig, ChatConfig, ChatSettings};
+use eventer_core::{Result, config::Secret};
 use serde::{Deserialize, Serialize};
 
-use crate::error::DingTalkError;
+use crate::{error::DingTalkError, sink::Robot};
 
 /// DingTalk's robot endpoint, used when the URI gives none.
 pub const DEFAULT_WEBHOOK: &str = "https://oapi.dingtalk.com/robot/send";
@@ -44,19 +38,33 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 /// Settings of the DingTalk sink.
 ///
 /// From a kube-eventer URI (`--sink=dingtalk:<webhook>?access_token=…&label=…`) or a
-/// config file's options, see [`DingTalkConfig::from_options`]; or deserialize it
-/// (unknown fields are refused). The token and the signing secret are [`Secret`]s, which
-/// no `Debug` shows.
+/// config file's options, see [`ChatConfig::from_options`]: the URI's target is the webhook
+/// (made https unless on loopback, as kube-eventer does), else the `webhook` option, else
+/// DingTalk's; `access_token` is required. Or deserialize the sink's own fields (unknown
+/// fields are refused). The token and the signing secret are [`Secret`]s, which no `Debug`
+/// shows. What every chat sink shares (labels, template, time zone, timeout) is in `chat`,
+/// the alert engine's settings in `alert`; the builder methods of [`ChatConfig`] set them.
 ///
 /// ```
 /// use eventer_sink_dingtalk::{DingTalkConfig, MsgType};
 /// let config: DingTalkConfig = serde_json::from_str(r#"{
-///     "access_token": "t0k", "sign": "SECxyz", "msg_type": "markdown", "label": ["prod"]
+///     "access_token": "t0k", "sign": "SECxyz", "msg_type": "markdown"
 /// }"#)?;
 /// assert_eq!(config.msg_type, MsgType::Markdown);
 /// assert_eq!(config.alert.budget, 18);
 /// assert!(!format!("{config:?}").contains("t0k"));
 /// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// ```
+/// use eventer_core::uri::ComponentUri;
+/// use eventer_sink_dingtalk::{ChatConfig, DingTalkConfig};
+/// let uri: ComponentUri = "dingtalk:https://oapi.dingtalk.com/robot/send?access_token=t0k&label=a&label=b&at_all=true&budget=10".parse()?;
+/// let config = DingTalkConfig::from_options(uri.target(), &mut uri.options())?;
+/// assert_eq!(config.chat.labels, ["a", "b"]);
+/// assert!(config.at_all);
+/// assert_eq!(config.alert.budget, 10);
+/// # Ok::<(), eventer_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,9 +80,6 @@ pub struct DingTalkConfig {
     /// The `加签` secret (`SEC…`); when set every request is signed.
     #[serde(default)]
     pub sign: Option<Secret>,
-    /// Lines put at the top of every message (`label=`, repeatable), e.g. the cluster name.
-    #[serde(default, rename = "label")]
-    pub labels: Vec<String>,
     /// `text` (default) or `markdown`.
     #[serde(default)]
     pub msg_type: MsgType,
@@ -93,23 +98,13 @@ pub struct DingTalkConfig {
     /// @ everyone in the group (`at_all=true`); `@all` is added to the body.
     #[serde(default)]
     pub at_all: bool,
-    /// A minijinja template for the body of single-alert messages (`template=`); see the
-    /// crate docs for the variables. Default: kube-eventer's layout.
-    #[serde(default)]
-    pub template: Option<String>,
-    /// Read the template from this file instead (`template_file=`).
-    #[serde(default)]
-    pub template_file: Option<PathBuf>,
-    /// IANA time zone for the times shown (`timezone=Asia/Shanghai`). Default: the `TZ`
-    /// environment variable, else UTC.
-    #[serde(default)]
-    pub timezone: Option<String>,
     /// Largest request body in bytes (DingTalk refuses messages over 20000). Default 20000.
     #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
-    /// Timeout of one request. Default 10s.
-    #[serde(default = "default_timeout", with = "eventer_core::duration")]
-    pub timeout: Duration,
+    /// Labels, the template for the body of single-alert messages (see the crate docs for
+    /// the variables; default kube-eventer's layout), time zone, timeout.
+    #[serde(skip)]
+    pub chat: ChatSettings,
     /// Grouping, repeats and the message budget: the alert engine's options
     /// (`group_wait`, `group_interval`, `repeat_interval`, `budget`, `budget_window`),
     /// whose defaults suit DingTalk's 20 messages a minute.
@@ -117,30 +112,8 @@ pub struct DingTalkConfig {
     pub alert: AlertConfig,
 }
 
-/// kube-eventer sends to `https://<host><path>` whatever the URI's scheme, so the token
-/// never crosses the network in clear: likewise here, but for a loopback `http://` robot
-/// (a local relay or stand-in), which is used as given.
-fn webhook_of(target: &str) -> String {
-    if target.is_empty() {
-        return DEFAULT_WEBHOOK.to_owned();
-    }
-    let Some(rest) = target.strip_prefix("http://") else {
-        return if target.contains("://") { target.to_owned() } else { format!("https://{target}") };
-    };
-    let loopback = url::Url::parse(target).is_ok_and(|u| match u.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    });
-    if loopback { target.to_owned() } else { format!("https://{rest}") }
-}
-
 fn default_max_bytes() -> usize {
     20_000
-}
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
 }
 
 /// The smallest body limit that still fits one alert with a useful message.
@@ -153,18 +126,14 @@ impl DingTalkConfig {
             webhook: Some(webhook.into()),
             access_token: access_token.into(),
             sign: None,
-            labels: Vec::new(),
             msg_type: MsgType::Text,
             cluster_id: None,
             region: None,
             at_mobiles: Vec::new(),
             at_user_ids: Vec::new(),
             at_all: false,
-            template: None,
-            template_file: None,
-            timezone: None,
             max_bytes: default_max_bytes(),
-            timeout: default_timeout(),
+            chat: ChatSettings::default(),
             alert: AlertConfig::default(),
         }
     }
@@ -183,77 +152,38 @@ impl DingTalkConfig {
         self
     }
 
-    /// Add a label line.
-    #[must_use]
-    pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.labels.push(label.into());
-        self
-    }
-
-    /// Show times in this IANA time zone.
-    #[must_use]
-    pub fn timezone(mut self, timezone: impl Into<String>) -> Self {
-        self.timezone = Some(timezone.into());
-        self
-    }
-
-    /// Set the alert engine's grouping, repeats and budget.
-    #[must_use]
-    pub fn alert(mut self, alert: AlertConfig) -> Self {
-        self.alert = alert;
-        self
-    }
-
-    /// The option names [`DingTalkConfig::from_options`] reads.
-    pub fn option_names() -> Vec<&'static str> {
-        [names::<DingTalkConfig>(), names::<AlertConfig>()].concat()
-    }
-
-    /// Read kube-eventer's URI, or a config file's options: `target` is the webhook (empty:
-    /// the `webhook` option, else DingTalk's), `options` the query (`access_token`
-    /// required) with the alert engine's options. The common filter options (`level`,
-    /// `namespaces`, `kinds`, ...) are the registry's.
-    ///
-    /// ```
-    /// use eventer_core::uri::ComponentUri;
-    /// use eventer_sink_dingtalk::DingTalkConfig;
-    /// let uri: ComponentUri = "dingtalk:https://oapi.dingtalk.com/robot/send?access_token=t0k&label=a&label=b&at_all=true&budget=10".parse()?;
-    /// let config = DingTalkConfig::from_options(uri.target(), &mut uri.options())?;
-    /// assert_eq!(config.labels, ["a", "b"]);
-    /// assert!(config.at_all);
-    /// assert_eq!(config.alert.budget, 10);
-    /// # Ok::<(), eventer_core::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// A configuration error naming the option: `access_token` missing, a value that does
-    /// not parse.
-    pub fn from_options(target: &str, options: &mut Options) -> Result<Self> {
-        let mut config: DingTalkConfig = options.take()?;
-        if !target.is_empty() {
-            if config.webhook.is_some() {
-                return Err(DingTalkError::config(
-                    "option webhook: the URI already names the robot; give one of the two".to_owned(),
-                )
-                .into());
-            }
-            config.webhook = Some(webhook_of(target));
-        }
-        config.alert = AlertConfig::from_options(options)?;
-        config.validate()?;
-        Ok(config)
-    }
-
     /// The robot endpoint.
     pub fn webhook(&self) -> &str {
         self.webhook.as_deref().unwrap_or(DEFAULT_WEBHOOK)
+    }
+}
+
+/// The URI's target is the robot endpoint.
+impl ChatConfig for DingTalkConfig {
+    type Service = Robot;
+
+    fn chat_mut(&mut self) -> &mut ChatSettings {
+        &mut self.chat
+    }
+    fn alert_config(&self) -> &AlertConfig {
+        &self.alert
+    }
+    fn alert_mut(&mut self) -> &mut AlertConfig {
+        &mut self.alert
+    }
+
+    fn complete(&mut self, target: &str) -> Result<()> {
+        // kube-eventer sends to `https://<host><path>` whatever the URI's scheme.
+        eventer_alert::target_or_option(target, &mut self.webhook, "webhook", "the robot", |t| {
+            Ok(eventer_alert::https_unless_loopback(t))
+        })
     }
 
     /// Check values that serde or the URI parser cannot.
     ///
     /// # Errors
     /// A configuration error naming the field.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         let fail = |m: &str| Err(DingTalkError::config(m.to_owned()).into());
         if self.access_token.is_empty() {
             return fail("missing required option access_token");
@@ -265,18 +195,22 @@ impl DingTalkConfig {
         if self.max_bytes < MIN_MAX_BYTES {
             return fail(&format!("option max_bytes: must be at least {MIN_MAX_BYTES}"));
         }
-        if self.timeout.is_zero() {
-            return fail("option timeout: must be more than 0");
-        }
-        if self.template.is_some() && self.template_file.is_some() {
-            return fail("options template and template_file: give one, not both");
-        }
-        Ok(())
+        self.chat.validate()
+    }
+
+    fn service(&self) -> Result<Robot> {
+        Robot::new(self)
+    }
+
+    fn zone_name(robot: &Robot) -> &str {
+        robot.zone_name()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use eventer_core::uri::ComponentUri;
 
     use super::*;
@@ -297,7 +231,7 @@ mod tests {
         assert_eq!(c.webhook(), "https://oapi.dingtalk.com/robot/send");
         assert_eq!(c.access_token.expose(), "t0k");
         assert_eq!(c.sign.as_ref().map(Secret::expose), Some("SECabc"));
-        assert_eq!(c.labels, ["c1", "c%d"]);
+        assert_eq!(c.chat.labels, ["c1", "c%d"]);
         assert_eq!(c.msg_type, MsgType::Markdown);
         assert_eq!((c.cluster_id.as_deref(), c.region.as_deref()), (Some("c123"), Some("cn-hangzhou")));
         assert_eq!(c.at_mobiles, ["138", "139"]);
@@ -347,9 +281,10 @@ mod tests {
     fn typed_values_and_secret_free_debug() {
         let c: DingTalkConfig = serde_json::from_str(
             r#"{"webhook":"http://127.0.0.1:1/robot/send","access_token":"tok-SECRET","sign":"SECsecret-value",
-                "label":["prod"],"at_all":true,"max_bytes":4000,"timeout":"3s"}"#,
+                "at_all":true,"max_bytes":4000}"#,
         )
         .unwrap();
+        let c = c.label("prod").timeout(Duration::from_secs(3));
         assert_eq!((c.webhook(), c.at_all, c.max_bytes), ("http://127.0.0.1:1/robot/send", true, 4000));
         let debug = format!("{c:?}");
         assert!(!debug.contains("tok-SECRET") && !debug.contains("SECsecret-value"), "{debug}");

@@ -83,4 +83,6 @@ mod sign;
 mod sink;
 
 pub use config::{DEFAULT_WEBHOOK, DingTalkConfig, MsgType};
+/// The builder methods every chat sink's settings share (`label`, `timezone`, `alert`, ...).
+pub use eventer_alert::ChatConfig;
 pub use sink::{DingTalkFactory, DingTalkSink, SCHEME, register};

@@ -3,31 +3,25 @@
 
 use std::fmt::Write as _;
 
-use eventer_alert::{Alert, Digest, Template, Zone, truncate};
-use eventer_core::{Error, Event, Result};
+use eventer_alert::{Alert, Digest, Look, fit_one};
+use eventer_core::{Event, Result};
 use serde::Serialize;
 
 use crate::config::{DingTalkConfig, MsgType};
 
 const ACK_CONSOLE: &str = "https://cs.console.aliyun.com/#/k8s";
-/// A digest line keeps at most this much of an event's message.
-const DIGEST_MESSAGE_BYTES: usize = 300;
-/// Room left for what a size estimate may miss.
-const SLACK_BYTES: usize = 64;
 
 /// Renders message bodies (the JSON sent to the robot).
 pub(crate) struct Renderer {
     msg_type: MsgType,
-    labels: Vec<String>,
     cluster_id: Option<String>,
     region: Option<String>,
-    zone: Zone,
     at_mobiles: Vec<String>,
     at_user_ids: Vec<String>,
     at_all: bool,
     /// `@…` text DingTalk needs in the body for the `at` list to notify.
     at_text: String,
-    template: Option<Template>,
+    look: Look,
 }
 
 #[derive(Serialize)]
@@ -63,16 +57,8 @@ struct At<'a> {
 impl Renderer {
     /// A renderer for `config`; reads `template_file` and compiles the template.
     pub(crate) fn new(config: &DingTalkConfig) -> Result<Self> {
-        let zone = Zone::new(config.timezone.as_deref())?;
-        let source = match (&config.template, &config.template_file) {
-            (Some(t), _) => Some(t.clone()),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| Error::config(format!("option template_file: cannot read {}: {e}", path.display())))?,
-            ),
-            (None, None) => None,
-        };
-        let template = source.map(Template::compile).transpose()?;
+        let vars = template_vars(config.cluster_id.as_deref(), config.region.as_deref());
+        let look = config.chat.look(&vars)?;
         let mut at_text = String::new();
         for who in config.at_mobiles.iter().chain(&config.at_user_ids) {
             write!(at_text, "@{who} ").expect("writing to a String");
@@ -80,92 +66,41 @@ impl Renderer {
         if config.at_all {
             at_text.push_str("@all");
         }
-        let renderer = Renderer {
+        Ok(Renderer {
             msg_type: config.msg_type,
-            labels: config.labels.clone(),
             cluster_id: config.cluster_id.clone(),
             region: config.region.clone(),
-            zone,
             at_mobiles: config.at_mobiles.clone(),
             at_user_ids: config.at_user_ids.clone(),
             at_all: config.at_all,
             at_text: at_text.trim_end().to_owned(),
-            template,
-        };
-        // A template naming an unknown variable fails at startup.
-        if let Some(template) = &renderer.template {
-            template.check(&renderer.zone, &renderer.labels, &renderer.template_vars())?;
-        }
-        Ok(renderer)
+            look,
+        })
     }
 
     /// The zone times are shown in.
     pub(crate) fn tz_name(&self) -> &str {
-        self.zone.name()
+        self.look.zone.name()
     }
 
     /// The body of a message about one alert within `max_bytes` (the event's message is
     /// cut, never the alert).
     pub(crate) fn single(&self, alert: Alert<'_>, max_bytes: usize) -> String {
-        let mut limit = alert.event.message.len();
-        loop {
-            let body = self.single_body(alert, limit);
-            if body.len() <= max_bytes || limit == 0 {
-                return body;
-            }
-            // Shrink in proportion: escaping makes the body grow faster than the message.
-            let scaled = limit * max_bytes.saturating_sub(SLACK_BYTES) / body.len();
-            limit = scaled.min(limit - 1);
-        }
+        fit_one(alert, max_bytes, |alert| self.single_body(alert))
     }
 
-    fn single_body(&self, alert: Alert<'_>, message_limit: usize) -> String {
-        let cut;
-        let alert = if alert.event.message.len() > message_limit {
-            let mut event = alert.event.clone();
-            event.message = truncate(&event.message, message_limit);
-            cut = event;
-            Alert { event: &cut, count: alert.count }
-        } else {
-            alert
-        };
-        let text = match &self.template {
-            Some(template) => {
-                template.render(alert, &self.zone, &self.labels, &self.template_vars()).unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "DingTalk template failed; using the default layout.");
-                    self.layout(alert)
-                })
-            }
-            None => self.layout(alert),
-        };
+    fn single_body(&self, alert: Alert<'_>) -> String {
+        let vars = template_vars(self.cluster_id.as_deref(), self.region.as_deref());
+        let text = self.look.text(alert, &vars, "DingTalk", |alert| self.layout(alert));
         let title = self.title("Event");
         self.body(&title, text)
     }
 
     fn layout(&self, alert: Alert<'_>) -> String {
         match self.msg_type {
-            MsgType::Text => self.text_layout(alert),
+            MsgType::Text => self.look.kube_eventer_text(alert),
             MsgType::Markdown => self.markdown_layout(alert),
         }
-    }
-
-    /// kube-eventer's text layout: labels (last first, as kube-eventer prepends them), then
-    /// the fields. Added: `Count` for repeats, and the zone in the timestamp.
-    fn text_layout(&self, Alert { event: ev, count }: Alert<'_>) -> String {
-        let mut out = String::with_capacity(256 + ev.message.len());
-        for label in self.labels.iter().rev() {
-            out.push_str(label);
-            out.push('\n');
-        }
-        let w = &mut out;
-        write!(w, "Level:{} \nKind:{} \n", ev.level, ev.involved_object.kind).expect("writing to a String");
-        write!(w, "Namespace:{} \nName:{} \nReason:{} \n", ev.namespace, ev.name, ev.reason)
-            .expect("writing to a String");
-        if count > 1 {
-            writeln!(w, "Count:{count} ").expect("writing to a String");
-        }
-        write!(w, "Timestamp:{} \nMessage:{}", self.time(ev), ev.message).expect("writing to a String");
-        out
     }
 
     /// kube-eventer's markdown layout, with ACK console links only when both `cluster_id`
@@ -173,7 +108,7 @@ impl Renderer {
     fn markdown_layout(&self, Alert { event: ev, count }: Alert<'_>) -> String {
         let mut out = String::with_capacity(512 + ev.message.len());
         let w = &mut out;
-        for (i, label) in self.labels.iter().enumerate() {
+        for (i, label) in self.look.labels.iter().enumerate() {
             if !label.trim().is_empty() {
                 write!(w, "label[{i}]: **{label}**\n\n").expect("writing to a String");
             }
@@ -210,23 +145,13 @@ impl Renderer {
         out
     }
 
-    /// The template variables of this sink, beyond the engine's.
-    fn template_vars(&self) -> [(&str, &str); 2] {
-        [
-            ("cluster_id", self.cluster_id.as_deref().unwrap_or_default()),
-            ("region", self.region.as_deref().unwrap_or_default()),
-        ]
-    }
-
     /// One line of a digest: level, kind, namespace/name, reason, count, time, message.
-    pub(crate) fn digest_line(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+    pub(crate) fn digest_line(&self, alert: Alert<'_>) -> String {
+        let Alert { event: ev, count } = alert;
         let obj = &ev.involved_object;
         let namespace = if obj.namespace.is_empty() { &ev.namespace } else { &obj.namespace };
-        let message: String = truncate(ev.message.trim(), DIGEST_MESSAGE_BYTES)
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        let time = self.zone.short(ev);
+        let message = alert.line_message();
+        let time = self.look.zone.short(ev);
         let mut line = String::with_capacity(96 + message.len());
         let w = &mut line;
         match self.msg_type {
@@ -247,23 +172,20 @@ impl Renderer {
 
     /// A digest message listing `digest.lines`; `first` numbers its first line within the
     /// `total` alerts pending.
-    pub(crate) fn digest(&self, Digest { lines: shown, first, total }: Digest<'_>) -> String {
-        let span = if shown.len() == total {
-            format!("{total} Kubernetes events")
-        } else {
-            format!("Kubernetes events {first}-{} of {total}", first + shown.len().saturating_sub(1))
-        };
+    pub(crate) fn digest(&self, digest: Digest<'_>) -> String {
+        let shown = digest.lines;
+        let span = digest.span();
         let mut text = String::with_capacity(128 + shown.iter().map(|l| l.len() + 1).sum::<usize>());
         match self.msg_type {
             MsgType::Text => {
-                for label in self.labels.iter().rev() {
+                for label in self.look.labels.iter().rev() {
                     text.push_str(label);
                     text.push('\n');
                 }
-                writeln!(text, "{span} (times in {}):", self.zone.name()).expect("writing to a String");
+                writeln!(text, "{span} (times in {}):", self.look.zone.name()).expect("writing to a String");
             }
             MsgType::Markdown => {
-                for (i, label) in self.labels.iter().enumerate() {
+                for (i, label) in self.look.labels.iter().enumerate() {
                     if !label.trim().is_empty() {
                         write!(text, "label[{i}]: **{label}**\n\n").expect("writing to a String");
                     }
@@ -276,7 +198,7 @@ impl Renderer {
             text.push('\n');
         }
         if self.msg_type == MsgType::Markdown {
-            write!(text, "\nTimes in {}.", self.zone.name()).expect("writing to a String");
+            write!(text, "\nTimes in {}.", self.look.zone.name()).expect("writing to a String");
         }
         let title = self.title(&span);
         self.body(&title, text.trim_end().to_owned())
@@ -314,8 +236,13 @@ impl Renderer {
 
     /// `2006-01-02 15:04:05 -0700 MST`, as kube-eventer's markdown (Go's `Time.String`).
     fn time(&self, ev: &Event) -> String {
-        self.zone.long(ev)
+        self.look.zone.long(ev)
     }
+}
+
+/// The template variables of this sink, beyond the engine's.
+fn template_vars<'a>(cluster_id: Option<&'a str>, region: Option<&'a str>) -> [(&'static str, &'a str); 2] {
+    [("cluster_id", cluster_id.unwrap_or_default()), ("region", region.unwrap_or_default())]
 }
 
 /// `cn-hangzhou.i-bp1…` → (`cn-hangzhou`, `i-bp1…`): ACK's node names for ECS instances.

@@ -1,15 +1,11 @@
 //! [`DingTalkSink`]: the robot as an [`eventer_alert::ChatService`]; grouping, repeats,
 //! the message budget and per-event outcomes are the alert engine's.
 
-use std::{fmt, sync::Arc};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use eventer_alert::{Alert, AlertSink, Answer, ChatService, Digest, Limits};
-use eventer_core::{
-    Batching, BoxSink, BuildContext, Error, Level, Outcome, Registry, Result, SharedEvent, Sink, SinkFactory,
-    uri::Options,
-};
-
+use eventer_alert::{Alert, Answer, ChatFactory, ChatService, ChatSink, Digest, Limits};
+use eventer_core::{Error, Registry, Result};
 use tracing::{error, warn};
 
 use crate::{client::Client, config::DingTalkConfig, error::DingTalkError, message::Renderer};
@@ -32,16 +28,30 @@ pub const SCHEME: &str = "dingtalk";
 /// - Outcomes are per event: what DingTalk accepted is never sent again.
 ///
 /// All of this is [`eventer_alert::AlertSink`]; this sink renders and classifies replies.
-pub struct DingTalkSink {
-    config: DingTalkConfig,
-    engine: AlertSink<Robot>,
-}
+pub type DingTalkSink = ChatSink<DingTalkConfig>;
+
+/// Builds [`DingTalkSink`]s from kube-eventer URIs; the default level is Warning.
+pub type DingTalkFactory = ChatFactory<DingTalkConfig>;
 
 /// The robot, as the alert engine sees it.
-struct Robot {
+pub struct Robot {
     renderer: Renderer,
     client: Client,
     max_bytes: usize,
+}
+
+impl Robot {
+    pub(crate) fn new(config: &DingTalkConfig) -> Result<Self> {
+        Ok(Robot {
+            renderer: Renderer::new(config)?,
+            client: Client::new(config.webhook(), &config.access_token, config.sign.as_ref(), config.chat.timeout)?,
+            max_bytes: config.max_bytes,
+        })
+    }
+
+    pub(crate) fn zone_name(&self) -> &str {
+        self.renderer.tz_name()
+    }
 }
 
 #[async_trait]
@@ -88,74 +98,6 @@ impl ChatService for Robot {
     }
 }
 
-impl fmt::Debug for DingTalkSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DingTalkSink").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl DingTalkSink {
-    /// A sink for `config`. Reads `template_file`; performs no network I/O.
-    ///
-    /// # Errors
-    /// An invalid configuration, time zone or template.
-    pub fn new(config: DingTalkConfig) -> Result<Self> {
-        config.validate()?;
-        let robot = Robot {
-            renderer: Renderer::new(&config)?,
-            client: Client::new(config.webhook(), &config.access_token, config.sign.as_ref(), config.timeout)?,
-            max_bytes: config.max_bytes,
-        };
-        Ok(DingTalkSink { engine: AlertSink::new(robot, config.alert.clone())?, config })
-    }
-
-    /// Report message counts and the budget to `metrics` (labelled with the sink's name).
-    #[must_use]
-    pub fn with_metrics(mut self, metrics: &eventer_core::telemetry::Metrics) -> Self {
-        self.engine = self.engine.with_metrics(metrics);
-        self
-    }
-
-    /// The zone times are shown in (`timezone`, else `TZ`, else UTC).
-    pub fn timezone(&self) -> &str {
-        self.engine.service().renderer.tz_name()
-    }
-}
-
-#[async_trait]
-impl Sink for DingTalkSink {
-    async fn send(&mut self, batch: &[SharedEvent]) -> Vec<Outcome> {
-        self.engine.send(batch).await
-    }
-
-    fn batching(&self) -> Batching {
-        self.engine.batching()
-    }
-
-    fn preview(&mut self, batch: &[SharedEvent]) -> Option<Vec<String>> {
-        self.engine.preview(batch)
-    }
-}
-
-/// Builds [`DingTalkSink`]s from kube-eventer URIs; the default level is Warning.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct DingTalkFactory;
-
-impl SinkFactory for DingTalkFactory {
-    fn options(&self) -> Vec<&'static str> {
-        DingTalkConfig::option_names()
-    }
-
-    fn default_level(&self) -> Option<Level> {
-        Some(Level::Warning)
-    }
-
-    fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSink> {
-        let config = DingTalkConfig::from_options(target, options)?;
-        Ok(Box::new(DingTalkSink::new(config)?.with_metrics(&cx.metrics)))
-    }
-}
-
 /// Register the `dingtalk` scheme.
 ///
 /// ```
@@ -164,5 +106,5 @@ impl SinkFactory for DingTalkFactory {
 /// assert_eq!(registry.sink_schemes(), ["dingtalk"]);
 /// ```
 pub fn register(registry: &mut Registry) {
-    registry.register_sink(SCHEME, Arc::new(DingTalkFactory));
+    registry.register_sink(SCHEME, Arc::new(DingTalkFactory::new()));
 }

@@ -5,7 +5,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 use eventer_core::{Event, SharedEvent, Sink, testing::sample_events, uri::ComponentUri};
-use eventer_sink_dingtalk::{DingTalkConfig, DingTalkSink};
+use eventer_sink_dingtalk::{ChatConfig, DingTalkConfig, DingTalkSink};
 use serde_json::Value;
 
 fn sink(options: &str) -> DingTalkSink {

@@ -9,7 +9,7 @@ use eventer_core::{
     uri::ComponentUri,
 };
 use eventer_fake_dingtalk::{Failure, FakeDingTalk};
-use eventer_sink_dingtalk::{DingTalkConfig, DingTalkSink};
+use eventer_sink_dingtalk::{ChatConfig, DingTalkConfig, DingTalkSink};
 
 const SECRET: &str = "SEC0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd";
 

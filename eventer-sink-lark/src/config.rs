@@ -1,16 +1,12 @@
 //! [`LarkConfig`]: the sink's settings, from serde or from URI options.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
-use eventer_alert::AlertConfig;
-use eventer_core::{
-    Result,
-    config::{Secret, names},
-    uri::Options,
-};
+use eventer_alert::{AlertConfig, ChatConfig, ChatSettings};
+use eventer_core::{Result, config::Secret};
 use serde::{Deserialize, Serialize};
 
-use crate::error::LarkError;
+use crate::{error::LarkError, sink::Bot};
 
 /// The message type of single-alert messages and digests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -41,19 +37,32 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 /// Settings of the Lark/Feishu sink.
 ///
 /// From a URI (`--sink=lark:https://open.feishu.cn/open-apis/bot/v2/hook/<token>?sign=…`)
-/// or a config file's options, see [`LarkConfig::from_options`]; or deserialize it
-/// (unknown fields are refused). The webhook (its path holds the token) and the signing
-/// secret are [`Secret`]s, which no `Debug` shows.
+/// or a config file's options, see [`ChatConfig::from_options`] (the URI's target is the
+/// webhook, else the `webhook` option); or deserialize the sink's own fields (unknown
+/// fields are refused). The webhook (its path holds the token) and the signing secret are
+/// [`Secret`]s, which no `Debug` shows. What every chat sink shares (labels, template,
+/// time zone, timeout) is in `chat`, the alert engine's settings in `alert`; the builder
+/// methods of [`ChatConfig`] set them.
 ///
 /// ```
 /// use eventer_sink_lark::{LarkConfig, MsgType};
 /// let config: LarkConfig = serde_json::from_str(r#"{
 ///     "webhook": "https://open.feishu.cn/open-apis/bot/v2/hook/t0k", "sign": "s3cret",
-///     "msg_type": "interactive", "label": ["prod"]
+///     "msg_type": "interactive"
 /// }"#)?;
 /// assert_eq!(config.msg_type, MsgType::Interactive);
 /// assert!(!format!("{config:?}").contains("t0k"));
 /// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// ```
+/// use eventer_core::uri::ComponentUri;
+/// use eventer_sink_lark::{ChatConfig, LarkConfig};
+/// let uri: ComponentUri = "lark:https://open.feishu.cn/open-apis/bot/v2/hook/t0k?sign=s3c&label=a&label=b&budget=2".parse()?;
+/// let config = LarkConfig::from_options(uri.target(), &mut uri.options())?;
+/// assert_eq!(config.chat.labels, ["a", "b"]);
+/// assert_eq!((config.alert.budget, config.alert.budget_window.as_secs()), (2, 3));
+/// # Ok::<(), eventer_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,27 +75,15 @@ pub struct LarkConfig {
     /// The bot's signing secret; when set every request is signed.
     #[serde(default)]
     pub sign: Option<Secret>,
-    /// Lines put at the top of every message (`label=`, repeatable), e.g. the cluster name.
-    #[serde(default, rename = "label")]
-    pub labels: Vec<String>,
     /// `text` (default) or `interactive` (alias `card`).
     #[serde(default)]
     pub msg_type: MsgType,
-    /// A minijinja template for the text of single-alert messages (`template=`).
-    #[serde(default)]
-    pub template: Option<String>,
-    /// Read the template from this file instead (`template_file=`).
-    #[serde(default)]
-    pub template_file: Option<PathBuf>,
-    /// IANA time zone for the times shown. Default: the `TZ` environment variable, else UTC.
-    #[serde(default)]
-    pub timezone: Option<String>,
     /// Largest request body in bytes (Lark refuses bodies over 20 KB). Default 20000.
     #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
-    /// Timeout of one request. Default 10s.
-    #[serde(default = "default_timeout", with = "eventer_core::duration")]
-    pub timeout: Duration,
+    /// Labels, the template for the text of single-alert messages, time zone, timeout.
+    #[serde(skip)]
+    pub chat: ChatSettings,
     /// Grouping, repeats and the message budget: the alert engine's options. The budget
     /// defaults to 4 messages per rolling 3 s: under Lark's 5 a second and 100 a minute.
     #[serde(skip)]
@@ -99,9 +96,6 @@ pub const DEFAULT_BUDGET: (u32, Duration) = (4, Duration::from_secs(3));
 fn default_max_bytes() -> usize {
     20_000
 }
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
-}
 
 /// The smallest body limit that still fits one alert with a useful message.
 const MIN_MAX_BYTES: usize = 2_000;
@@ -112,14 +106,10 @@ impl LarkConfig {
         LarkConfig {
             webhook: Some(webhook.into()),
             sign: None,
-            labels: Vec::new(),
             msg_type: MsgType::Text,
-            template: None,
-            template_file: None,
-            timezone: None,
             max_bytes: default_max_bytes(),
-            timeout: default_timeout(),
-            alert: AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1),
+            chat: ChatSettings::default(),
+            alert: LarkConfig::default_alert(),
         }
     }
 
@@ -136,72 +126,34 @@ impl LarkConfig {
         self.msg_type = msg_type;
         self
     }
+}
 
-    /// Add a label line.
-    #[must_use]
-    pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.labels.push(label.into());
-        self
+/// The URI's target is the webhook; the budget defaults to Lark's.
+impl ChatConfig for LarkConfig {
+    type Service = Bot;
+
+    fn chat_mut(&mut self) -> &mut ChatSettings {
+        &mut self.chat
+    }
+    fn alert_config(&self) -> &AlertConfig {
+        &self.alert
+    }
+    fn alert_mut(&mut self) -> &mut AlertConfig {
+        &mut self.alert
+    }
+    fn default_alert() -> AlertConfig {
+        AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1)
     }
 
-    /// Show times in this IANA time zone.
-    #[must_use]
-    pub fn timezone(mut self, timezone: impl Into<String>) -> Self {
-        self.timezone = Some(timezone.into());
-        self
-    }
-
-    /// Set the alert engine's grouping, repeats and budget.
-    #[must_use]
-    pub fn alert(mut self, alert: AlertConfig) -> Self {
-        self.alert = alert;
-        self
-    }
-
-    /// The option names [`LarkConfig::from_options`] reads.
-    pub fn option_names() -> Vec<&'static str> {
-        [names::<LarkConfig>(), names::<AlertConfig>()].concat()
-    }
-
-    /// Read a URI or a config file's options: `target` is the webhook (empty: the
-    /// `webhook` option), `options` the query with the alert engine's options. The common
-    /// filter options (`level`, `namespaces`, `kinds`, ...) are the registry's.
-    ///
-    /// ```
-    /// use eventer_core::uri::ComponentUri;
-    /// use eventer_sink_lark::LarkConfig;
-    /// let uri: ComponentUri = "lark:https://open.feishu.cn/open-apis/bot/v2/hook/t0k?sign=s3c&label=a&label=b&budget=2".parse()?;
-    /// let config = LarkConfig::from_options(uri.target(), &mut uri.options())?;
-    /// assert_eq!(config.labels, ["a", "b"]);
-    /// assert_eq!((config.alert.budget, config.alert.budget_window.as_secs()), (2, 3));
-    /// # Ok::<(), eventer_core::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// A configuration error naming the option: missing webhook, a value that does not
-    /// parse.
-    pub fn from_options(target: &str, options: &mut Options) -> Result<Self> {
-        let mut config: LarkConfig = options.take()?;
-        if !target.is_empty() {
-            if config.webhook.is_some() {
-                return Err(LarkError::Config(
-                    "option webhook: the URI already names the bot; give one of the two".to_owned(),
-                )
-                .into());
-            }
-            config.webhook = Some(Secret::new(target));
-        }
-        config.alert =
-            AlertConfig::from_options_or(options, AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1))?;
-        config.validate()?;
-        Ok(config)
+    fn complete(&mut self, target: &str) -> Result<()> {
+        eventer_alert::target_or_option(target, &mut self.webhook, "webhook", "the bot", |t| Ok(Secret::new(t)))
     }
 
     /// Check values that serde or the URI parser cannot.
     ///
     /// # Errors
     /// A configuration error naming the field; never showing the webhook.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         let fail = |m: &str| Err(LarkError::Config(m.to_owned()).into());
         let Some(webhook) = self.webhook.as_ref().filter(|w| !w.is_empty()) else {
             return fail("missing the webhook: lark:https://open.feishu.cn/open-apis/bot/v2/hook/<token>");
@@ -214,13 +166,15 @@ impl LarkConfig {
         if self.max_bytes < MIN_MAX_BYTES {
             return fail(&format!("option max_bytes: must be at least {MIN_MAX_BYTES}"));
         }
-        if self.timeout.is_zero() {
-            return fail("option timeout: must be more than 0");
-        }
-        if self.template.is_some() && self.template_file.is_some() {
-            return fail("options template and template_file: give one, not both");
-        }
-        Ok(())
+        self.chat.validate()
+    }
+
+    fn service(&self) -> Result<Bot> {
+        Bot::new(self)
+    }
+
+    fn zone_name(bot: &Bot) -> &str {
+        bot.zone_name()
     }
 }
 
@@ -230,15 +184,9 @@ pub(crate) fn check_webhook(webhook: &str) -> std::result::Result<(), String> {
     let example = "such as https://open.feishu.cn/open-apis/bot/v2/hook/<token>";
     let url = url::Url::parse(webhook)
         .map_err(|e| format!("the webhook is not a URL ({e}); give the bot's whole URL, {example}"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
     match url.scheme() {
         "https" => {}
-        "http" if loopback => {}
+        "http" if eventer_alert::is_loopback(&url) => {}
         "http" => return Err("the webhook must be https: its path is the bot's token".to_owned()),
         _ => return Err(format!("the webhook must be an https URL, {example}")),
     }
@@ -269,7 +217,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.webhook.as_ref().map(Secret::expose), Some("https://open.feishu.cn/open-apis/bot/v2/hook/t0k"));
         assert_eq!(c.sign.as_ref().map(Secret::expose), Some("s3c"));
-        assert_eq!(c.labels, ["c1", "c2"]);
+        assert_eq!(c.chat.labels, ["c1", "c2"]);
         assert_eq!(c.msg_type, MsgType::Interactive);
         assert_eq!(c.alert.group_wait, Duration::from_millis(500));
         // budget_window given, budget Lark's.
@@ -301,10 +249,11 @@ mod tests {
     fn typed_values_and_secret_free_debug() {
         let c: LarkConfig = serde_json::from_str(
             r#"{"webhook":"https://open.feishu.cn/open-apis/bot/v2/hook/tok-SECRET","sign":"sign-SECRET",
-                "label":["prod"],"max_bytes":4000,"timeout":"3s"}"#,
+                "max_bytes":4000}"#,
         )
         .unwrap();
-        assert_eq!((c.max_bytes, c.timeout), (4000, Duration::from_secs(3)));
+        let c = c.label("prod").timeout(Duration::from_secs(3));
+        assert_eq!((c.max_bytes, c.chat.timeout), (4000, Duration::from_secs(3)));
         let debug = format!("{c:?}");
         assert!(!debug.contains("SECRET") && debug.contains("prod"), "{debug}");
         let empty: LarkConfig = serde_json::from_str(r#"{"webhook":"https://h/hook/t","sign":""}"#).unwrap();

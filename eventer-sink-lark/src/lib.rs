@@ -62,4 +62,6 @@ mod sign;
 mod sink;
 
 pub use config::{DEFAULT_BUDGET, LarkConfig, MsgType};
+/// The builder methods every chat sink's settings share (`label`, `timezone`, `alert`, ...).
+pub use eventer_alert::ChatConfig;
 pub use sink::{FEISHU_SCHEME, LarkFactory, LarkSink, SCHEME, register};

@@ -3,140 +3,80 @@
 
 use std::fmt::Write as _;
 
-use eventer_alert::{Alert, Digest, Template, Zone, truncate};
-use eventer_core::{Error, Level, Result};
+use eventer_alert::{Alert, Digest, Look, fit_one};
+use eventer_core::{Level, Result};
 use serde_json::json;
 
 use crate::config::{LarkConfig, MsgType};
 
-/// A digest line keeps at most this much of an event's message.
-const DIGEST_MESSAGE_BYTES: usize = 300;
-/// Room left for what a size estimate may miss.
-const SLACK_BYTES: usize = 64;
-
 /// Renders message bodies (the JSON sent to the bot, before signing).
 pub(crate) struct Renderer {
     msg_type: MsgType,
-    labels: Vec<String>,
-    zone: Zone,
-    template: Option<Template>,
+    look: Look,
 }
 
 impl Renderer {
     /// A renderer for `config`; reads `template_file` and compiles the template.
     pub(crate) fn new(config: &LarkConfig) -> Result<Self> {
-        let zone = Zone::new(config.timezone.as_deref())?;
-        let source = match (&config.template, &config.template_file) {
-            (Some(t), _) => Some(t.clone()),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| Error::config(format!("option template_file: cannot read {}: {e}", path.display())))?,
-            ),
-            (None, None) => None,
-        };
-        let template = source.map(Template::compile).transpose()?;
-        let renderer = Renderer { msg_type: config.msg_type, labels: config.labels.clone(), zone, template };
-        // A template naming an unknown variable fails at startup.
-        if let Some(template) = &renderer.template {
-            template.check(&renderer.zone, &renderer.labels, &[])?;
-        }
-        Ok(renderer)
+        Ok(Renderer { msg_type: config.msg_type, look: config.chat.look(&[])? })
     }
 
     /// The zone times are shown in.
     pub(crate) fn tz_name(&self) -> &str {
-        self.zone.name()
+        self.look.zone.name()
     }
 
     /// The body of a message about one alert within `max_bytes` (the event's message is
     /// cut, never the alert).
     pub(crate) fn single(&self, alert: Alert<'_>, max_bytes: usize) -> String {
-        let mut limit = alert.event.message.len();
-        loop {
-            let body = self.single_body(alert, limit);
-            if body.len() <= max_bytes || limit == 0 {
-                return body;
-            }
-            // Shrink in proportion: escaping makes the body grow faster than the message.
-            let scaled = limit * max_bytes.saturating_sub(SLACK_BYTES) / body.len();
-            limit = scaled.min(limit - 1);
-        }
+        fit_one(alert, max_bytes, |alert| self.single_body(alert))
     }
 
-    fn single_body(&self, alert: Alert<'_>, message_limit: usize) -> String {
-        let cut;
-        let alert = if alert.event.message.len() > message_limit {
-            let mut event = alert.event.clone();
-            event.message = truncate(&event.message, message_limit);
-            cut = event;
-            Alert { event: &cut, count: alert.count }
-        } else {
-            alert
-        };
-        let text = match &self.template {
-            Some(template) => template.render(alert, &self.zone, &self.labels, &[]).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "Lark template failed; using the default layout.");
-                self.layout(alert)
-            }),
-            None => self.layout(alert),
-        };
+    fn single_body(&self, alert: Alert<'_>) -> String {
+        let text = self.look.text(alert, &[], "Lark", |alert| self.layout(alert));
         let ev = alert.event;
         let title = format!("{} {}: {}", ev.level, ev.involved_object.kind, ev.reason);
         self.body(&title, colour(&ev.level), &text)
     }
 
-    fn layout(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+    fn layout(&self, alert: Alert<'_>) -> String {
+        match self.msg_type {
+            MsgType::Text => self.look.kube_eventer_text(alert),
+            MsgType::Interactive => self.card_layout(alert),
+        }
+    }
+
+    fn card_layout(&self, Alert { event: ev, count }: Alert<'_>) -> String {
         let mut out = String::with_capacity(256 + ev.message.len());
         let w = &mut out;
-        match self.msg_type {
-            // kube-eventer's text layout: labels last first (as it prepends them), then
-            // the fields; added: `Count` for repeats, and the zone in the timestamp.
-            MsgType::Text => {
-                for label in self.labels.iter().rev() {
-                    writeln!(w, "{label}").expect("writing to a String");
-                }
-                write!(w, "Level:{} \nKind:{} \n", ev.level, ev.involved_object.kind).expect("writing to a String");
-                write!(w, "Namespace:{} \nName:{} \nReason:{} \n", ev.namespace, ev.name, ev.reason)
-                    .expect("writing to a String");
-                if count > 1 {
-                    writeln!(w, "Count:{count} ").expect("writing to a String");
-                }
-                write!(w, "Timestamp:{} \nMessage:{}", self.zone.long(ev), ev.message).expect("writing to a String");
-            }
-            MsgType::Interactive => {
-                self.card_labels(w);
-                let obj = &ev.involved_object;
-                write!(w, "**Kind:** {}\n**Namespace:** {}\n**Name:** {}\n", obj.kind, ev.namespace, ev.name)
-                    .expect("writing to a String");
-                writeln!(w, "**Reason:** {}", ev.reason).expect("writing to a String");
-                if count > 1 {
-                    writeln!(w, "**Count:** {count}").expect("writing to a String");
-                }
-                if !ev.source.host.is_empty() {
-                    writeln!(w, "**Node:** {}", ev.source.host).expect("writing to a String");
-                }
-                write!(w, "**Timestamp:** {}\n**Message:** {}", self.zone.long(ev), ev.message)
-                    .expect("writing to a String");
-            }
+        self.card_labels(w);
+        let obj = &ev.involved_object;
+        write!(w, "**Kind:** {}\n**Namespace:** {}\n**Name:** {}\n", obj.kind, ev.namespace, ev.name)
+            .expect("writing to a String");
+        writeln!(w, "**Reason:** {}", ev.reason).expect("writing to a String");
+        if count > 1 {
+            writeln!(w, "**Count:** {count}").expect("writing to a String");
         }
+        if !ev.source.host.is_empty() {
+            writeln!(w, "**Node:** {}", ev.source.host).expect("writing to a String");
+        }
+        write!(w, "**Timestamp:** {}\n**Message:** {}", self.look.zone.long(ev), ev.message)
+            .expect("writing to a String");
         out
     }
 
     fn card_labels(&self, w: &mut String) {
-        for label in self.labels.iter().filter(|l| !l.trim().is_empty()) {
+        for label in self.look.labels.iter().filter(|l| !l.trim().is_empty()) {
             writeln!(w, "**{label}**").expect("writing to a String");
         }
     }
 
     /// One line of a digest: level, kind, namespace/name, reason, count, time, message.
-    pub(crate) fn digest_line(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+    pub(crate) fn digest_line(&self, alert: Alert<'_>) -> String {
+        let Alert { event: ev, count } = alert;
         let obj = &ev.involved_object;
-        // One line per alert: a multi-line message would break the list.
-        let message: String = truncate(ev.message.trim(), DIGEST_MESSAGE_BYTES)
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        let time = self.zone.short(ev);
+        let message = alert.line_message();
+        let time = self.look.zone.short(ev);
         let mut line = String::with_capacity(96 + message.len());
         let w = &mut line;
         let strong = if self.msg_type == MsgType::Interactive { "**" } else { "" };
@@ -150,19 +90,16 @@ impl Renderer {
     }
 
     /// A digest message listing `digest.lines`.
-    pub(crate) fn digest(&self, Digest { lines, first, total }: Digest<'_>) -> String {
-        let span = if lines.len() == total {
-            format!("{total} Kubernetes events")
-        } else {
-            format!("Kubernetes events {first}-{} of {total}", first + lines.len().saturating_sub(1))
-        };
+    pub(crate) fn digest(&self, digest: Digest<'_>) -> String {
+        let lines = digest.lines;
+        let span = digest.span();
         let mut text = String::with_capacity(128 + lines.iter().map(|l| l.len() + 1).sum::<usize>());
         match self.msg_type {
             MsgType::Text => {
-                for label in self.labels.iter().rev() {
+                for label in self.look.labels.iter().rev() {
                     writeln!(text, "{label}").expect("writing to a String");
                 }
-                writeln!(text, "{span} (times in {}):", self.zone.name()).expect("writing to a String");
+                writeln!(text, "{span} (times in {}):", self.look.zone.name()).expect("writing to a String");
             }
             MsgType::Interactive => self.card_labels(&mut text),
         }
@@ -171,7 +108,7 @@ impl Renderer {
             text.push('\n');
         }
         if self.msg_type == MsgType::Interactive {
-            write!(text, "Times in {}.", self.zone.name()).expect("writing to a String");
+            write!(text, "Times in {}.", self.look.zone.name()).expect("writing to a String");
         }
         self.body(&span, "orange", text.trim_end())
     }
@@ -199,6 +136,7 @@ fn colour(level: &Level) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use eventer_alert::ChatConfig;
     use eventer_core::Event;
     use serde_json::Value;
 

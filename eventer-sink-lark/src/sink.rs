@@ -1,14 +1,11 @@
 //! [`LarkSink`]: the bot as an [`eventer_alert::ChatService`]; grouping, repeats, the
 //! message budget and per-event outcomes are the alert engine's.
 
-use std::{fmt, sync::Arc};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use eventer_alert::{Alert, AlertSink, Answer, ChatService, Digest, Limits};
-use eventer_core::{
-    Batching, BoxSink, BuildContext, Error, Level, Outcome, Registry, Result, SharedEvent, Sink, SinkFactory,
-    uri::Options,
-};
+use eventer_alert::{Alert, Answer, ChatFactory, ChatService, ChatSink, Digest, Limits};
+use eventer_core::{Error, Registry, Result};
 use tracing::{error, warn};
 
 use crate::{client::Client, config::LarkConfig, error::LarkError, message::Renderer, sign::SIGN_BYTES};
@@ -22,16 +19,33 @@ pub const FEISHU_SCHEME: &str = "feishu";
 /// [`eventer_alert::AlertSink`] does for every chat sink (grouping, repeats collapsed
 /// with their count, digests under the size limit, a budget under Lark's 5 a second and
 /// 100 a minute, per-event outcomes), with Lark's layouts, signature and codes.
-pub struct LarkSink {
-    config: LarkConfig,
-    engine: AlertSink<Bot>,
-}
+pub type LarkSink = ChatSink<LarkConfig>;
+
+/// Builds [`LarkSink`]s from URIs; the default level is Warning.
+pub type LarkFactory = ChatFactory<LarkConfig>;
 
 /// The bot, as the alert engine sees it.
-struct Bot {
+pub struct Bot {
     renderer: Renderer,
     client: Client,
     max_bytes: usize,
+}
+
+impl Bot {
+    pub(crate) fn new(config: &LarkConfig) -> Result<Self> {
+        let webhook = config.webhook.as_ref().expect("validate checks the webhook");
+        // The signature is added to the body after rendering: leave room for it.
+        let max_bytes = config.max_bytes - if config.sign.is_some() { SIGN_BYTES } else { 0 };
+        Ok(Bot {
+            renderer: Renderer::new(config)?,
+            client: Client::new(webhook, config.sign.as_ref(), config.chat.timeout)?,
+            max_bytes,
+        })
+    }
+
+    pub(crate) fn zone_name(&self) -> &str {
+        self.renderer.tz_name()
+    }
 }
 
 #[async_trait]
@@ -78,77 +92,6 @@ impl ChatService for Bot {
     }
 }
 
-impl fmt::Debug for LarkSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LarkSink").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl LarkSink {
-    /// A sink for `config`. Reads `template_file`; performs no network I/O.
-    ///
-    /// # Errors
-    /// An invalid configuration, time zone or template.
-    pub fn new(config: LarkConfig) -> Result<Self> {
-        config.validate()?;
-        let webhook = config.webhook.as_ref().expect("validate checks the webhook");
-        // The signature is added to the body after rendering: leave room for it.
-        let max_bytes = config.max_bytes - if config.sign.is_some() { SIGN_BYTES } else { 0 };
-        let bot = Bot {
-            renderer: Renderer::new(&config)?,
-            client: Client::new(webhook, config.sign.as_ref(), config.timeout)?,
-            max_bytes,
-        };
-        Ok(LarkSink { engine: AlertSink::new(bot, config.alert.clone())?, config })
-    }
-
-    /// Report message counts and the budget to `metrics` (labelled with the sink's name).
-    #[must_use]
-    pub fn with_metrics(mut self, metrics: &eventer_core::telemetry::Metrics) -> Self {
-        self.engine = self.engine.with_metrics(metrics);
-        self
-    }
-
-    /// The zone times are shown in (`timezone`, else `TZ`, else UTC).
-    pub fn timezone(&self) -> &str {
-        self.engine.service().renderer.tz_name()
-    }
-}
-
-#[async_trait]
-impl Sink for LarkSink {
-    async fn send(&mut self, batch: &[SharedEvent]) -> Vec<Outcome> {
-        self.engine.send(batch).await
-    }
-
-    fn batching(&self) -> Batching {
-        self.engine.batching()
-    }
-
-    fn preview(&mut self, batch: &[SharedEvent]) -> Option<Vec<String>> {
-        self.engine.preview(batch)
-    }
-}
-
-/// Builds [`LarkSink`]s from URIs; the default level is Warning.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LarkFactory;
-
-impl SinkFactory for LarkFactory {
-    fn options(&self) -> Vec<&'static str> {
-        LarkConfig::option_names()
-    }
-
-    fn default_level(&self) -> Option<Level> {
-        Some(Level::Warning)
-    }
-
-    fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSink> {
-        let config = LarkConfig::from_options(target, options)?;
-        Ok(Box::new(LarkSink::new(config)?.with_metrics(&cx.metrics)))
-    }
-}
-
 /// Register the `lark` scheme and its alias `feishu`.
 ///
 /// ```
@@ -157,6 +100,6 @@ impl SinkFactory for LarkFactory {
 /// assert_eq!(registry.sink_schemes(), ["feishu", "lark"]);
 /// ```
 pub fn register(registry: &mut Registry) {
-    registry.register_sink(SCHEME, Arc::new(LarkFactory));
-    registry.register_sink(FEISHU_SCHEME, Arc::new(LarkFactory));
+    registry.register_sink(SCHEME, Arc::new(LarkFactory::new()));
+    registry.register_sink(FEISHU_SCHEME, Arc::new(LarkFactory::new()));
 }

@@ -9,7 +9,7 @@ use eventer_core::{
     uri::ComponentUri,
 };
 use eventer_fake_chat::{Failure, lark::FakeLark};
-use eventer_sink_lark::{LarkConfig, LarkSink};
+use eventer_sink_lark::{ChatConfig, LarkConfig, LarkSink};
 
 fn sink(uri: &str) -> LarkSink {
     let uri: ComponentUri = uri.parse().unwrap();

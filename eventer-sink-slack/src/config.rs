@@ -1,16 +1,12 @@
 //! [`SlackConfig`]: the sink's settings, from serde or from URI options.
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
-use eventer_alert::AlertConfig;
-use eventer_core::{
-    Result,
-    config::{Secret, names},
-    uri::Options,
-};
+use eventer_alert::{AlertConfig, ChatConfig, ChatSettings};
+use eventer_core::{Result, config::Secret};
 use serde::{Deserialize, Serialize};
 
-use crate::error::SlackError;
+use crate::{error::SlackError, sink::Webhook};
 
 /// How messages are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -41,19 +37,32 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 /// Settings of the Slack sink.
 ///
 /// From a URI (`--sink=slack:https://hooks.slack.com/services/T…/B…/X…?label=…`) or a
-/// config file's options, see [`SlackConfig::from_options`]; or deserialize it (unknown
-/// fields are refused). The webhook is a [`Secret`] (its path is the credential), which
-/// no `Debug` shows.
+/// config file's options, see [`ChatConfig::from_options`] (the URI's target is the
+/// webhook, else the `webhook` option); or deserialize the sink's own fields (unknown
+/// fields are refused). The webhook is a [`Secret`] (its path is the credential), which no
+/// `Debug` shows. What every chat sink shares (labels, template, time zone, timeout) is in
+/// `chat`, the alert engine's settings in `alert`; the builder methods of [`ChatConfig`]
+/// set them.
 ///
 /// ```
 /// use eventer_sink_slack::{MsgType, SlackConfig};
 /// let config: SlackConfig = serde_json::from_str(r#"{
 ///     "webhook": "https://hooks.slack.com/services/T0/B0/s3cret", "msg_type": "text",
-///     "mention": "here", "label": ["prod"]
+///     "mention": "here"
 /// }"#)?;
 /// assert_eq!((config.msg_type, config.mention.as_slice()), (MsgType::Text, ["here".to_owned()].as_slice()));
 /// assert!(!format!("{config:?}").contains("s3cret"));
 /// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// ```
+/// use eventer_core::uri::ComponentUri;
+/// use eventer_sink_slack::{ChatConfig, SlackConfig};
+/// let uri: ComponentUri = "slack:https://hooks.slack.com/services/T0/B0/X0?label=prod&mention=here".parse()?;
+/// let config = SlackConfig::from_options(uri.target(), &mut uri.options())?;
+/// assert_eq!(config.chat.labels, ["prod"]);
+/// assert_eq!((config.alert.budget, config.alert.budget_window.as_secs()), (3, 3));
+/// # Ok::<(), eventer_core::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,9 +72,6 @@ pub struct SlackConfig {
     /// target when given there.
     #[serde(default)]
     pub webhook: Option<Secret>,
-    /// Lines put at the top of every message (`label=`, repeatable), e.g. the cluster name.
-    #[serde(default, rename = "label")]
-    pub labels: Vec<String>,
     /// `blocks` (default) or `text` (one mrkdwn text).
     #[serde(default)]
     pub msg_type: MsgType,
@@ -73,21 +79,12 @@ pub struct SlackConfig {
     /// `everyone`, user ids (`U…`, `W…`) or user-group ids (`S…`).
     #[serde(default, deserialize_with = "eventer_core::config::comma_list")]
     pub mention: Vec<String>,
-    /// A minijinja template for the mrkdwn of single-alert messages (`template=`).
-    #[serde(default)]
-    pub template: Option<String>,
-    /// Read the template from this file instead (`template_file=`).
-    #[serde(default)]
-    pub template_file: Option<PathBuf>,
-    /// IANA time zone for the times shown. Default: the `TZ` environment variable, else UTC.
-    #[serde(default)]
-    pub timezone: Option<String>,
     /// Largest request body in bytes. Default 12000: a digest of about 60 alerts.
     #[serde(default = "default_max_bytes")]
     pub max_bytes: usize,
-    /// Timeout of one request. Default 10s.
-    #[serde(default = "default_timeout", with = "eventer_core::duration")]
-    pub timeout: Duration,
+    /// Labels, the template for the mrkdwn of single-alert messages, time zone, timeout.
+    #[serde(skip)]
+    pub chat: ChatSettings,
     /// Grouping, repeats and the message budget: the alert engine's options. The budget
     /// defaults to 3 messages per rolling 3 s: Slack's one a second, with short bursts.
     #[serde(skip)]
@@ -100,9 +97,6 @@ pub const DEFAULT_BUDGET: (u32, Duration) = (3, Duration::from_secs(3));
 fn default_max_bytes() -> usize {
     12_000
 }
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
-}
 
 /// The smallest body limit that still fits one alert with a useful message.
 const MIN_MAX_BYTES: usize = 2_000;
@@ -114,15 +108,11 @@ impl SlackConfig {
     pub fn new(webhook: impl Into<Secret>) -> Self {
         SlackConfig {
             webhook: Some(webhook.into()),
-            labels: Vec::new(),
             msg_type: MsgType::Blocks,
             mention: Vec::new(),
-            template: None,
-            template_file: None,
-            timezone: None,
             max_bytes: default_max_bytes(),
-            timeout: default_timeout(),
-            alert: AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1),
+            chat: ChatSettings::default(),
+            alert: SlackConfig::default_alert(),
         }
     }
 
@@ -132,72 +122,34 @@ impl SlackConfig {
         self.msg_type = msg_type;
         self
     }
+}
 
-    /// Add a label line.
-    #[must_use]
-    pub fn label(mut self, label: impl Into<String>) -> Self {
-        self.labels.push(label.into());
-        self
+/// The URI's target is the webhook; the budget defaults to Slack's.
+impl ChatConfig for SlackConfig {
+    type Service = Webhook;
+
+    fn chat_mut(&mut self) -> &mut ChatSettings {
+        &mut self.chat
+    }
+    fn alert_config(&self) -> &AlertConfig {
+        &self.alert
+    }
+    fn alert_mut(&mut self) -> &mut AlertConfig {
+        &mut self.alert
+    }
+    fn default_alert() -> AlertConfig {
+        AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1)
     }
 
-    /// Show times in this IANA time zone.
-    #[must_use]
-    pub fn timezone(mut self, timezone: impl Into<String>) -> Self {
-        self.timezone = Some(timezone.into());
-        self
-    }
-
-    /// Set the alert engine's grouping, repeats and budget.
-    #[must_use]
-    pub fn alert(mut self, alert: AlertConfig) -> Self {
-        self.alert = alert;
-        self
-    }
-
-    /// The option names [`SlackConfig::from_options`] reads.
-    pub fn option_names() -> Vec<&'static str> {
-        [names::<SlackConfig>(), names::<AlertConfig>()].concat()
-    }
-
-    /// Read a URI or a config file's options: `target` is the webhook (empty: the
-    /// `webhook` option), `options` the query with the alert engine's options. The common
-    /// filter options (`level`, `namespaces`, `kinds`, ...) are the registry's.
-    ///
-    /// ```
-    /// use eventer_core::uri::ComponentUri;
-    /// use eventer_sink_slack::SlackConfig;
-    /// let uri: ComponentUri = "slack:https://hooks.slack.com/services/T0/B0/X0?label=prod&mention=here".parse()?;
-    /// let config = SlackConfig::from_options(uri.target(), &mut uri.options())?;
-    /// assert_eq!(config.labels, ["prod"]);
-    /// assert_eq!((config.alert.budget, config.alert.budget_window.as_secs()), (3, 3));
-    /// # Ok::<(), eventer_core::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// A configuration error naming the option: missing webhook, a value that does not
-    /// parse.
-    pub fn from_options(target: &str, options: &mut Options) -> Result<Self> {
-        let mut config: SlackConfig = options.take()?;
-        if !target.is_empty() {
-            if config.webhook.is_some() {
-                return Err(SlackError::Config(
-                    "option webhook: the URI already names the webhook; give one of the two".to_owned(),
-                )
-                .into());
-            }
-            config.webhook = Some(Secret::new(target));
-        }
-        config.alert =
-            AlertConfig::from_options_or(options, AlertConfig::default().budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1))?;
-        config.validate()?;
-        Ok(config)
+    fn complete(&mut self, target: &str) -> Result<()> {
+        eventer_alert::target_or_option(target, &mut self.webhook, "webhook", "the webhook", |t| Ok(Secret::new(t)))
     }
 
     /// Check values that serde or the URI parser cannot.
     ///
     /// # Errors
     /// A configuration error naming the field; never showing the webhook.
-    pub fn validate(&self) -> Result<()> {
+    fn validate(&self) -> Result<()> {
         let fail = |m: &str| Err(SlackError::Config(m.to_owned()).into());
         let Some(webhook) = self.webhook.as_ref().filter(|w| !w.is_empty()) else {
             return fail("missing the webhook: slack:https://hooks.slack.com/services/T…/B…/X…");
@@ -207,18 +159,21 @@ impl SlackConfig {
         if !(MIN_MAX_BYTES..=MAX_MAX_BYTES).contains(&self.max_bytes) {
             return fail(&format!("option max_bytes: must be from {MIN_MAX_BYTES} to {MAX_MAX_BYTES}"));
         }
-        if self.timeout.is_zero() {
-            return fail("option timeout: must be more than 0");
-        }
-        if self.template.is_some() && self.template_file.is_some() {
-            return fail("options template and template_file: give one, not both");
-        }
+        self.chat.validate()?;
         if let Some(who) = self.mention.iter().find(|m| mention(m).is_none()) {
             return fail(&format!(
                 "option mention: `{who}` is not here, channel, everyone, a user id (U…, W…) or a user-group id (S…)"
             ));
         }
         Ok(())
+    }
+
+    fn service(&self) -> Result<Webhook> {
+        Webhook::new(self)
+    }
+
+    fn zone_name(hook: &Webhook) -> &str {
+        hook.zone_name()
     }
 }
 
@@ -240,15 +195,9 @@ fn check_webhook(webhook: &str) -> std::result::Result<(), String> {
     let example = "such as https://hooks.slack.com/services/T…/B…/X…";
     let url = url::Url::parse(webhook)
         .map_err(|e| format!("the webhook is not a URL ({e}); give the whole webhook URL, {example}"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
     match url.scheme() {
         "https" => {}
-        "http" if loopback => {}
+        "http" if eventer_alert::is_loopback(&url) => {}
         "http" => return Err("the webhook must be https: its path is the credential".to_owned()),
         _ => return Err(format!("the webhook must be an https URL, {example}")),
     }
@@ -277,7 +226,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.webhook.as_ref().map(Secret::expose), Some("https://hooks.slack.com/services/T0/B0/X0"));
-        assert_eq!((c.labels.as_slice(), c.msg_type), (["c1".to_owned(), "c2".to_owned()].as_slice(), MsgType::Text));
+        assert_eq!(
+            (c.chat.labels.as_slice(), c.msg_type),
+            (["c1".to_owned(), "c2".to_owned()].as_slice(), MsgType::Text)
+        );
         assert_eq!(c.mention, ["here", "U01ABC"]);
         assert_eq!((c.alert.budget, c.alert.budget_window), (1, Duration::from_secs(3)));
         assert_eq!(c.alert.repeat_interval, Duration::from_secs(1800));

@@ -60,4 +60,6 @@ mod message;
 mod sink;
 
 pub use config::{DEFAULT_BUDGET, MsgType, SlackConfig};
+/// The builder methods every chat sink's settings share (`label`, `timezone`, `alert`, ...).
+pub use eventer_alert::ChatConfig;
 pub use sink::{SCHEME, SlackFactory, SlackSink, register};

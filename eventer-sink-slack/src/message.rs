@@ -3,14 +3,12 @@
 
 use std::fmt::Write as _;
 
-use eventer_alert::{Alert, Digest, Template, Zone, truncate};
-use eventer_core::{Error, Result};
+use eventer_alert::{Alert, Digest, Look, truncate, with_message_cut};
+use eventer_core::Result;
 use serde_json::{Value, json};
 
 use crate::config::{MsgType, SlackConfig, mention};
 
-/// A digest line keeps at most this much of an event's message.
-const DIGEST_MESSAGE_BYTES: usize = 300;
 /// Room left for what a size estimate may miss.
 const SLACK_BYTES: usize = 64;
 /// Slack refuses a section whose text exceeds 3000 characters; bytes bound characters.
@@ -24,11 +22,9 @@ const FALLBACK_BYTES: usize = 150;
 /// Renders message bodies (the JSON sent to the webhook).
 pub(crate) struct Renderer {
     msg_type: MsgType,
-    labels: Vec<String>,
     /// `<!here> <@U…>`, put at the top of every message.
     mentions: String,
-    zone: Zone,
-    template: Option<Template>,
+    look: Look,
 }
 
 /// Slack's mrkdwn escapes: `&`, `<` and `>` start entities, links and mentions.
@@ -39,40 +35,19 @@ fn escape(s: &str) -> String {
 impl Renderer {
     /// A renderer for `config`; reads `template_file` and compiles the template.
     pub(crate) fn new(config: &SlackConfig) -> Result<Self> {
-        let zone = Zone::new(config.timezone.as_deref())?;
-        let source = match (&config.template, &config.template_file) {
-            (Some(t), _) => Some(t.clone()),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| Error::config(format!("option template_file: cannot read {}: {e}", path.display())))?,
-            ),
-            (None, None) => None,
-        };
-        let template = source.map(Template::compile).transpose()?;
         let mentions: Vec<String> = config.mention.iter().filter_map(|m| mention(m)).collect();
-        let renderer = Renderer {
-            msg_type: config.msg_type,
-            labels: config.labels.clone(),
-            mentions: mentions.join(" "),
-            zone,
-            template,
-        };
-        // A template naming an unknown variable fails at startup.
-        if let Some(template) = &renderer.template {
-            template.check(&renderer.zone, &renderer.labels, &[])?;
-        }
-        Ok(renderer)
+        Ok(Renderer { msg_type: config.msg_type, mentions: mentions.join(" "), look: config.chat.look(&[])? })
     }
 
     /// The zone times are shown in.
     pub(crate) fn tz_name(&self) -> &str {
-        self.zone.name()
+        self.look.zone.name()
     }
 
     /// Labels (bold) and mentions, each on a line, to open a message.
     fn head(&self) -> String {
         let mut head = String::new();
-        for label in self.labels.iter().filter(|l| !l.trim().is_empty()) {
+        for label in self.look.labels.iter().filter(|l| !l.trim().is_empty()) {
             writeln!(head, "*{}*", escape(label)).expect("writing to a String");
         }
         if !self.mentions.is_empty() {
@@ -86,7 +61,7 @@ impl Renderer {
     pub(crate) fn single(&self, alert: Alert<'_>, max_bytes: usize) -> String {
         let mut limit = alert.event.message.len();
         loop {
-            let (text, body) = self.single_body(alert, limit);
+            let (text, body) = with_message_cut(alert, limit, |alert| self.single_body(alert));
             let over = (body.len() > max_bytes).then_some((body.len(), max_bytes)).or_else(|| {
                 (self.msg_type == MsgType::Blocks && text.len() > SECTION_BYTES).then_some((text.len(), SECTION_BYTES))
             });
@@ -97,23 +72,8 @@ impl Renderer {
         }
     }
 
-    fn single_body(&self, alert: Alert<'_>, message_limit: usize) -> (String, String) {
-        let cut;
-        let alert = if alert.event.message.len() > message_limit {
-            let mut event = alert.event.clone();
-            event.message = truncate(&event.message, message_limit);
-            cut = event;
-            Alert { event: &cut, count: alert.count }
-        } else {
-            alert
-        };
-        let text = match &self.template {
-            Some(template) => template.render(alert, &self.zone, &self.labels, &[]).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "Slack template failed; using the default layout.");
-                self.layout(alert)
-            }),
-            None => self.layout(alert),
-        };
+    fn single_body(&self, alert: Alert<'_>) -> (String, String) {
+        let text = self.look.text(alert, &[], "Slack", |alert| self.layout(alert));
         let ev = alert.event;
         let obj = &ev.involved_object;
         let fallback = format!("{} {} {}: {}", ev.level, obj.kind, obj.name, ev.reason);
@@ -134,7 +94,7 @@ impl Renderer {
         for line in ev.message.trim().lines() {
             writeln!(w, "> {}", escape(line)).expect("writing to a String");
         }
-        let mut facts = vec![self.zone.long(ev)];
+        let mut facts = vec![self.look.zone.long(ev)];
         if count > 1 {
             facts.insert(0, format!("Count: {count}"));
         }
@@ -146,13 +106,10 @@ impl Renderer {
     }
 
     /// One line of a digest: level, kind, namespace/name, reason, count, time, message.
-    pub(crate) fn digest_line(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+    pub(crate) fn digest_line(&self, alert: Alert<'_>) -> String {
+        let Alert { event: ev, count } = alert;
         let obj = &ev.involved_object;
-        // One line per alert: a multi-line message would break the list.
-        let message: String = truncate(ev.message.trim(), DIGEST_MESSAGE_BYTES)
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let message = alert.line_message();
         let mut line = format!("• *{}* {} ", ev.level, escape(&obj.kind));
         if !obj.namespace.is_empty() {
             write!(line, "{}/", escape(&obj.namespace)).expect("writing to a String");
@@ -162,7 +119,7 @@ impl Renderer {
             "{} *{}* (x{count}, {}): {}",
             escape(&obj.name),
             escape(&ev.reason),
-            self.zone.short(ev),
+            self.look.zone.short(ev),
             escape(&message)
         )
         .expect("writing to a String");
@@ -170,13 +127,10 @@ impl Renderer {
     }
 
     /// A digest message listing `digest.lines`, in sections under Slack's limit.
-    pub(crate) fn digest(&self, Digest { lines, first, total }: Digest<'_>) -> String {
-        let span = if lines.len() == total {
-            format!("{total} Kubernetes events")
-        } else {
-            format!("Kubernetes events {first}-{} of {total}", first + lines.len().saturating_sub(1))
-        };
-        let mut sections = vec![format!("{}*{span}* (times in {})", self.head(), self.zone.name())];
+    pub(crate) fn digest(&self, digest: Digest<'_>) -> String {
+        let lines = digest.lines;
+        let span = digest.span();
+        let mut sections = vec![format!("{}*{span}* (times in {})", self.head(), self.look.zone.name())];
         let mut current = String::new();
         for line in lines {
             if !current.is_empty() && current.len() + 1 + line.len() > SECTION_BYTES {
@@ -210,6 +164,7 @@ impl Renderer {
 
 #[cfg(test)]
 mod tests {
+    use eventer_alert::ChatConfig;
     use eventer_core::Event;
 
     use super::*;

@@ -1,14 +1,11 @@
 //! [`SlackSink`]: the webhook as an [`eventer_alert::ChatService`]; grouping, repeats, the
 //! message budget and per-event outcomes are the alert engine's.
 
-use std::{fmt, sync::Arc};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use eventer_alert::{Alert, AlertSink, Answer, ChatService, Digest, Limits};
-use eventer_core::{
-    Batching, BoxSink, BuildContext, Error, Level, Outcome, Registry, Result, SharedEvent, Sink, SinkFactory,
-    uri::Options,
-};
+use eventer_alert::{Alert, Answer, ChatFactory, ChatService, ChatSink, Digest, Limits};
+use eventer_core::{Error, Registry, Result};
 use tracing::{error, warn};
 
 use crate::{
@@ -25,16 +22,31 @@ pub const SCHEME: &str = "slack";
 /// [`eventer_alert::AlertSink`] does for every chat sink (grouping, repeats collapsed
 /// with their count, digests under the size limit, a budget of about one message a
 /// second, per-event outcomes), with Slack's layouts and answers.
-pub struct SlackSink {
-    config: SlackConfig,
-    engine: AlertSink<Webhook>,
-}
+pub type SlackSink = ChatSink<SlackConfig>;
+
+/// Builds [`SlackSink`]s from URIs; the default level is Warning.
+pub type SlackFactory = ChatFactory<SlackConfig>;
 
 /// The webhook, as the alert engine sees it.
-struct Webhook {
+pub struct Webhook {
     renderer: Renderer,
     client: Client,
     max_bytes: usize,
+}
+
+impl Webhook {
+    pub(crate) fn new(config: &SlackConfig) -> Result<Self> {
+        let webhook = config.webhook.as_ref().expect("validate checks the webhook");
+        Ok(Webhook {
+            renderer: Renderer::new(config)?,
+            client: Client::new(webhook, config.chat.timeout)?,
+            max_bytes: config.max_bytes,
+        })
+    }
+
+    pub(crate) fn zone_name(&self) -> &str {
+        self.renderer.tz_name()
+    }
 }
 
 #[async_trait]
@@ -85,75 +97,6 @@ impl ChatService for Webhook {
     }
 }
 
-impl fmt::Debug for SlackSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SlackSink").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl SlackSink {
-    /// A sink for `config`. Reads `template_file`; performs no network I/O.
-    ///
-    /// # Errors
-    /// An invalid configuration, time zone or template.
-    pub fn new(config: SlackConfig) -> Result<Self> {
-        config.validate()?;
-        let webhook = config.webhook.as_ref().expect("validate checks the webhook");
-        let hook = Webhook {
-            renderer: Renderer::new(&config)?,
-            client: Client::new(webhook, config.timeout)?,
-            max_bytes: config.max_bytes,
-        };
-        Ok(SlackSink { engine: AlertSink::new(hook, config.alert.clone())?, config })
-    }
-
-    /// Report message counts and the budget to `metrics` (labelled with the sink's name).
-    #[must_use]
-    pub fn with_metrics(mut self, metrics: &eventer_core::telemetry::Metrics) -> Self {
-        self.engine = self.engine.with_metrics(metrics);
-        self
-    }
-
-    /// The zone times are shown in (`timezone`, else `TZ`, else UTC).
-    pub fn timezone(&self) -> &str {
-        self.engine.service().renderer.tz_name()
-    }
-}
-
-#[async_trait]
-impl Sink for SlackSink {
-    async fn send(&mut self, batch: &[SharedEvent]) -> Vec<Outcome> {
-        self.engine.send(batch).await
-    }
-
-    fn batching(&self) -> Batching {
-        self.engine.batching()
-    }
-
-    fn preview(&mut self, batch: &[SharedEvent]) -> Option<Vec<String>> {
-        self.engine.preview(batch)
-    }
-}
-
-/// Builds [`SlackSink`]s from URIs; the default level is Warning.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SlackFactory;
-
-impl SinkFactory for SlackFactory {
-    fn options(&self) -> Vec<&'static str> {
-        SlackConfig::option_names()
-    }
-
-    fn default_level(&self) -> Option<Level> {
-        Some(Level::Warning)
-    }
-
-    fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSink> {
-        let config = SlackConfig::from_options(target, options)?;
-        Ok(Box::new(SlackSink::new(config)?.with_metrics(&cx.metrics)))
-    }
-}
-
 /// Register the `slack` scheme.
 ///
 /// ```
@@ -162,5 +105,5 @@ impl SinkFactory for SlackFactory {
 /// assert_eq!(registry.sink_schemes(), ["slack"]);
 /// ```
 pub fn register(registry: &mut Registry) {
-    registry.register_sink(SCHEME, Arc::new(SlackFactory));
+    registry.register_sink(SCHEME, Arc::new(SlackFactory::new()));
 }

@@ -9,7 +9,7 @@ use eventer_core::{
     uri::ComponentUri,
 };
 use eventer_fake_chat::slack::FakeSlack;
-use eventer_sink_slack::{SlackConfig, SlackSink};
+use eventer_sink_slack::{ChatConfig, SlackConfig, SlackSink};
 
 fn sink(uri: &str) -> SlackSink {
     let uri: ComponentUri = uri.parse().unwrap();

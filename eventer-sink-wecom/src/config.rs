@@ -1,17 +1,14 @@
 //! The settings of the two sinks: [`WeComConfig`] (the group robot) and [`WeChatConfig`]
 //! (kube-eventer's WeCom app), and what they share.
 
-use std::{path::PathBuf, time::Duration};
-
-use eventer_alert::AlertConfig;
-use eventer_core::{
-    Result,
-    config::{Secret, names},
-    uri::Options,
-};
+use eventer_alert::{AlertConfig, ChatConfig, ChatSettings, https_unless_loopback, target_or_option};
+use eventer_core::{Result, config::Secret};
 use serde::Deserialize;
 
-use crate::error::WeComError;
+use crate::{
+    error::WeComError,
+    sink::{App, Robot},
+};
 
 /// WeCom's API origin, used when `wechat:` names no `endpoint`.
 pub const DEFAULT_ENDPOINT: &str = "https://qyapi.weixin.qq.com";
@@ -64,7 +61,7 @@ eventer_core::impl_deserialize_from_str!(MsgType);
 ///
 /// ```
 /// use eventer_core::uri::ComponentUri;
-/// use eventer_sink_wecom::{MsgType, WeComConfig};
+/// use eventer_sink_wecom::{ChatConfig, MsgType, WeComConfig};
 /// let uri: ComponentUri = "wecom:https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=K3Y\
 ///     &msg_type=markdown&mentioned_list=ops,@all&label=prod".parse()?;
 /// let config = WeComConfig::from_options(uri.target(), &mut uri.options())?;
@@ -88,24 +85,12 @@ pub struct WeComConfig {
     /// Mobile numbers to @ (`mentioned_mobile_list=138…`); text messages only.
     #[serde(default, deserialize_with = "eventer_core::config::comma_list")]
     pub mentioned_mobile_list: Vec<String>,
-    /// Lines put at the top of every message (`label=`, repeatable), e.g. the cluster name.
-    #[serde(default, rename = "label")]
-    pub labels: Vec<String>,
     /// `text` (default) or `markdown`.
     #[serde(default)]
     pub msg_type: MsgType,
-    /// A minijinja template for the content of single-alert messages (`template=`).
-    #[serde(default)]
-    pub template: Option<String>,
-    /// Read the template from this file instead (`template_file=`).
-    #[serde(default)]
-    pub template_file: Option<PathBuf>,
-    /// IANA time zone for the times shown. Default: `TZ`, else UTC.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// Timeout of one request. Default 10s.
-    #[serde(default = "default_timeout", with = "eventer_core::duration")]
-    pub timeout: Duration,
+    /// Labels, the template for the content of single-alert messages, time zone, timeout.
+    #[serde(skip)]
+    pub chat: ChatSettings,
     /// Grouping, repeats and the message budget (the alert engine's options); the
     /// defaults (18 a minute) suit the robot's 20.
     #[serde(skip)]
@@ -116,7 +101,7 @@ pub struct WeComConfig {
 ///
 /// ```
 /// use eventer_core::uri::ComponentUri;
-/// use eventer_sink_wecom::WeChatConfig;
+/// use eventer_sink_wecom::{ChatConfig, WeChatConfig};
 /// let uri: ComponentUri = "wechat:?corp_id=ww1&corp_secret=S3CRET&agent_id=1000002&to_user=ops,dev".parse()?;
 /// let config = WeChatConfig::from_options(uri.target(), &mut uri.options())?;
 /// assert_eq!((config.agent_id, config.to_user.join("|")), (1000002, "ops|dev".to_owned()));
@@ -146,57 +131,15 @@ pub struct WeChatConfig {
     /// Receiving tags' ids (`to_tag=1,2`).
     #[serde(default, deserialize_with = "eventer_core::config::comma_list")]
     pub to_tag: Vec<String>,
-    /// Lines put at the top of every message (`label=`, repeatable), e.g. the cluster name.
-    #[serde(default, rename = "label")]
-    pub labels: Vec<String>,
     /// `text` (default) or `markdown`.
     #[serde(default)]
     pub msg_type: MsgType,
-    /// A minijinja template for the content of single-alert messages (`template=`).
-    #[serde(default)]
-    pub template: Option<String>,
-    /// Read the template from this file instead (`template_file=`).
-    #[serde(default)]
-    pub template_file: Option<PathBuf>,
-    /// IANA time zone for the times shown. Default: `TZ`, else UTC.
-    #[serde(default)]
-    pub timezone: Option<String>,
-    /// Timeout of one request. Default 10s.
-    #[serde(default = "default_timeout", with = "eventer_core::duration")]
-    pub timeout: Duration,
+    /// Labels, the template for the content of single-alert messages, time zone, timeout.
+    #[serde(skip)]
+    pub chat: ChatSettings,
     /// Grouping, repeats and the message budget (the alert engine's options).
     #[serde(skip)]
     pub alert: AlertConfig,
-}
-
-fn default_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-/// What both sinks check of the settings they share.
-fn validate_common(timeout: Duration, template: bool, template_file: bool) -> Result<()> {
-    if timeout.is_zero() {
-        return Err(WeComError::config("option timeout: must be more than 0").into());
-    }
-    if template && template_file {
-        return Err(WeComError::config("options template and template_file: give one, not both").into());
-    }
-    Ok(())
-}
-
-/// `https://…` unless the URL names loopback: credentials never cross the network in
-/// clear, but a local relay or stand-in is used as given.
-fn https_unless_loopback(target: &str) -> String {
-    let Some(rest) = target.strip_prefix("http://") else {
-        return if target.contains("://") { target.to_owned() } else { format!("https://{target}") };
-    };
-    let loopback = url::Url::parse(target).is_ok_and(|u| match u.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    });
-    if loopback { target.to_owned() } else { format!("https://{rest}") }
 }
 
 fn http_url(option: &str, value: &str) -> Result<url::Url> {
@@ -207,93 +150,83 @@ fn http_url(option: &str, value: &str) -> Result<url::Url> {
 }
 
 impl WeComConfig {
-    /// The option names [`WeComConfig::from_options`] reads.
-    pub fn option_names() -> Vec<&'static str> {
-        [names::<WeComConfig>(), names::<AlertConfig>()].concat()
-    }
-
-    /// Read a `wecom:` URI or a config file's options: `target` is the webhook (empty: the
-    /// `webhook` option, else WeCom's), `options` the query (`key` required) with the
-    /// alert engine's options.
-    ///
-    /// # Errors
-    /// A configuration error naming the option.
-    pub fn from_options(target: &str, options: &mut Options) -> Result<Self> {
-        let mut config: WeComConfig = options.take()?;
-        if !target.is_empty() {
-            if config.webhook.is_some() {
-                return Err(
-                    WeComError::config("option webhook: the URI already names the robot; give one of the two").into()
-                );
-            }
-            config.webhook = Some(https_unless_loopback(target));
-        }
-        config.alert = AlertConfig::from_options(options)?;
-        config.validate()?;
-        Ok(config)
-    }
-
     /// The robot endpoint.
     pub fn webhook(&self) -> &str {
         self.webhook.as_deref().unwrap_or(DEFAULT_WEBHOOK)
     }
-
-    /// Check what serde cannot.
-    ///
-    /// # Errors
-    /// A configuration error naming the option.
-    pub fn validate(&self) -> Result<()> {
-        if self.key.is_empty() {
-            return Err(WeComError::config("missing required option key").into());
-        }
-        http_url("webhook", self.webhook())?;
-        validate_common(self.timeout, self.template.is_some(), self.template_file.is_some())?;
-        self.alert.validate()
-    }
 }
 
 impl WeChatConfig {
-    /// The option names [`WeChatConfig::from_options`] reads.
-    pub fn option_names() -> Vec<&'static str> {
-        [names::<WeChatConfig>(), names::<AlertConfig>()].concat()
-    }
-
-    /// Read kube-eventer's `wechat:` URI or a config file's options (`corp_id`,
-    /// `corp_secret` and `agent_id` required). kube-eventer ignores a URI target; here one
-    /// such as `wechat:https://wecom.example.com?…` names the `endpoint`.
-    ///
-    /// # Errors
-    /// A configuration error naming the option.
-    pub fn from_options(target: &str, options: &mut Options) -> Result<Self> {
-        let mut config: WeChatConfig = options.take()?;
-        if !target.is_empty() {
-            if config.endpoint.is_some() {
-                return Err(WeComError::config(
-                    "option endpoint: the URI already names the endpoint; give one of the two",
-                )
-                .into());
-            }
-            let url = http_url("endpoint", &https_unless_loopback(target))?;
-            config.endpoint = Some(url.origin().ascii_serialization());
-        }
-        if config.to_user.is_empty() && config.to_party.is_empty() && config.to_tag.is_empty() {
-            config.to_user.push("@all".to_owned());
-        }
-        config.alert = AlertConfig::from_options(options)?;
-        config.validate()?;
-        Ok(config)
-    }
-
     /// WeCom's API origin.
     pub fn endpoint(&self) -> &str {
         self.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/')
     }
+}
 
-    /// Check what serde cannot.
-    ///
-    /// # Errors
-    /// A configuration error naming the option.
-    pub fn validate(&self) -> Result<()> {
+/// A `wecom:` URI's target is the webhook (else the `webhook` option, else WeCom's); `key`
+/// is required.
+impl ChatConfig for WeComConfig {
+    type Service = Robot;
+
+    fn chat_mut(&mut self) -> &mut ChatSettings {
+        &mut self.chat
+    }
+    fn alert_config(&self) -> &AlertConfig {
+        &self.alert
+    }
+    fn alert_mut(&mut self) -> &mut AlertConfig {
+        &mut self.alert
+    }
+
+    fn complete(&mut self, target: &str) -> Result<()> {
+        target_or_option(target, &mut self.webhook, "webhook", "the robot", |t| Ok(https_unless_loopback(t)))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.key.is_empty() {
+            return Err(WeComError::config("missing required option key").into());
+        }
+        http_url("webhook", self.webhook())?;
+        self.chat.validate()?;
+        self.alert.validate()
+    }
+
+    fn service(&self) -> Result<Robot> {
+        Robot::new(self)
+    }
+
+    fn zone_name(robot: &Robot) -> &str {
+        robot.zone_name()
+    }
+}
+
+/// kube-eventer's `wechat:` URI: `corp_id`, `corp_secret` and `agent_id` required, the
+/// receivers `@all` unless given. kube-eventer ignores a URI target; here one such as
+/// `wechat:https://wecom.example.com?…` names the `endpoint`.
+impl ChatConfig for WeChatConfig {
+    type Service = App;
+
+    fn chat_mut(&mut self) -> &mut ChatSettings {
+        &mut self.chat
+    }
+    fn alert_config(&self) -> &AlertConfig {
+        &self.alert
+    }
+    fn alert_mut(&mut self) -> &mut AlertConfig {
+        &mut self.alert
+    }
+
+    fn complete(&mut self, target: &str) -> Result<()> {
+        target_or_option(target, &mut self.endpoint, "endpoint", "the endpoint", |t| {
+            Ok(http_url("endpoint", &https_unless_loopback(t))?.origin().ascii_serialization())
+        })?;
+        if self.to_user.is_empty() && self.to_party.is_empty() && self.to_tag.is_empty() {
+            self.to_user.push("@all".to_owned());
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
         if self.corp_id.trim().is_empty() {
             return Err(WeComError::config("missing required option corp_id").into());
         }
@@ -301,8 +234,16 @@ impl WeChatConfig {
             return Err(WeComError::config("missing required option corp_secret").into());
         }
         http_url("endpoint", self.endpoint())?;
-        validate_common(self.timeout, self.template.is_some(), self.template_file.is_some())?;
+        self.chat.validate()?;
         self.alert.validate()
+    }
+
+    fn service(&self) -> Result<App> {
+        App::new(self)
+    }
+
+    fn zone_name(app: &App) -> &str {
+        app.zone_name()
     }
 }
 
@@ -333,8 +274,8 @@ mod tests {
         assert_eq!(c.key.expose(), "693a-KEY");
         assert_eq!(c.mentioned_list, ["a", "@all"]);
         assert_eq!(c.mentioned_mobile_list, ["13800000000"]);
-        assert_eq!(c.labels, ["prod"]);
-        assert_eq!(c.timezone.as_deref(), Some("Asia/Shanghai"));
+        assert_eq!(c.chat.labels, ["prod"]);
+        assert_eq!(c.chat.timezone.as_deref(), Some("Asia/Shanghai"));
         assert_eq!(c.alert.budget, 10);
         assert_eq!(robot("wecom:?key=k").unwrap().webhook(), DEFAULT_WEBHOOK);
         assert_eq!(
@@ -352,7 +293,7 @@ mod tests {
         let c = app("wechat:?corp_id=ww1&corp_secret=s&agent_id=1000002&to_user=a,b&label=x&label=y").unwrap();
         assert_eq!((c.corp_id.as_str(), c.corp_secret.expose(), c.agent_id), ("ww1", "s", 1_000_002));
         assert_eq!(c.to_user, ["a", "b"]);
-        assert_eq!(c.labels, ["x", "y"]);
+        assert_eq!(c.chat.labels, ["x", "y"]);
         assert_eq!(app("wechat:?corp_id=ww1&corp_secret=s&agent_id=1&to_user=").unwrap().to_user, ["@all"]);
         assert!(app("wechat:?corp_id=ww1&corp_secret=s&agent_id=1&to_party=2").unwrap().to_user.is_empty());
         let private = app("wechat:?corp_id=ww1&corp_secret=s&agent_id=1&endpoint=https://wecom.corp.example/").unwrap();

@@ -68,4 +68,6 @@ mod message;
 mod sink;
 
 pub use config::{DEFAULT_ENDPOINT, DEFAULT_WEBHOOK, MsgType, WeChatConfig, WeComConfig};
+/// The builder methods every chat sink's settings share (`label`, `timezone`, `alert`, ...).
+pub use eventer_alert::ChatConfig;
 pub use sink::{WECHAT_SCHEME, WECOM_SCHEME, WeChatFactory, WeChatSink, WeComFactory, WeComSink, register};

@@ -1,25 +1,13 @@
 //! Message bodies: kube-eventer's text layout, a markdown layout, the user template, and
 //! digests that list many alerts in one message — each within WeCom's content limit.
 
-use std::{fmt::Write as _, path::PathBuf};
+use std::fmt::Write as _;
 
-use eventer_alert::{Alert, Digest, Template, Zone, truncate};
-use eventer_core::{Error, Result};
+use eventer_alert::{Alert, ChatSettings, Digest, Look, with_message_cut};
+use eventer_core::Result;
 use serde_json::{Value, json};
 
 use crate::config::MsgType;
-
-/// A digest line keeps at most this much of an event's message.
-const DIGEST_MESSAGE_BYTES: usize = 300;
-
-/// The settings of the layout, whichever sink.
-pub(crate) struct Layout<'a> {
-    pub(crate) labels: &'a [String],
-    pub(crate) msg_type: MsgType,
-    pub(crate) template: Option<&'a str>,
-    pub(crate) template_file: Option<&'a PathBuf>,
-    pub(crate) timezone: Option<&'a str>,
-}
 
 /// What surrounds the content in a request body.
 pub(crate) enum Envelope {
@@ -32,30 +20,15 @@ pub(crate) enum Envelope {
 /// Renders request bodies (the JSON sent to WeCom).
 pub(crate) struct Renderer {
     msg_type: MsgType,
-    labels: Vec<String>,
-    zone: Zone,
-    template: Option<Template>,
+    look: Look,
     envelope: Envelope,
 }
 
 impl Renderer {
-    /// A renderer for `layout`; reads `template_file` and compiles the template.
-    pub(crate) fn new(layout: &Layout<'_>, envelope: Envelope) -> Result<Self> {
-        let zone = Zone::new(layout.timezone)?;
-        let source = match (layout.template, layout.template_file) {
-            (Some(t), _) => Some(t.to_owned()),
-            (None, Some(path)) => Some(
-                std::fs::read_to_string(path)
-                    .map_err(|e| Error::config(format!("option template_file: cannot read {}: {e}", path.display())))?,
-            ),
-            (None, None) => None,
-        };
-        let template = source.map(Template::compile).transpose()?;
-        if let Some(template) = &template {
-            // A template naming an unknown variable fails at startup.
-            template.check(&zone, layout.labels, &[])?;
-        }
-        Ok(Renderer { msg_type: layout.msg_type, labels: layout.labels.to_vec(), zone, template, envelope })
+    /// A renderer of `msg_type` messages in `envelope`; reads `template_file` and compiles
+    /// the template.
+    pub(crate) fn new(chat: &ChatSettings, msg_type: MsgType, envelope: Envelope) -> Result<Self> {
+        Ok(Renderer { msg_type, look: chat.look(&[])?, envelope })
     }
 
     /// WeCom's limit on the content of this renderer's messages.
@@ -65,7 +38,7 @@ impl Renderer {
 
     /// The zone times are shown in.
     pub(crate) fn tz_name(&self) -> &str {
-        self.zone.name()
+        self.look.zone.name()
     }
 
     /// The body of a message about one alert, its content within `max_bytes` (the
@@ -73,7 +46,7 @@ impl Renderer {
     pub(crate) fn single(&self, alert: Alert<'_>, max_bytes: usize) -> String {
         let mut limit = alert.event.message.len();
         loop {
-            let content = self.single_content(alert, limit);
+            let content = with_message_cut(alert, limit, |alert| self.single_content(alert));
             if content.len() <= max_bytes || limit == 0 {
                 return self.body(content);
             }
@@ -82,56 +55,23 @@ impl Renderer {
         }
     }
 
-    fn single_content(&self, alert: Alert<'_>, message_limit: usize) -> String {
-        let cut;
-        let alert = if alert.event.message.len() > message_limit {
-            let mut event = alert.event.clone();
-            event.message = truncate(&event.message, message_limit);
-            cut = event;
-            Alert { event: &cut, count: alert.count }
-        } else {
-            alert
-        };
-        match &self.template {
-            Some(template) => template.render(alert, &self.zone, &self.labels, &[]).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "WeCom template failed; using the default layout.");
-                self.layout(alert)
-            }),
-            None => self.layout(alert),
-        }
+    fn single_content(&self, alert: Alert<'_>) -> String {
+        self.look.text(alert, &[], "WeCom", |alert| self.layout(alert))
     }
 
     fn layout(&self, alert: Alert<'_>) -> String {
         match self.msg_type {
-            MsgType::Text => self.text_layout(alert),
+            // kube-eventer's `wechat:` text.
+            MsgType::Text => self.look.kube_eventer_text(alert),
             MsgType::Markdown => self.markdown_layout(alert),
         }
-    }
-
-    /// kube-eventer's `wechat:` text: labels (last first, as kube-eventer prepends them),
-    /// then the fields, the time with its zone. Added: `Count` for repeats.
-    fn text_layout(&self, Alert { event: ev, count }: Alert<'_>) -> String {
-        let mut out = String::with_capacity(256 + ev.message.len());
-        for label in self.labels.iter().rev() {
-            out.push_str(label);
-            out.push('\n');
-        }
-        let w = &mut out;
-        write!(w, "Level:{} \nKind:{} \n", ev.level, ev.involved_object.kind).expect("writing to a String");
-        write!(w, "Namespace:{} \nName:{} \nReason:{} \n", ev.namespace, ev.name, ev.reason)
-            .expect("writing to a String");
-        if count > 1 {
-            writeln!(w, "Count:{count} ").expect("writing to a String");
-        }
-        write!(w, "Timestamp:{} \nMessage:{}", self.zone.long(ev), ev.message).expect("writing to a String");
-        out
     }
 
     /// The same fields in WeCom markdown, the level coloured.
     fn markdown_layout(&self, Alert { event: ev, count }: Alert<'_>) -> String {
         let mut out = String::with_capacity(512 + ev.message.len());
         let w = &mut out;
-        for label in self.labels.iter().filter(|l| !l.trim().is_empty()) {
+        for label in self.look.labels.iter().filter(|l| !l.trim().is_empty()) {
             writeln!(w, "**{label}**").expect("writing to a String");
         }
         let colour = if ev.level.as_str() == "Warning" { "warning" } else { "info" };
@@ -142,18 +82,16 @@ impl Renderer {
         if count > 1 {
             writeln!(w, "Count: **{count}**").expect("writing to a String");
         }
-        write!(w, "Timestamp: {}\nMessage: {}", self.zone.long(ev), ev.message).expect("writing to a String");
+        write!(w, "Timestamp: {}\nMessage: {}", self.look.zone.long(ev), ev.message).expect("writing to a String");
         out
     }
 
     /// One line of a digest: level, kind, namespace/name, reason, count, time, message.
-    pub(crate) fn digest_line(&self, Alert { event: ev, count }: Alert<'_>) -> String {
+    pub(crate) fn digest_line(&self, alert: Alert<'_>) -> String {
+        let Alert { event: ev, count } = alert;
         let obj = &ev.involved_object;
-        let message: String = truncate(ev.message.trim(), DIGEST_MESSAGE_BYTES)
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        let time = self.zone.short(ev);
+        let message = alert.line_message();
+        let time = self.look.zone.short(ev);
         let object =
             if obj.namespace.is_empty() { obj.name.clone() } else { format!("{}/{}", obj.namespace, obj.name) };
         match self.msg_type {
@@ -168,23 +106,20 @@ impl Renderer {
 
     /// A digest message listing `digest.lines`; `first` numbers its first line within the
     /// `total` alerts pending.
-    pub(crate) fn digest(&self, Digest { lines: shown, first, total }: Digest<'_>) -> String {
-        let span = if shown.len() == total {
-            format!("{total} Kubernetes events")
-        } else {
-            format!("Kubernetes events {first}-{} of {total}", first + shown.len().saturating_sub(1))
-        };
+    pub(crate) fn digest(&self, digest: Digest<'_>) -> String {
+        let shown = digest.lines;
+        let span = digest.span();
         let mut text = String::with_capacity(128 + shown.iter().map(|l| l.len() + 1).sum::<usize>());
         match self.msg_type {
             MsgType::Text => {
-                for label in self.labels.iter().rev() {
+                for label in self.look.labels.iter().rev() {
                     text.push_str(label);
                     text.push('\n');
                 }
-                writeln!(text, "{span} (times in {}):", self.zone.name()).expect("writing to a String");
+                writeln!(text, "{span} (times in {}):", self.look.zone.name()).expect("writing to a String");
             }
             MsgType::Markdown => {
-                for label in self.labels.iter().filter(|l| !l.trim().is_empty()) {
+                for label in self.look.labels.iter().filter(|l| !l.trim().is_empty()) {
                     writeln!(text, "**{label}**").expect("writing to a String");
                 }
                 writeln!(text, "### {span}").expect("writing to a String");
@@ -195,7 +130,7 @@ impl Renderer {
             text.push('\n');
         }
         if self.msg_type == MsgType::Markdown {
-            write!(text, "Times in {}.", self.zone.name()).expect("writing to a String");
+            write!(text, "Times in {}.", self.look.zone.name()).expect("writing to a String");
         }
         self.body(text.trim_end().to_owned())
     }

@@ -2,21 +2,18 @@
 //! [`eventer_alert::ChatService`]s; grouping, repeats, the message budget and per-event
 //! outcomes are the alert engine's.
 
-use std::{fmt, sync::Arc};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use eventer_alert::{Alert, AlertSink, Answer, ChatService, Digest, Limits};
-use eventer_core::{
-    Batching, BoxSink, BuildContext, Error, Level, Outcome, Registry, Result, SharedEvent, Sink, SinkFactory,
-    telemetry::Metrics, uri::Options,
-};
+use eventer_alert::{Alert, Answer, ChatFactory, ChatService, ChatSink, Digest, Limits};
+use eventer_core::{Error, Registry, Result};
 use tracing::{error, warn};
 
 use crate::{
     client::{AppClient, RobotClient},
     config::{WeChatConfig, WeComConfig},
     error::WeComError,
-    message::{Envelope, Layout, Renderer},
+    message::{Envelope, Renderer},
 };
 
 /// The group robot's scheme: `--sink=wecom:<webhook>?key=…`.
@@ -52,15 +49,52 @@ fn answer(service: &str, result: Result<(), WeComError>) -> Answer {
 }
 
 /// The group robot, as the alert engine sees it.
-struct Robot {
+pub struct Robot {
     renderer: Renderer,
     client: RobotClient,
 }
 
+impl Robot {
+    pub(crate) fn new(config: &WeComConfig) -> Result<Self> {
+        let envelope = Envelope::Robot {
+            mentioned_list: config.mentioned_list.clone(),
+            mentioned_mobile_list: config.mentioned_mobile_list.clone(),
+        };
+        Ok(Robot {
+            renderer: Renderer::new(&config.chat, config.msg_type, envelope)?,
+            client: RobotClient::new(config.webhook(), &config.key, config.chat.timeout)?,
+        })
+    }
+
+    pub(crate) fn zone_name(&self) -> &str {
+        self.renderer.tz_name()
+    }
+}
+
 /// The app, as the alert engine sees it.
-struct App {
+pub struct App {
     renderer: Renderer,
     client: AppClient,
+}
+
+impl App {
+    /// The access token is fetched with the first message.
+    pub(crate) fn new(config: &WeChatConfig) -> Result<Self> {
+        let envelope = Envelope::App {
+            to_user: config.to_user.join("|"),
+            to_party: config.to_party.join("|"),
+            to_tag: config.to_tag.join("|"),
+            agent_id: config.agent_id,
+        };
+        Ok(App {
+            renderer: Renderer::new(&config.chat, config.msg_type, envelope)?,
+            client: AppClient::new(config.endpoint(), &config.corp_id, &config.corp_secret, config.chat.timeout)?,
+        })
+    }
+
+    pub(crate) fn zone_name(&self) -> &str {
+        self.renderer.tz_name()
+    }
 }
 
 /// The rendering half of [`ChatService`], the same for both.
@@ -117,178 +151,19 @@ impl ChatService for App {
 /// Warning within about a second, bursts as digests under the 2048-byte text limit (4096
 /// for markdown), at most 18 messages a minute (WeCom allows 20), repeats collapsed with
 /// their count, and per-event outcomes, so nothing is lost while WeCom is down.
-pub struct WeComSink {
-    config: WeComConfig,
-    engine: AlertSink<Robot>,
-}
+pub type WeComSink = ChatSink<WeComConfig>;
 
 /// Sends Kubernetes events as a WeCom app's messages (`wechat:`, kube-eventer's scheme and
 /// text layout), on the alert engine as [`WeComSink`]; the access token is fetched once
 /// and reused until shortly before it expires.
-pub struct WeChatSink {
-    config: WeChatConfig,
-    engine: AlertSink<App>,
-}
-
-impl fmt::Debug for WeComSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WeComSink").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl fmt::Debug for WeChatSink {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WeChatSink").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl WeComSink {
-    /// A sink for `config`. Reads `template_file`; performs no network I/O.
-    ///
-    /// # Errors
-    /// An invalid configuration, time zone or template.
-    pub fn new(config: WeComConfig) -> Result<Self> {
-        config.validate()?;
-        let layout = Layout {
-            labels: &config.labels,
-            msg_type: config.msg_type,
-            template: config.template.as_deref(),
-            template_file: config.template_file.as_ref(),
-            timezone: config.timezone.as_deref(),
-        };
-        let envelope = Envelope::Robot {
-            mentioned_list: config.mentioned_list.clone(),
-            mentioned_mobile_list: config.mentioned_mobile_list.clone(),
-        };
-        let robot = Robot {
-            renderer: Renderer::new(&layout, envelope)?,
-            client: RobotClient::new(config.webhook(), &config.key, config.timeout)?,
-        };
-        Ok(WeComSink { engine: AlertSink::new(robot, config.alert.clone())?, config })
-    }
-
-    /// Report message counts and the budget to `metrics` (`eventer_wecom_…`).
-    #[must_use]
-    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
-        self.engine = self.engine.with_metrics(metrics);
-        self
-    }
-
-    /// The zone times are shown in (`timezone`, else `TZ`, else UTC).
-    pub fn timezone(&self) -> &str {
-        self.engine.service().renderer.tz_name()
-    }
-}
-
-impl WeChatSink {
-    /// A sink for `config`. Reads `template_file`; performs no network I/O (the token is
-    /// fetched with the first message).
-    ///
-    /// # Errors
-    /// An invalid configuration, time zone or template.
-    pub fn new(config: WeChatConfig) -> Result<Self> {
-        config.validate()?;
-        let layout = Layout {
-            labels: &config.labels,
-            msg_type: config.msg_type,
-            template: config.template.as_deref(),
-            template_file: config.template_file.as_ref(),
-            timezone: config.timezone.as_deref(),
-        };
-        let envelope = Envelope::App {
-            to_user: config.to_user.join("|"),
-            to_party: config.to_party.join("|"),
-            to_tag: config.to_tag.join("|"),
-            agent_id: config.agent_id,
-        };
-        let app = App {
-            renderer: Renderer::new(&layout, envelope)?,
-            client: AppClient::new(config.endpoint(), &config.corp_id, &config.corp_secret, config.timeout)?,
-        };
-        Ok(WeChatSink { engine: AlertSink::new(app, config.alert.clone())?, config })
-    }
-
-    /// Report message counts and the budget to `metrics` (`eventer_wechat_…`).
-    #[must_use]
-    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
-        self.engine = self.engine.with_metrics(metrics);
-        self
-    }
-
-    /// The zone times are shown in (`timezone`, else `TZ`, else UTC).
-    pub fn timezone(&self) -> &str {
-        self.engine.service().renderer.tz_name()
-    }
-}
-
-#[async_trait]
-impl Sink for WeComSink {
-    async fn send(&mut self, batch: &[SharedEvent]) -> Vec<Outcome> {
-        self.engine.send(batch).await
-    }
-
-    fn batching(&self) -> Batching {
-        self.engine.batching()
-    }
-
-    fn preview(&mut self, batch: &[SharedEvent]) -> Option<Vec<String>> {
-        self.engine.preview(batch)
-    }
-}
-
-#[async_trait]
-impl Sink for WeChatSink {
-    async fn send(&mut self, batch: &[SharedEvent]) -> Vec<Outcome> {
-        self.engine.send(batch).await
-    }
-
-    fn batching(&self) -> Batching {
-        self.engine.batching()
-    }
-
-    fn preview(&mut self, batch: &[SharedEvent]) -> Option<Vec<String>> {
-        self.engine.preview(batch)
-    }
-}
+pub type WeChatSink = ChatSink<WeChatConfig>;
 
 /// Builds [`WeComSink`]s from `wecom:` URIs; the default level is Warning.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WeComFactory;
-
-impl SinkFactory for WeComFactory {
-    fn options(&self) -> Vec<&'static str> {
-        WeComConfig::option_names()
-    }
-
-    fn default_level(&self) -> Option<Level> {
-        Some(Level::Warning)
-    }
-
-    fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSink> {
-        let config = WeComConfig::from_options(target, options)?;
-        Ok(Box::new(WeComSink::new(config)?.with_metrics(&cx.metrics)))
-    }
-}
+pub type WeComFactory = ChatFactory<WeComConfig>;
 
 /// Builds [`WeChatSink`]s from kube-eventer's `wechat:` URIs; the default level is
 /// Warning, as kube-eventer's.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WeChatFactory;
-
-impl SinkFactory for WeChatFactory {
-    fn options(&self) -> Vec<&'static str> {
-        WeChatConfig::option_names()
-    }
-
-    fn default_level(&self) -> Option<Level> {
-        Some(Level::Warning)
-    }
-
-    fn build(&self, target: &str, options: &mut Options, cx: &BuildContext) -> Result<BoxSink> {
-        let config = WeChatConfig::from_options(target, options)?;
-        Ok(Box::new(WeChatSink::new(config)?.with_metrics(&cx.metrics)))
-    }
-}
+pub type WeChatFactory = ChatFactory<WeChatConfig>;
 
 /// Register the `wecom` and `wechat` schemes.
 ///
@@ -298,6 +173,6 @@ impl SinkFactory for WeChatFactory {
 /// assert_eq!(registry.sink_schemes(), ["wechat", "wecom"]);
 /// ```
 pub fn register(registry: &mut Registry) {
-    registry.register_sink(WECOM_SCHEME, Arc::new(WeComFactory));
-    registry.register_sink(WECHAT_SCHEME, Arc::new(WeChatFactory));
+    registry.register_sink(WECOM_SCHEME, Arc::new(WeComFactory::new()));
+    registry.register_sink(WECHAT_SCHEME, Arc::new(WeChatFactory::new()));
 }

@@ -9,7 +9,7 @@ use eventer_core::{
     uri::ComponentUri,
 };
 use eventer_fake_wecom::{Failure, FakeWeCom, Target};
-use eventer_sink_wecom::{WeChatConfig, WeChatSink, WeComConfig, WeComSink};
+use eventer_sink_wecom::{ChatConfig, WeChatConfig, WeChatSink, WeComConfig, WeComSink};
 
 fn robot(uri: &str) -> WeComSink {
     let uri: ComponentUri = uri.parse().unwrap();

@@ -13,8 +13,22 @@ use tokio::{
     sync::mpsc,
 };
 
+#[cfg(feature = "source-k8s")]
+pub(crate) mod chat;
+
 /// How long any expected output may take.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
+
+/// `eventer` in the workspace root (the tests read `examples/`), on its own loopback
+/// health port, logging as its flags say whatever `RUST_LOG` the tests run with.
+pub(crate) fn eventer() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eventer"));
+    command
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .args(["--healthz-ip=127.0.0.1", "--healthz-port=0"])
+        .env_remove("RUST_LOG");
+    command
+}
 
 /// A running `eventer`.
 pub(crate) struct Eventer {
