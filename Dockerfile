@@ -12,8 +12,8 @@
 # TLS is rustls: reqwest verifies the DingTalk and SLS endpoints against the system roots,
 # read from /etc/ssl/certs/ca-certificates.crt (or $SSL_CERT_FILE), which the base provides;
 # the apiserver is verified against the service account's ca.crt. The one exception is the
-# Kafka sink: librdkafka (compiled from source in the builder, which has make, a C compiler
-# and OpenSSL's headers) uses OpenSSL, linked against the base's libssl3.
+# Kafka sink: librdkafka uses OpenSSL. Both are compiled from source in the builder (make,
+# perl and a C compiler) and linked statically: the binary needs glibc and libgcc only.
 #
 # The container writes nothing to its root filesystem: run it with
 # readOnlyRootFilesystem: true. Use --checkpoint=configmap:<ns>/<name> in a cluster, or mount

@@ -40,9 +40,9 @@
 //! SCRAM, TLS with client certificates, and the five codecs. librdkafka (through `rdkafka`,
 //! as Vector uses it) has all of them, proven on every Kafka and on Kafka-compatible
 //! services. The pure-Rust clients available now lack an idempotent producer (`rskafka`)
-//! or are too young to bet an archive on. The cost is a C build (librdkafka from its
-//! bundled sources with `make`; no cmake) of about two minutes, and OpenSSL: the image
-//! links the system's `libssl`, which the distroless base provides.
+//! or are too young to bet an archive on. The cost is a C build of a few minutes:
+//! librdkafka from its bundled sources with `make` (no cmake), and OpenSSL from source,
+//! linked statically like zlib and zstd, so the binary still needs nothing but glibc.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod config;
