@@ -1,4 +1,4 @@
-//! Lark's signature: Base64(HMAC-SHA256(key = "<timestamp s>\n<secret>", message = "")),
+//! Lark's signature: `Base64(HMAC-SHA256(key = "<timestamp s>\n<secret>", message = ""))`,
 //! sent in the body with the timestamp (seconds, as a string). The roles of key and
 //! message are DingTalk's swapped.
 
