@@ -112,8 +112,9 @@ impl Encoder {
             Format::KubeEventer => {
                 // kube-eventer's KafkaSinkPoint: the Event indented as a string, the time of
                 // its last occurrence in UTC, and its tags (Go sorts a map's keys).
-                let mut indented = String::with_capacity(event.raw_json().len() * 5 / 4);
-                go_indent(&event.raw_json(), &mut indented);
+                let json = event.raw_json();
+                let mut indented = String::with_capacity(json.len() * 5 / 4);
+                go_indent(&json, &mut indented);
                 out.push_str("{\"EventValue\":");
                 go_string(&indented, out);
                 out.push_str(",\"EventTimestamp\":\"");
