@@ -102,9 +102,10 @@ impl ReadError {
 
 /// A line of a watch stream.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Line {
-    /// A line (its newline removed), perhaps not UTF-8.
-    Text(Vec<u8>),
+pub(crate) enum Line<'a> {
+    /// A line (its newline removed), perhaps not UTF-8, borrowed from the reader's buffer:
+    /// decoding copies what it keeps, so a copy per line here would be a second one.
+    Text(&'a [u8]),
     /// A line longer than the cap, skipped without keeping it: its length in bytes.
     TooLong(usize),
 }
@@ -156,22 +157,23 @@ where
     }
 
     /// The next line; `None` at the end of the body. Waits at most `idle` for each chunk.
-    pub(crate) async fn next(&mut self, idle: Duration) -> Result<Option<Line>, ReadError> {
+    pub(crate) async fn next(&mut self, idle: Duration) -> Result<Option<Line<'_>>, ReadError> {
+        // The line handed out last is no longer borrowed: when it was the last one buffered,
+        // the buffer starts again from its beginning.
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            (self.start, self.scanned) = (0, 0);
+        }
         loop {
             if let Some(end) = self.newline() {
                 let start = std::mem::replace(&mut self.start, end + 1);
                 self.scanned = end + 1;
                 let len = end - start;
-                let line = match self.skipping.take() {
+                return Ok(Some(match self.skipping.take() {
                     Some(skipped) => Line::TooLong(skipped + len + 1),
                     None if len > self.max => Line::TooLong(len + 1),
-                    None => Line::Text(self.buf[start..end].to_vec()),
-                };
-                if self.start == self.buf.len() {
-                    self.buf.clear();
-                    (self.start, self.scanned) = (0, 0);
-                }
-                return Ok(Some(line));
+                    None => Line::Text(&self.buf[start..end]),
+                }));
             }
             if self.start > 0 {
                 self.buf.drain(..self.start);
@@ -193,8 +195,8 @@ where
                     if self.buf.is_empty() {
                         return Ok(None);
                     }
-                    self.scanned = 0;
-                    return Ok(Some(Line::Text(std::mem::take(&mut self.buf))));
+                    (self.start, self.scanned) = (self.buf.len(), self.buf.len());
+                    return Ok(Some(Line::Text(&self.buf)));
                 }
             }
         }
@@ -297,38 +299,50 @@ mod tests {
         StreamBody::new(futures::stream::iter(frames))
     }
 
-    async fn lines(chunks: &[&[u8]], max: usize) -> Vec<Line> {
+    async fn lines(chunks: &[&[u8]], max: usize) -> Vec<String> {
         let mut lines = Lines::new(body(chunks), max);
         let mut out = Vec::new();
         while let Some(line) = lines.next(Duration::from_secs(1)).await.unwrap() {
-            out.push(line);
+            out.push(shown(line));
             assert!(out.len() < 100, "bounded");
         }
         out
     }
 
-    fn text(s: &str) -> Line {
-        Line::Text(s.as_bytes().to_vec())
+    /// A line kept past the next read, which reuses the reader's buffer.
+    fn shown(line: Line<'_>) -> String {
+        match line {
+            Line::Text(text) => String::from_utf8(text.to_vec()).unwrap(),
+            Line::TooLong(len) => too_long(len),
+        }
+    }
+
+    fn text(s: &str) -> String {
+        s.to_owned()
+    }
+
+    fn too_long(len: usize) -> String {
+        format!("<{len} bytes skipped>")
     }
 
     #[tokio::test]
     async fn lines_across_chunks() {
         assert_eq!(lines(&[b"ab\ncd", b"e\n\nf", b"g\n"], 10).await, [text("ab"), text("cde"), text(""), text("fg")]);
         assert_eq!(lines(&[b"ab", b"c"], 10).await, [text("abc")]);
-        assert_eq!(lines(&[], 10).await, []);
+        assert_eq!(lines(&[], 10).await, Vec::<String>::new());
     }
 
     #[tokio::test]
     async fn buffered_lines_are_told_apart_from_a_partial_one() {
         let mut lines = Lines::new(body(&[b"ab\ncd\nef", b"g\n"]), 10);
         assert!(!lines.has_line(), "nothing read yet");
-        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap(), Some(text("ab")));
+        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap().map(shown), Some(text("ab")));
         assert!(lines.has_line(), "cd came in the same chunk");
-        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap(), Some(text("cd")));
+        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap().map(shown), Some(text("cd")));
         assert!(!lines.has_line(), "ef is not a whole line yet");
-        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap(), Some(text("efg")));
+        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap().map(shown), Some(text("efg")));
         assert!(!lines.has_line());
-        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap(), None);
+        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap().map(shown), None);
     }
 
     #[tokio::test]
@@ -336,15 +350,15 @@ mod tests {
         // 10 bytes fit; 11 do not, in one chunk or spread over many.
         assert_eq!(
             lines(&[b"0123456789\n0123456789A\nok\n"], 10).await,
-            [text("0123456789"), Line::TooLong(12), text("ok")]
+            [text("0123456789"), too_long(12), text("ok")]
         );
         let many: Vec<&[u8]> = std::iter::repeat_n(&b"xxxxxxx"[..], 50).chain([&b"\nok\n"[..]]).collect();
-        assert_eq!(lines(&many, 10).await, [Line::TooLong(351), text("ok")]);
+        assert_eq!(lines(&many, 10).await, [too_long(351), text("ok")]);
         let mut reader = Lines::new(body(&many), 10);
         reader.next(Duration::from_secs(1)).await.unwrap();
         assert!(reader.buf.capacity() < 64, "the long line was not kept: {}", reader.buf.capacity());
         // Cut off inside a long line.
-        assert_eq!(lines(&[b"ok\n", b"0123456789ABC"], 10).await, [text("ok"), Line::TooLong(13)]);
+        assert_eq!(lines(&[b"ok\n", b"0123456789ABC"], 10).await, [text("ok"), too_long(13)]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -335,7 +335,7 @@ impl Stream {
         if std::mem::take(first) {
             on_connect(true);
         }
-        let Ok(line) = std::str::from_utf8(&line) else {
+        let Ok(line) = std::str::from_utf8(line) else {
             return Err(Trouble::Retry(Error::new(
                 ErrorKind::Decode,
                 format!("the {what} sent a line that is not UTF-8"),
