@@ -25,6 +25,11 @@
 //! `EVENTER_BIN=<path>` measures that binary instead (another build, to compare). The
 //! fakes run in this process, so on a small machine they compete with eventer for CPU:
 //! compare runs on the same machine.
+//!
+//! `KUBE_EVENTER_BIN=<path to a kube-eventer binary>` adds kube-eventer to the watch path,
+//! on the same load, its runs alternating with eventer's: each exporter's figures, then
+//! eventer's CPU as a share of kube-eventer's. kube-eventer runs with its defaults (it sends
+//! every 30 s), its SLS endpoint from `SLS_ENDPOINT`, as its deployments set it.
 
 use std::{collections::HashMap, path::PathBuf, process::Stdio, time::Duration};
 
@@ -122,6 +127,46 @@ impl Run {
     }
 }
 
+/// The program that archives the events.
+#[derive(Clone, Copy)]
+enum Exporter<'a> {
+    Eventer(&'a std::path::Path),
+    KubeEventer(&'a std::path::Path),
+}
+
+impl Exporter<'_> {
+    fn name(self) -> &'static str {
+        match self {
+            Exporter::Eventer(_) => "eventer",
+            Exporter::KubeEventer(_) => "kube-eventer",
+        }
+    }
+
+    /// A fresh exporter archiving `api`'s Events into `sls`, reading from `start_from`
+    /// (eventer's option; kube-eventer always starts from now).
+    fn spawn(self, api: &FakeApiServer, sls: &FakeSls, start_from: &str) -> Child {
+        match self {
+            Exporter::Eventer(binary) => spawn_eventer(binary, api, sls, start_from),
+            Exporter::KubeEventer(binary) => Command::new(binary)
+                .args([
+                    &format!("--source=kubernetes:{}?inClusterConfig=false", api.url()),
+                    &format!(
+                        "--sink=sls:https://sls.aliyuncs.com?project=k8s-log&logStore=k8s-event&regionId=cn-hangzhou\
+                         &internal=false&accessKeyId={KEY_ID}&accessKeySecret={KEY_SECRET}"
+                    ),
+                    "--healthz-ip=127.0.0.1",
+                    "--healthz-port=0",
+                ])
+                .env("SLS_ENDPOINT", sls.endpoint())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("start kube-eventer"),
+        }
+    }
+}
+
 /// A fresh eventer archiving `api`'s Events into `sls`.
 fn spawn_eventer(binary: &std::path::Path, api: &FakeApiServer, sls: &FakeSls, start_from: &str) -> Child {
     Command::new(binary)
@@ -166,12 +211,12 @@ async fn list_once(binary: &std::path::Path, events: usize) -> Run {
     Run::of(cpu, rss_mib, None, wall, &sls)
 }
 
-/// Archive `events` Events created at [`WATCH_RATE`] while a fresh eventer watches.
-async fn watch_once(binary: &std::path::Path, events: usize) -> Run {
+/// Archive `events` Events created at [`WATCH_RATE`] while a fresh exporter watches.
+async fn watch_once(exporter: Exporter<'_>, events: usize) -> Run {
     let (api, sls) = fakes().await;
-    let mut eventer = spawn_eventer(binary, &api, &sls, "now");
-    let pid = eventer.id().expect("eventer's pid");
-    tokio::time::timeout(Duration::from_secs(60), api.wait_for_watchers(1)).await.expect("eventer watches");
+    let mut eventer = exporter.spawn(&api, &sls, "now");
+    let pid = eventer.id().expect("the exporter's pid");
+    tokio::time::timeout(Duration::from_secs(60), api.wait_for_watchers(1)).await.expect("the exporter watches");
     // Settled: the sink started and the watch is open.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle_rss_mib = rss_kib(pid) as f64 / 1024.0;
@@ -232,7 +277,7 @@ fn report(path: &str, events: usize, results: &[Run]) {
     };
     let (cpu_min, cpu_max) = range(|r| r.cpu);
     println!("{path} path, {events} events, median of {} runs:", results.len());
-    println!("  eventer CPU {cpu:.2} s ({:.1} µs/event; runs {cpu_min:.2}–{cpu_max:.2} s)", cpu * 1e6 / events as f64);
+    println!("  CPU         {cpu:.2} s ({:.1} µs/event; runs {cpu_min:.2}–{cpu_max:.2} s)", cpu * 1e6 / events as f64);
     println!("  peak RSS    {rss:.1} MiB");
     if let Some(idle) = results.iter().filter_map(|r| r.idle_rss_mib).reduce(f64::max) {
         println!("  idle RSS    {idle:.1} MiB (largest before the load)");
@@ -254,30 +299,38 @@ async fn main() {
     let events: usize = args.next().map_or(100_000, |n| n.parse().expect("a number of events"));
     let runs: usize = args.next().map_or(5, |n| n.parse().expect("a number of runs"));
     let binary = eventer_binary();
+    let kube_eventer = std::env::var_os("KUBE_EVENTER_BIN").map(PathBuf::from);
 
     for path in ["list", "watch"] {
         if mode != path && mode != "all" {
             continue;
         }
-        let mut results = Vec::with_capacity(runs);
-        for i in 1..=runs {
-            let run = if path == "list" { list_once(&binary, events).await } else { watch_once(&binary, events).await };
-            let budget = run.request_budget(events);
-            println!(
-                "{path} run {i}: CPU {:.2} s ({:.1} µs/event), peak RSS {:.1} MiB{}, wall {:.2} s, \
-                 {} requests ({:.0} events/request, {:.0} KiB raw/request; budget {budget})",
-                run.cpu,
-                run.cpu * 1e6 / events as f64,
-                run.rss_mib,
-                run.idle_rss_mib.map(|idle| format!(" (idle {idle:.1} MiB)")).unwrap_or_default(),
-                run.wall.as_secs_f64(),
-                run.requests,
-                events as f64 / run.requests as f64,
-                run.raw_bytes as f64 / 1024.0 / run.requests as f64,
-            );
-            results.push(run);
+        let mut exporters = vec![Exporter::Eventer(&binary)];
+        if path == "watch" {
+            exporters.extend(kube_eventer.as_deref().map(Exporter::KubeEventer));
         }
-        report(path, events, &results);
+        let mut results: Vec<Vec<Run>> = exporters.iter().map(|_| Vec::with_capacity(runs)).collect();
+        for i in 1..=runs {
+            for (exporter, results) in exporters.iter().zip(&mut results) {
+                let run = match path {
+                    "list" => list_once(&binary, events).await,
+                    _ => watch_once(*exporter, events).await,
+                };
+                print_run(exporter.name(), path, i, events, &run);
+                results.push(run);
+            }
+        }
+        for (exporter, results) in exporters.iter().zip(&results) {
+            print!("{}: ", exporter.name());
+            report(path, events, results);
+        }
+        if let [ours, theirs] = &results[..] {
+            let cpu = |runs: &[Run]| median(runs.iter().map(|r| r.cpu).collect());
+            println!(
+                "eventer's CPU is {:.1}% of kube-eventer's (medians; target ≤ 10%)",
+                100.0 * cpu(ours) / cpu(theirs)
+            );
+        }
     }
     if mode == "latency" || mode == "all" {
         let seconds = latency_once(&binary, 100).await;
@@ -289,4 +342,21 @@ async fn main() {
             seconds[seconds.len() - 1]
         );
     }
+}
+
+/// One run's line.
+fn print_run(exporter: &str, path: &str, i: usize, events: usize, run: &Run) {
+    let budget = run.request_budget(events);
+    println!(
+        "{exporter} {path} run {i}: CPU {:.2} s ({:.1} µs/event), peak RSS {:.1} MiB{}, wall {:.2} s, \
+                 {} requests ({:.0} events/request, {:.0} KiB raw/request; budget {budget})",
+        run.cpu,
+        run.cpu * 1e6 / events as f64,
+        run.rss_mib,
+        run.idle_rss_mib.map(|idle| format!(" (idle {idle:.1} MiB)")).unwrap_or_default(),
+        run.wall.as_secs_f64(),
+        run.requests,
+        events as f64 / run.requests as f64,
+        run.raw_bytes as f64 / 1024.0 / run.requests as f64,
+    );
 }

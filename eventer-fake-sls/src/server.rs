@@ -174,6 +174,8 @@ impl FakeSls {
         let shared = Arc::new(Shared { inner: Mutex::new(Inner::default()), logs: watch::channel(0).0 });
         let app = Router::new()
             .route("/logstores/{log_store}/shards/lb", post(put_logs))
+            // The Go SDK's form of the same write (its producer's), which SLS also serves.
+            .route("/logstores/{log_store}", post(put_logs))
             .fallback(|| async { refuse(StatusCode::NOT_FOUND, "InvalidRequest", "unknown API", 0) })
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
@@ -285,6 +287,7 @@ async fn put_logs(
     State(shared): State<Arc<Shared>>,
     Path(log_store): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -293,8 +296,7 @@ async fn put_logs(
         inner.requests += 1;
         inner.requests
     };
-    let path = format!("/logstores/{log_store}/shards/lb");
-    let outcome = check(&shared, &path, &query, &headers, &body).map(|mut write| {
+    let outcome = check(&shared, uri.path(), &query, &headers, &body).map(|mut write| {
         write.log_store = log_store;
         write
     });
@@ -349,7 +351,9 @@ fn check(
     body: &[u8],
 ) -> Result<Write, Reject> {
     let host = header(headers, "host").unwrap_or_default();
-    let project = host
+    // HTTP clients name a port that is not the scheme's default (the Go SDK does).
+    let name = host.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(host, |(name, _)| name);
+    let project = name
         .strip_suffix(PROJECT_HOST_SUFFIX)
         .filter(|p| !p.is_empty() && !p.contains('.'))
         .ok_or_else(|| bad("InvalidHost", format!("Host `{host}` is not <project>{PROJECT_HOST_SUFFIX}")))?

@@ -14,6 +14,9 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 const PATH: &str = "/logstores/audit/shards/lb";
 
 struct Request {
+    path: String,
+    /// The path signed, when it is not `path`.
+    signed_path: Option<String>,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
     secret: String,
@@ -35,6 +38,8 @@ impl Request {
             ("x-log-signaturemethod", "hmac-sha1".to_owned()),
         ];
         Request {
+            path: PATH.into(),
+            signed_path: None,
             headers: headers.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             body,
             secret: "secret".into(),
@@ -54,8 +59,10 @@ impl Request {
             .iter()
             .map(|(k, v)| (HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap()))
             .collect();
-        let signature = auth::v1_signature("POST", PATH, &[], &map, &self.secret);
-        let mut head = format!("POST {PATH} HTTP/1.1\r\ncontent-length: {}\r\nconnection: close\r\n", self.body.len());
+        let signed = self.signed_path.as_deref().unwrap_or(&self.path);
+        let signature = auth::v1_signature("POST", signed, &[], &map, &self.secret);
+        let path = &self.path;
+        let mut head = format!("POST {path} HTTP/1.1\r\ncontent-length: {}\r\nconnection: close\r\n", self.body.len());
         for (k, v) in &self.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -133,6 +140,27 @@ async fn accepts_a_valid_request_and_refuses_each_defect() {
     assert_eq!(sls.writes().len(), 2, "refused requests are not recorded");
     assert_eq!(sls.refusals().len(), cases.len() + 1);
     assert!(sls.refusals().iter().all(|r| !r.injected));
+}
+
+/// The Go SDK's producer (kube-eventer's) writes to `/logstores/<logstore>` and names the
+/// endpoint's port in `Host`; the path it signs is the one it posts to.
+#[tokio::test]
+async fn accepts_the_go_sdks_form_of_the_write() {
+    let sls = FakeSls::start().await;
+    sls.add_key("id", "secret");
+    let port = sls.endpoint().rsplit_once(':').unwrap().1.to_owned();
+    let go = || Request {
+        path: "/logstores/audit".into(),
+        ..Request::new(now_logs(2)).set("host", &format!("proj.127.0.0.1:{port}"))
+    };
+
+    assert_eq!(go().send(&sls, "id").await.0, 200);
+    let writes = sls.writes();
+    assert_eq!((writes.len(), writes[0].project.as_str(), writes[0].log_store.as_str()), (1, "proj", "audit"));
+    let signed_elsewhere = Request { signed_path: Some(PATH.into()), ..go() };
+    assert_eq!(refused(&sls, &signed_elsewhere, "id").await, (401, "SignatureNotMatch".to_owned()));
+    let not_a_port = go().set("host", "proj.127.0.0.1:http");
+    assert_eq!(refused(&sls, &not_a_port, "id").await, (400, "InvalidHost".to_owned()));
 }
 
 #[tokio::test]
