@@ -6,6 +6,12 @@
 #   docker build -t eventer:dev .
 #   docker run --rm eventer:dev --help
 #
+# FEATURES picks the binary's Cargo features (eventer-cli's; `default` is every source and
+# sink). A binary for one job links less code and idles lower, e.g. for an SLS archive
+# (9.4-9.7 MiB idle RSS against 11.3-11.6 MiB with every sink):
+#
+#   docker build --build-arg FEATURES=source-k8s,k8s-v1_33,sink-sls,jemalloc -t eventer:sls .
+#
 # Runtime image: gcr.io/distroless/cc-debian12 (glibc, libgcc, CA certificates, tzdata,
 # /etc/passwd with the `nonroot` user 65532; no shell, no package manager). The binary is
 # linked against glibc (ring's C parts and the Rust std), hence `cc` rather than `static`.
@@ -23,6 +29,7 @@ ARG RUST_VERSION=1.95
 ARG DEBIAN_RELEASE=bookworm
 
 FROM docker.io/library/rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS builder
+ARG FEATURES=default
 WORKDIR /src
 # The whole workspace: Cargo needs every member's manifest (and the targets they declare),
 # even to build one package.
@@ -32,7 +39,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
-    cargo build --profile dist -p eventer-cli --locked \
+    cargo build --profile dist -p eventer-cli --locked --no-default-features --features "$FEATURES" \
  && install -D -m 0755 target/dist/eventer /out/eventer \
  && /out/eventer --version
 
