@@ -214,8 +214,8 @@ async fn list_once(binary: &std::path::Path, events: usize) -> Run {
 /// Archive `events` Events created at [`WATCH_RATE`] while a fresh exporter watches.
 async fn watch_once(exporter: Exporter<'_>, events: usize) -> Run {
     let (api, sls) = fakes().await;
-    let mut eventer = exporter.spawn(&api, &sls, "now");
-    let pid = eventer.id().expect("the exporter's pid");
+    let mut process = exporter.spawn(&api, &sls, "now");
+    let pid = process.id().expect("the exporter's pid");
     tokio::time::timeout(Duration::from_secs(60), api.wait_for_watchers(1)).await.expect("the exporter watches");
     // Settled: the sink started and the watch is open.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -227,7 +227,7 @@ async fn watch_once(exporter: Exporter<'_>, events: usize) -> Run {
     let wall = started.elapsed();
     let cpu = (cpu_ticks(pid) - before) as f64 / clock_ticks();
     let rss_mib = peak_rss_kib(pid) as f64 / 1024.0;
-    eventer.kill().await.expect("stop eventer");
+    process.kill().await.expect("stop the exporter");
     load.await.expect("the load ran");
     assert_eq!(sls.logs().len(), events, "every event archived exactly once");
     Run::of(cpu, rss_mib, Some(idle_rss_mib), wall, &sls)
