@@ -25,6 +25,9 @@ use crate::{
     telemetry::{Check, StatsCollector, Telemetry},
 };
 
+/// A source that never waits is interrupted by a shutdown within this many items.
+pub(super) const SHUTDOWN_EVERY: u32 = 64;
+
 /// A source wired to sinks. Build with [`Pipeline::new`], add [`Route`]s, then
 /// [`Pipeline::run`].
 ///
@@ -184,12 +187,24 @@ impl Pipeline {
         let mut signalled = false;
         let mut failure = None;
         let mut targets = Vec::with_capacity(senders.len());
+        let mut until_check = 0;
         'dispatch: loop {
+            // Shutdown is looked at whenever the source or a queue waits, and before every
+            // `SHUTDOWN_EVERY`th item of a source that never waits: polling the signals
+            // before every event took 2% of the watch path's CPU.
+            if until_check == 0 {
+                until_check = SHUTDOWN_EVERY;
+                if futures::poll!(&mut shutdown).is_ready() {
+                    signalled = true;
+                    break;
+                }
+            }
+            until_check -= 1;
             let item = tokio::select! {
                 biased;
-                () = &mut shutdown => { signalled = true; break; }
                 // The trait object's own method: through `Box`'s impl it would box each future twice.
                 item = source.as_mut().next() => item,
+                () = &mut shutdown => { signalled = true; break; }
             };
             let (event, position) = match item {
                 Ok(Some(SourceItem::Event { event, position })) => (event, position),

@@ -33,6 +33,7 @@ use {
         source::{Position, SourceItem},
         telemetry::{Check, Telemetry},
     },
+    dispatch::SHUTDOWN_EVERY,
     std::{
         sync::{Arc, Mutex, atomic::Ordering::Relaxed},
         time::Duration,

@@ -284,6 +284,44 @@ async fn shutdown_drains_queued_events() {
     assert_eq!(report.unfinished, 0);
 }
 
+/// `left` events, none of them waiting.
+struct Flood {
+    left: usize,
+}
+
+#[async_trait]
+impl Source for Flood {
+    async fn next(&mut self) -> Result<Option<SourceItem>> {
+        let Some(left) = self.left.checked_sub(1) else { return Ok(None) };
+        self.left = left;
+        Ok(Some(SourceItem::event(Event::builder().kind("Pod").reason("Flood").build())))
+    }
+}
+
+#[tokio::test]
+async fn shutdown_interrupts_a_source_that_never_waits() {
+    // Neither the source nor the route (which takes nothing) ever waits, so the signal
+    // is only seen when the dispatch loop looks for it on its own.
+    let pipeline = Pipeline::new(Box::new(Flood { left: 100_000 }))
+        .route(Route::new("none", Box::new(MemorySink::new())).filter(Arc::new(filter_fn(|_| false))));
+    let seen = pipeline.stats();
+    let asked_at = Arc::new(AtomicUsize::new(usize::MAX));
+    let asked = asked_at.clone();
+    // Nothing wakes this future: it is ready when next polled after the 1000th event.
+    let shutdown = std::future::poll_fn(move |_| {
+        let received = seen.received.load(Relaxed) as usize;
+        if received < 1000 {
+            return std::task::Poll::Pending;
+        }
+        asked.fetch_min(received, SeqCst);
+        std::task::Poll::Ready(())
+    });
+    let report = pipeline.run(shutdown).await.unwrap();
+    let asked = asked_at.load(SeqCst) as u64;
+    assert!(report.received >= 1000 && report.received < 100_000, "{} received", report.received);
+    assert!(report.received <= asked + u64::from(SHUTDOWN_EVERY), "{} received after {asked}", report.received);
+}
+
 #[tokio::test]
 async fn shutdown_deadline_bounds_a_stuck_sink() {
     let stuck = MemorySink::new();
