@@ -356,7 +356,7 @@ pub fn with_message_cut<R>(alert: Alert<'_>, limit: usize, f: impl FnOnce(Alert<
         return f(alert);
     }
     let mut event = alert.event.clone();
-    event.message = truncate(&event.message, limit);
+    event.message = truncate(&event.message, limit).into();
     f(Alert { event: &event, count: alert.count })
 }
 

@@ -11,7 +11,7 @@ use std::{
 
 use async_trait::async_trait;
 use eventer_core::{
-    Batching, Error, Event, Outcome, Result, SharedEvent, Sink,
+    Batching, Error, Event, Outcome, Result, SharedEvent, Sink, Text,
     telemetry::{self, Counter, Gauge},
 };
 use tokio::time::Instant;
@@ -510,10 +510,10 @@ impl<S: ChatService> Sink for AlertSink<S> {
 /// What makes two events the same alert: the object and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Key {
-    kind: String,
-    namespace: String,
-    name: String,
-    reason: String,
+    kind: Text,
+    namespace: Text,
+    name: Text,
+    reason: Text,
 }
 
 impl Key {

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 
 use crate::{
     Error, ErrorKind, Result,
-    event::{Event, EventSource, Level, ObjectRef, RawJson, Series},
+    event::{Event, EventSource, Level, ObjectRef, RawJson, Series, Text},
 };
 
 /// Decode one Event object, keeping its JSON as [`Event::raw`].
@@ -121,13 +121,13 @@ struct Shape<'a> {
 #[serde(rename_all = "camelCase", default)]
 struct Meta {
     #[serde(deserialize_with = "nullable")]
-    name: String,
+    name: Text,
     #[serde(deserialize_with = "nullable")]
-    namespace: String,
+    namespace: Text,
     #[serde(deserialize_with = "nullable")]
-    uid: String,
+    uid: Text,
     #[serde(deserialize_with = "nullable")]
-    resource_version: String,
+    resource_version: Text,
 }
 
 #[derive(Deserialize, Default)]
@@ -138,9 +138,9 @@ struct Wire<'a> {
     #[serde(alias = "regarding", deserialize_with = "nullable")]
     involved_object: ObjectRef,
     #[serde(deserialize_with = "nullable")]
-    reason: String,
+    reason: Text,
     #[serde(alias = "note", deserialize_with = "nullable")]
-    message: String,
+    message: Text,
     /// Borrowed: `Normal` and `Warning` need no allocation.
     #[serde(rename = "type", borrow, deserialize_with = "nullable_str")]
     level: Cow<'a, str>,
@@ -157,11 +157,11 @@ struct Wire<'a> {
     #[serde(alias = "deprecatedSource", deserialize_with = "nullable")]
     source: EventSource,
     #[serde(alias = "reportingController", deserialize_with = "nullable")]
-    reporting_component: String,
+    reporting_component: Text,
     #[serde(deserialize_with = "nullable")]
-    reporting_instance: String,
+    reporting_instance: Text,
     #[serde(deserialize_with = "nullable")]
-    action: String,
+    action: Text,
 }
 
 #[derive(Deserialize, Default)]

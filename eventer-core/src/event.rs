@@ -5,6 +5,10 @@ use std::{cmp::Ordering, fmt, sync::Arc};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// A string of the event model: short ones (most names, kinds, reasons) are kept inline,
+/// without an allocation each.
+pub type Text = compact_str::CompactString;
+
 /// An event shared by every sink it is routed to.
 pub type SharedEvent = Arc<Event>;
 
@@ -18,19 +22,19 @@ pub type SharedEvent = Arc<Event>;
 #[non_exhaustive]
 pub struct Event {
     /// `metadata.uid` of the Event object.
-    pub uid: String,
+    pub uid: Text,
     /// `metadata.name` of the Event object (usually `<object>.<hex>`).
-    pub name: String,
+    pub name: Text,
     /// `metadata.namespace` of the Event object.
-    pub namespace: String,
+    pub namespace: Text,
     /// `metadata.resourceVersion`: changes on every update of the object.
-    pub resource_version: String,
+    pub resource_version: Text,
     /// The object the event is about.
     pub involved_object: ObjectRef,
     /// Short machine-readable reason, e.g. `BackOff`.
-    pub reason: String,
+    pub reason: Text,
     /// Human-readable description.
-    pub message: String,
+    pub message: Text,
     /// `type`: Normal, Warning or another string.
     #[serde(rename = "type")]
     pub level: Level,
@@ -47,11 +51,11 @@ pub struct Event {
     /// `source` (or `deprecatedSource`): component and host.
     pub source: EventSource,
     /// `reportingComponent` (core/v1) or `reportingController` (events.k8s.io/v1).
-    pub reporting_controller: String,
+    pub reporting_controller: Text,
     /// `reportingInstance`.
-    pub reporting_instance: String,
+    pub reporting_instance: Text,
     /// `action`.
-    pub action: String,
+    pub action: Text,
     /// The original object as JSON, for sinks that archive it whole.
     #[serde(skip)]
     pub raw: Option<RawJson>,
@@ -103,17 +107,17 @@ impl fmt::Debug for RawJson {
 #[non_exhaustive]
 pub struct ObjectRef {
     /// Kind, e.g. `Pod`, `Node`.
-    pub kind: String,
+    pub kind: Text,
     /// Namespace of the object (empty for cluster-scoped objects such as Nodes).
-    pub namespace: String,
+    pub namespace: Text,
     /// Name of the object.
-    pub name: String,
+    pub name: Text,
     /// UID of the object.
-    pub uid: String,
+    pub uid: Text,
     /// API version, e.g. `v1`, `apps/v1`.
-    pub api_version: String,
+    pub api_version: Text,
     /// Field path within the object, e.g. `spec.containers{app}`.
-    pub field_path: String,
+    pub field_path: Text,
 }
 
 /// `series` of an events.k8s.io Event (or a core/v1 Event written by the new recorder).
@@ -131,9 +135,9 @@ pub struct Series {
 #[serde(default)]
 pub struct EventSource {
     /// Component that reported the event, e.g. `kubelet`.
-    pub component: String,
+    pub component: Text,
     /// Node the component ran on.
-    pub host: String,
+    pub host: Text,
 }
 
 /// The event `type`, ordered for level thresholds: other < Normal < Warning.

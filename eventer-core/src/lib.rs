@@ -50,7 +50,7 @@ pub mod testing;
 pub mod uri;
 
 pub use error::{BoxError, Error, ErrorKind, Result};
-pub use event::{Event, Level, ObjectRef, SharedEvent};
+pub use event::{Event, Level, ObjectRef, SharedEvent, Text};
 pub use filter::{BoxFilter, CompiledFilter, Filter, FilterSpec};
 pub use pipeline::{Pipeline, PipelineConfig, Report, Route, RouteOptions};
 pub use registry::{BuildContext, Registry, SinkFactory, SourceFactory};

@@ -95,7 +95,7 @@ impl MemorySink {
 
     /// Reasons of the delivered events.
     pub fn reasons(&self) -> Vec<String> {
-        self.events().iter().map(|e| e.reason.clone()).collect()
+        self.events().iter().map(|e| e.reason.to_string()).collect()
     }
 
     /// Number of delivered events.

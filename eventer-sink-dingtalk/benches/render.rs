@@ -21,8 +21,8 @@ fn pods(n: usize) -> Vec<SharedEvent> {
     (0..n)
         .map(|i| {
             let mut ev: Event = template.clone();
-            ev.involved_object.name = format!("web-{i}");
-            ev.name = format!("web-{i}.17b2c3d4e5f6a7b8");
+            ev.involved_object.name = format!("web-{i}").into();
+            ev.name = format!("web-{i}.17b2c3d4e5f6a7b8").into();
             Arc::new(ev)
         })
         .collect()

@@ -190,7 +190,7 @@ fn templates_inline_and_from_a_file() {
 #[test]
 fn a_huge_message_is_cut_not_the_alert() {
     let mut ev = backoff();
-    ev.message = "x\"y".repeat(30_000);
+    ev.message = "x\"y".repeat(30_000).into();
     let got = sink("timezone=UTC").preview(&shared(vec![ev])).unwrap();
     assert_eq!(got.len(), 1);
     assert!(got[0].len() <= 20_000 && got[0].len() > 15_000, "{}", got[0].len());

@@ -96,7 +96,7 @@ async fn thirty_updates_of_one_event_cost_at_most_three_messages() {
         .map(|n| {
             let mut ev = event(7, Level::Warning);
             ev.count = n;
-            ev.resource_version = n.to_string();
+            ev.resource_version = n.to_string().into();
             ev
         })
         .collect();

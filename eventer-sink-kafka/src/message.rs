@@ -141,9 +141,9 @@ impl Encoder {
         let object = &event.involved_object;
         match self.key {
             PartitionBy::None => None,
-            PartitionBy::Object if !object.uid.is_empty() => Some(object.uid.clone()),
+            PartitionBy::Object if !object.uid.is_empty() => Some(object.uid.to_string()),
             PartitionBy::Object => Some(format!("{}/{}/{}", object.kind, object.namespace, object.name)),
-            PartitionBy::Event if !event.uid.is_empty() => Some(event.uid.clone()),
+            PartitionBy::Event if !event.uid.is_empty() => Some(event.uid.to_string()),
             PartitionBy::Event => Some(format!("{}/{}", event.namespace, event.name)),
         }
     }

@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn single_alerts_fit_the_limit_by_cutting_the_message() {
         let mut ev = event();
-        ev.message = "x".repeat(50_000);
+        ev.message = "x".repeat(50_000).into();
         let body = renderer(MsgType::Text).single(Alert { event: &ev, count: 1 }, 5_000);
         assert!(body.len() <= 5_000 && body.contains("Reason:BackOff"), "{}", body.len());
     }

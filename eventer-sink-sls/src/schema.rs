@@ -574,8 +574,8 @@ mod tests {
         let events: Vec<SharedEvent> = (0..1000)
             .map(|i| {
                 let mut event = sample_events().remove(2);
-                event.involved_object.name = format!("node-{i}");
-                event.source.host = format!("node-{i}");
+                event.involved_object.name = format!("node-{i}").into();
+                event.source.host = format!("node-{i}").into();
                 Arc::new(event)
             })
             .collect();
@@ -617,7 +617,7 @@ mod tests {
             .into_iter()
             .map(|n| {
                 let mut event = sample_events().remove(0);
-                event.message = "m".repeat(n);
+                event.message = "m".repeat(n).into();
                 Arc::new(event)
             })
             .collect();
@@ -632,7 +632,7 @@ mod tests {
     #[test]
     fn an_oversized_event_is_truncated_not_dropped() {
         let mut event = sample_events().remove(0);
-        event.message = "é".repeat(40_000);
+        event.message = "é".repeat(40_000).into();
         let events = [Arc::new(event)];
         let mut schema = schema();
         let plan: Vec<_> = schema.plan(&events, now(), 4096, 16 * 1024).collect();
@@ -650,7 +650,7 @@ mod tests {
         let events: Vec<SharedEvent> = (0..6)
             .map(|i| {
                 let mut event = sample_events().remove(0);
-                event.message = format!("message {i} {}", "x".repeat(i * 100));
+                event.message = format!("message {i} {}", "x".repeat(i * 100)).into();
                 Arc::new(event)
             })
             .collect();
@@ -668,7 +668,7 @@ mod tests {
     #[test]
     fn an_event_alone_is_cut_to_the_size_asked_for() {
         let mut event = sample_events().remove(0);
-        event.message = "m".repeat(50_000);
+        event.message = "m".repeat(50_000).into();
         let events = [Arc::new(event)];
         let mut s = schema();
         let plan = s.plan(&events, now(), 4096, 3 << 20);

@@ -166,7 +166,8 @@ async fn node_events_from_many_nodes_take_one_request_per_batch() {
 async fn three_thousand_events_arrive_exactly_once() {
     let sls = fake().await;
     let events = recent_events(3000);
-    let expected: Vec<(String, Timestamp)> = events.iter().map(|e| (e.uid.clone(), e.last_seen().unwrap())).collect();
+    let expected: Vec<(String, Timestamp)> =
+        events.iter().map(|e| (e.uid.to_string(), e.last_seen().unwrap())).collect();
     let report = run_pipeline(keyed(&sls, "&batchWindow=20ms"), events).await;
     assert_eq!((report.sinks[0].delivered, report.sinks[0].failed), (3000, 0));
 
@@ -266,7 +267,7 @@ async fn an_event_too_large_for_the_server_even_alone_is_truncated_not_rejected(
     sls.limit_raw_bytes(16 * 1024);
     let mut sink = keyed(&sls, "");
     let mut events = recent_events(21);
-    events[20].message = "m".repeat(100_000);
+    events[20].message = "m".repeat(100_000).into();
     let outcomes = sink.send(&shared(events)).await;
     assert_eq!(undelivered(&outcomes), [0usize; 0], "{outcomes:?}");
     let logs = sls.logs();
@@ -447,7 +448,7 @@ async fn an_oversized_event_is_truncated_and_delivered() {
     let sls = fake().await;
     let mut sink = keyed(&sls, "&maxBatchBytes=65536");
     let mut events = recent_events(2);
-    events[1].message = "x".repeat(200_000);
+    events[1].message = "x".repeat(200_000).into();
     let outcomes = sink.send(&shared(events)).await;
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Delivered)), "{outcomes:?}");
     let logs = sls.logs();

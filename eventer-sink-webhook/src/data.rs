@@ -61,12 +61,12 @@ pub(crate) fn event_value(event: &Event, now: Timestamp, zone: &TimeZone) -> Val
     let object_meta = Value::structure(
         "v1.ObjectMeta",
         vec![
-            Field::new("Name", Value::str(&event.name)),
+            Field::new("Name", Value::str(event.name.as_str())),
             Field::new("GenerateName", Value::str(json_str(meta, "generateName"))),
-            Field::new("Namespace", Value::str(&event.namespace)),
+            Field::new("Namespace", Value::str(event.namespace.as_str())),
             Field::new("SelfLink", Value::str(json_str(meta, "selfLink"))),
-            Field::new("UID", Value::str(&event.uid)),
-            Field::new("ResourceVersion", Value::str(&event.resource_version)),
+            Field::new("UID", Value::str(event.uid.as_str())),
+            Field::new("ResourceVersion", Value::str(event.resource_version.as_str())),
             Field::new("Generation", Value::Int(meta.get("generation").and_then(Json::as_i64).unwrap_or(0), "int64")),
             Field::new("CreationTimestamp", time(json_time(meta, "creationTimestamp"), zone)),
             Field::new(
@@ -135,17 +135,17 @@ pub(crate) fn event_value(event: &Event, now: Timestamp, zone: &TimeZone) -> Val
             Value::structure(
                 "v1.ObjectReference",
                 vec![
-                    Field::new("Kind", Value::str(&o.kind)),
-                    Field::new("Namespace", Value::str(&o.namespace)),
-                    Field::new("Name", Value::str(&o.name)),
-                    Field::new("UID", Value::str(&o.uid)),
-                    Field::new("APIVersion", Value::str(&o.api_version)),
+                    Field::new("Kind", Value::str(o.kind.as_str())),
+                    Field::new("Namespace", Value::str(o.namespace.as_str())),
+                    Field::new("Name", Value::str(o.name.as_str())),
+                    Field::new("UID", Value::str(o.uid.as_str())),
+                    Field::new("APIVersion", Value::str(o.api_version.as_str())),
                     Field::new("ResourceVersion", Value::str(json_str(involved, "resourceVersion"))),
-                    Field::new("FieldPath", Value::str(&o.field_path)),
+                    Field::new("FieldPath", Value::str(o.field_path.as_str())),
                 ],
             ),
         ),
-        Field::new("Reason", Value::str(&event.reason)),
+        Field::new("Reason", Value::str(event.reason.as_str())),
         // kube-eventer removes every `"`, so that a message cannot break a JSON body's quotes.
         Field::new("Message", Value::str(event.message.replace('"', ""))),
         Field::new(
@@ -153,8 +153,8 @@ pub(crate) fn event_value(event: &Event, now: Timestamp, zone: &TimeZone) -> Val
             Value::structure(
                 "v1.EventSource",
                 vec![
-                    Field::new("Component", Value::str(&event.source.component)),
-                    Field::new("Host", Value::str(&event.source.host)),
+                    Field::new("Component", Value::str(event.source.component.as_str())),
+                    Field::new("Host", Value::str(event.source.host.as_str())),
                 ],
             ),
         ),
@@ -164,10 +164,10 @@ pub(crate) fn event_value(event: &Event, now: Timestamp, zone: &TimeZone) -> Val
         Field::new("Type", Value::str(event.level.as_str())),
         Field::new("EventTime", micro_time(event.event_time, zone)),
         Field::new("Series", series),
-        Field::new("Action", Value::str(&event.action)),
+        Field::new("Action", Value::str(event.action.as_str())),
         Field::new("Related", related),
-        Field::new("ReportingController", Value::str(&event.reporting_controller)),
-        Field::new("ReportingInstance", Value::str(&event.reporting_instance)),
+        Field::new("ReportingController", Value::str(event.reporting_controller.as_str())),
+        Field::new("ReportingInstance", Value::str(event.reporting_instance.as_str())),
     ];
     Value::Struct(Arc::new(Struct { type_name: "v1.Event", pointer: true, fields }))
 }

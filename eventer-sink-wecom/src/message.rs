@@ -93,7 +93,7 @@ impl Renderer {
         let message = alert.line_message();
         let time = self.look.zone.short(ev);
         let object =
-            if obj.namespace.is_empty() { obj.name.clone() } else { format!("{}/{}", obj.namespace, obj.name) };
+            if obj.namespace.is_empty() { obj.name.to_string() } else { format!("{}/{}", obj.namespace, obj.name) };
         match self.msg_type {
             MsgType::Text => {
                 format!("- {} {} {object} {} (x{count}, {time}): {message}", ev.level, obj.kind, ev.reason)

@@ -20,7 +20,7 @@
 
 use std::{collections::BTreeMap, fmt::Write as _, sync::Arc};
 
-use eventer_core::{Error, Position, Result};
+use eventer_core::{Error, Position, Result, Text};
 use jiff::Timestamp;
 use serde::Deserialize;
 
@@ -59,7 +59,7 @@ pub(crate) enum Change {
     /// found, or a list completed.
     At(String),
     /// A watch delivered this version ([`Cursor::advance`]).
-    Advance(String),
+    Advance(Text),
     /// The list at snapshot `snap` handled every item up to `key` ([`Cursor::listed`]).
     Listed {
         /// The list's snapshot version, shared by its items.

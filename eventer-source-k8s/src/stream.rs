@@ -2,7 +2,7 @@
 
 use std::{fmt::Write as _, sync::Arc, time::Duration};
 
-use eventer_core::{Error, ErrorKind, Event, pipeline::Backoff};
+use eventer_core::{Error, ErrorKind, Event, Text, pipeline::Backoff};
 use kube::{
     Client,
     api::{ListParams, WatchParams},
@@ -349,7 +349,7 @@ impl Stream {
             WatchLine::Undecodable { resource_version, error } => {
                 warn!(path = %self.path, error = %error.chain(), rv = %resource_version.escape_debug(), "Skipping an undecodable watch event.");
                 self.readiness.count(Tally::Undecodable);
-                self.step(items, self.advance(resource_version), Emit::Progress);
+                self.step(items, self.advance(resource_version.into()), Emit::Progress);
             }
             WatchLine::Upsert(event) => {
                 // The key matters only against an interrupted list's mark: most watches have none.
@@ -363,7 +363,7 @@ impl Stream {
                 self.step(items, change, if covered { Emit::Progress } else { Emit::Event(event) });
             }
             WatchLine::Deleted { resource_version } | WatchLine::Bookmark { resource_version } => {
-                self.step(items, self.advance(resource_version), Emit::Progress);
+                self.step(items, self.advance(resource_version.into()), Emit::Progress);
             }
             WatchLine::Error { code: 410, .. } => return Err(Trouble::Gone),
             WatchLine::Error { code, reason, message } => {
@@ -378,7 +378,7 @@ impl Stream {
 
     /// The cursor's move for a watched version; none for a version that is not a decimal
     /// etcd revision (the event still counts, the position stays where it is).
-    fn advance(&self, rv: String) -> Option<Change> {
+    fn advance(&self, rv: Text) -> Option<Change> {
         if valid(&rv) {
             return Some(Change::Advance(rv));
         }

@@ -75,7 +75,7 @@ fn delivered(sink: &MemorySink) -> Vec<(String, u32)> {
             e.resource_version
         );
     }
-    events.iter().map(|e| (e.name.clone(), e.count)).collect()
+    events.iter().map(|e| (e.name.to_string(), e.count)).collect()
 }
 
 /// The same (name, count) occurrences, in any order.

@@ -148,7 +148,7 @@ async fn thirty_updates_of_one_event_collapse_with_their_counts() {
         .map(|n| {
             let mut ev = event(7);
             ev.count = n;
-            ev.resource_version = n.to_string();
+            ev.resource_version = n.to_string().into();
             ev
         })
         .collect();

@@ -67,7 +67,7 @@ fn sink(fake: Fake, config: AlertConfig) -> AlertSink<Fake> {
 }
 
 fn key(i: usize) -> Key {
-    Key { kind: "Pod".into(), namespace: "ns".into(), name: format!("p{i}"), reason: "BackOff".into() }
+    Key { kind: "Pod".into(), namespace: "ns".into(), name: format!("p{i}").into(), reason: "BackOff".into() }
 }
 
 fn failure(kind: ErrorKind) -> Error {
@@ -237,7 +237,7 @@ async fn too_large_digests_split_and_a_lone_alert_is_cut_then_rejected() {
     // One alert: cut to half, then a quarter of the room, then below the floor.
     let mut s = sink(Fake::answering([too_large(), too_large(), too_large()]), no_interval());
     let mut long = (*pod(0, 1)).clone();
-    long.message = "x".repeat(1000);
+    long.message = "x".repeat(1000).into();
     let outcomes = s.send(&[Arc::new(long)]).await;
     assert!(matches!(outcomes[0], Outcome::Rejected(_)), "{outcomes:?}");
     let sizes: Vec<usize> = s.service().posts().iter().map(String::len).collect();

@@ -114,7 +114,7 @@ async fn per_event_outcomes_drive_retries() {
     // R1 fails twice then succeeds; R2 is rejected for good; the rest succeed at once.
     let mut tries: HashMap<String, u32> = HashMap::new();
     let sink = MemorySink::new().scripted(move |e| {
-        let n = tries.entry(e.reason.clone()).or_default();
+        let n = tries.entry(e.reason.to_string()).or_default();
         *n += 1;
         match (e.reason.as_str(), *n) {
             ("R1", 1 | 2) => Outcome::Retry(retry_err()),
@@ -855,7 +855,7 @@ impl Sink for Weighed {
 fn weighed_events(n: usize) -> Vec<Event> {
     let mut events = events(n);
     for (i, e) in events.iter_mut().enumerate() {
-        e.message = "x".repeat(if i == 40 { 300 } else { 10 + i * 7 % 41 });
+        e.message = "x".repeat(if i == 40 { 300 } else { 10 + i * 7 % 41 }).into();
     }
     events
 }
