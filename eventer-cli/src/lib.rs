@@ -365,7 +365,7 @@ fn preview(flags: &Flags, registry: &Registry) -> Result<(), Failure> {
         let mut events = Vec::new();
         while let Some(item) = source.next().await? {
             if let SourceItem::Event { event, .. } = item {
-                events.push(SharedEvent::new(event));
+                events.push(event);
             }
         }
         Ok::<_, eventer_core::Error>(events)

@@ -5,7 +5,10 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::{Result, event::Event};
+use crate::{
+    Result,
+    event::{Event, SharedEvent},
+};
 
 /// A source's resume point, opaque to the pipeline (the Kubernetes source stores a
 /// resourceVersion and what it needs to skip what was already emitted).
@@ -26,8 +29,9 @@ impl fmt::Display for Position {
 pub enum SourceItem {
     /// An occurrence to route, with the position to resume from once it is delivered.
     Event {
-        /// The event.
-        event: Event,
+        /// The event, shared from here on by every sink it is routed to: a source that
+        /// decodes into an `Arc` hands it over without copying it again.
+        event: SharedEvent,
         /// Where to resume after this event (`None` for sources that cannot resume).
         position: Option<Position>,
     },
@@ -39,7 +43,7 @@ pub enum SourceItem {
 impl SourceItem {
     /// An event without a position.
     pub fn event(event: Event) -> SourceItem {
-        SourceItem::Event { event, position: None }
+        SourceItem::Event { event: SharedEvent::new(event), position: None }
     }
 }
 

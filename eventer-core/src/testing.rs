@@ -188,7 +188,10 @@ impl VecSource {
         let items = events
             .into_iter()
             .enumerate()
-            .map(|(i, event)| SourceItem::Event { event, position: Some(Position((i + 1).to_string())) })
+            .map(|(i, event)| SourceItem::Event {
+                event: Arc::new(event),
+                position: Some(Position((i + 1).to_string())),
+            })
             .collect();
         VecSource { items, ..Default::default() }
     }

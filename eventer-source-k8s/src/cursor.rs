@@ -48,7 +48,15 @@ fn num(rv: &str) -> Option<u64> {
 
 /// Whether `rv` may enter a cursor: a decimal integer, as etcd revisions are.
 pub(crate) fn valid(rv: &str) -> bool {
-    !rv.is_empty() && rv.bytes().all(|b| b.is_ascii_digit()) && num(rv).is_some()
+    revision(rv).is_some()
+}
+
+/// `rv` as the etcd revision it is, if [`valid`].
+fn revision(rv: &str) -> Option<u64> {
+    if rv.is_empty() || !rv.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    num(rv)
 }
 
 /// One move of a [`Cursor`]. A stream sends each with the item that caused it, so the
@@ -58,8 +66,9 @@ pub(crate) enum Change {
     /// Everything up to this version is covered ([`Cursor::at`]): the starting point was
     /// found, or a list completed.
     At(String),
-    /// A watch delivered this version ([`Cursor::advance`]).
-    Advance(Text),
+    /// A watch delivered this version, a valid one, also parsed: the stream's cursor and
+    /// the source's both apply it ([`Change::advance`], [`Cursor::advance`]).
+    Advance(Text, u64),
     /// The list at snapshot `snap` handled every item up to `key` ([`Cursor::listed`]).
     Listed {
         /// The list's snapshot version, shared by its items.
@@ -72,6 +81,16 @@ pub(crate) enum Change {
     Unlisted(Arc<str>),
     /// The cursor could not be resumed (a position from the future): start over from this.
     Reset(Cursor),
+}
+
+impl Change {
+    /// The move for a version a watch delivered; `None` for one that is not a decimal
+    /// etcd revision, which must never enter a cursor (watching from it would replay
+    /// history or be refused on every start once checkpointed).
+    pub(crate) fn advance(rv: &str) -> Option<Change> {
+        let v = revision(rv)?;
+        Some(Change::Advance(rv.into(), v))
+    }
 }
 
 impl Cursor {
@@ -101,7 +120,7 @@ impl Cursor {
     pub(crate) fn apply(&mut self, change: &Change) {
         match change {
             Change::At(rv) => *self = Cursor::at(rv),
-            Change::Advance(rv) => self.advance(rv),
+            Change::Advance(rv, v) => self.advance(rv, *v),
             Change::Listed { snap, key } => self.listed(snap, key),
             Change::Unlisted(snap) => self.unlisted(snap),
             Change::Reset(cursor) => *self = cursor.clone(),
@@ -124,14 +143,10 @@ impl Cursor {
         self.lists.retain(|(s, _)| s != snap);
     }
 
-    /// A watch delivered version `rv`: everything before it is covered.
-    fn advance(&mut self, rv: &str) {
-        if !valid(rv) {
-            return;
-        }
-        let new = num(rv);
+    /// A watch delivered version `rv` (`new` parsed): everything before it is covered.
+    fn advance(&mut self, rv: &str, new: u64) {
         let cur = match num(&self.rv) {
-            Some(cur) if new.is_none_or(|v| v <= cur) => Some(cur),
+            Some(cur) if new <= cur => cur,
             _ => {
                 // In place: a watch moves the cursor once per event, twice over (the
                 // stream's copy and the source's).
@@ -141,10 +156,7 @@ impl Cursor {
             }
         };
         if !self.lists.is_empty() {
-            self.lists.retain(|(snap, _)| match (num(snap), cur) {
-                (Some(s), Some(c)) => s > c,
-                _ => true,
-            });
+            self.lists.retain(|(snap, _)| num(snap).is_none_or(|s| s > cur));
         }
         self.since = None;
     }
@@ -308,14 +320,18 @@ impl Cursors {
 mod tests {
     use super::*;
 
+    fn advance(rv: &str) -> Change {
+        Change::advance(rv).expect("a valid version")
+    }
+
     #[test]
     fn watch_versions_cover_what_came_before() {
         let mut c = Cursor::at("100");
         assert!(c.covers("100", "a/x", None));
         assert!(!c.covers("101", "a/x", None));
-        c.advance("150");
+        c.apply(&advance("150"));
         assert!(c.covers("120", "z/z", None));
-        c.advance("140"); // never goes back
+        c.apply(&advance("140")); // never goes back
         assert_eq!(c.rv, "150");
         // Not integers: nothing can be ordered, nothing is covered (repeats, never loss).
         assert!(!c.covers("abc", "a/x", None));
@@ -323,8 +339,7 @@ mod tests {
         // ... and such a version never enters the cursor: watching from it would replay
         // history (empty) or be refused (422) on every start once checkpointed.
         for bad in ["", "abc", "12a", "-3", "+5", " 7", "1e3", "18446744073709551616"] {
-            c.advance(bad);
-            assert_eq!(c.rv, "150", "{bad:?}");
+            assert!(Change::advance(bad).is_none(), "{bad:?}");
             assert!(!valid(bad), "{bad:?}");
         }
         assert!(valid("0") && valid("18446744073709551615"));
@@ -370,7 +385,7 @@ mod tests {
         // Watching past a mark's snapshot makes it moot.
         let mut c = Cursor::at("100");
         c.listed("200", "b/2");
-        c.advance("250");
+        c.apply(&advance("250"));
         assert!(c.lists.is_empty());
         for i in 0..10 {
             c.listed(&(300 + i).to_string(), &format!("a/{}", 9 - i));

@@ -292,7 +292,7 @@ impl Source for KubernetesSource {
                 }
                 match emit {
                     Emit::Event(event) => {
-                        return Ok(Some(SourceItem::Event { event: *event, position: Some(self.cursors.position()) }));
+                        return Ok(Some(SourceItem::Event { event, position: Some(self.cursors.position()) }));
                     }
                     Emit::Progress => return Ok(Some(SourceItem::Progress(self.cursors.position()))),
                     Emit::Silent => {}

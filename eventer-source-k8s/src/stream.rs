@@ -2,7 +2,7 @@
 
 use std::{fmt::Write as _, sync::Arc, time::Duration};
 
-use eventer_core::{Error, ErrorKind, Event, Text, pipeline::Backoff};
+use eventer_core::{Error, ErrorKind, SharedEvent, pipeline::Backoff};
 use kube::{
     Client,
     api::{ListParams, WatchParams},
@@ -42,9 +42,9 @@ pub(crate) struct Item {
 }
 
 pub(crate) enum Emit {
-    /// An occurrence. Boxed: a watch line is decoded into a box already, and a hand-off of
-    /// 500 inline events (over 300 KiB) was copied twice more on its way to the source.
-    Event(Box<Event>),
+    /// An occurrence, shared already: it is not copied again on its way to the sinks, and a
+    /// hand-off of 500 inline events would be over 250 KiB.
+    Event(SharedEvent),
     /// Only the cursor moved, to a point worth checkpointing.
     Progress,
     /// Only the cursor moved (an item already covered, inside a list).
@@ -265,7 +265,11 @@ impl Stream {
                 }
                 let covered = self.cursor.covers(&event.resource_version, &key, event.last_seen());
                 let change = self.key_order.then(|| Change::Listed { snap: snap.clone(), key: key.clone() });
-                self.step(&mut items, change, if covered { Emit::Silent } else { Emit::Event(Box::new(event)) });
+                self.step(
+                    &mut items,
+                    change,
+                    if covered { Emit::Silent } else { Emit::Event(SharedEvent::new(event)) },
+                );
                 std::mem::swap(&mut key, &mut last_key);
             }
             let next = page.metadata.continue_.filter(|c| !c.is_empty());
@@ -349,7 +353,7 @@ impl Stream {
             WatchLine::Undecodable { resource_version, error } => {
                 warn!(path = %self.path, error = %error.chain(), rv = %resource_version.escape_debug(), "Skipping an undecodable watch event.");
                 self.readiness.count(Tally::Undecodable);
-                self.step(items, self.advance(resource_version.into()), Emit::Progress);
+                self.step(items, self.advance(&resource_version), Emit::Progress);
             }
             WatchLine::Upsert(event) => {
                 // The key matters only against an interrupted list's mark: most watches have none.
@@ -359,11 +363,11 @@ impl Stream {
                     format!("{}/{}", event.namespace, event.name)
                 };
                 let covered = self.cursor.covers(&event.resource_version, &key, None);
-                let change = self.advance(event.resource_version.clone());
+                let change = self.advance(&event.resource_version);
                 self.step(items, change, if covered { Emit::Progress } else { Emit::Event(event) });
             }
             WatchLine::Deleted { resource_version } | WatchLine::Bookmark { resource_version } => {
-                self.step(items, self.advance(resource_version.into()), Emit::Progress);
+                self.step(items, self.advance(&resource_version), Emit::Progress);
             }
             WatchLine::Error { code: 410, .. } => return Err(Trouble::Gone),
             WatchLine::Error { code, reason, message } => {
@@ -378,9 +382,9 @@ impl Stream {
 
     /// The cursor's move for a watched version; none for a version that is not a decimal
     /// etcd revision (the event still counts, the position stays where it is).
-    fn advance(&self, rv: Text) -> Option<Change> {
-        if valid(&rv) {
-            return Some(Change::Advance(rv));
+    fn advance(&self, rv: &str) -> Option<Change> {
+        if let Some(change) = Change::advance(rv) {
+            return Some(change);
         }
         warn!(path = %self.path, rv = %rv.escape_debug(), "The apiserver sent a resourceVersion that is not a decimal etcd revision; the position does not move.");
         None

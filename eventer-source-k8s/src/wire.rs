@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 
 use eventer_core::{
-    Error, ErrorKind, Event, Result,
+    Error, ErrorKind, Event, Result, SharedEvent,
     decode::{event_from_json_prefix, event_from_raw},
 };
 use serde::{Deserialize, de::IgnoredAny};
@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 #[non_exhaustive]
 pub enum WatchLine {
     /// ADDED or MODIFIED: an occurrence (or a repeat with a new count).
-    Upsert(Box<Event>),
+    Upsert(SharedEvent),
     /// DELETED (TTL expiry): not an occurrence; only its version matters.
     Deleted {
         /// The deletion's resourceVersion.
@@ -97,7 +97,7 @@ pub fn decode_watch_line(line: &str) -> Result<WatchLine> {
     if let Some(object) = upsert_object(line)
         && let Ok(event) = eventer_core::decode::event_from_json(object)
     {
-        return Ok(WatchLine::Upsert(Box::new(event)));
+        return Ok(WatchLine::Upsert(SharedEvent::new(event)));
     }
     let line: Line<'_> = serde_json::from_str(line).map_err(|e| decode_error("watch line", e))?;
     let meta = || -> Result<String> {
@@ -111,7 +111,7 @@ pub fn decode_watch_line(line: &str) -> Result<WatchLine> {
     };
     Ok(match &*line.kind {
         "ADDED" | "MODIFIED" => match event_from_raw(line.object) {
-            Ok(event) => WatchLine::Upsert(Box::new(event)),
+            Ok(event) => WatchLine::Upsert(SharedEvent::new(event)),
             Err(error) => skip(error)?,
         },
         "DELETED" => WatchLine::Deleted { resource_version: meta()? },

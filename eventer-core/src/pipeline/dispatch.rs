@@ -20,7 +20,6 @@ use super::{
 use crate::{
     Error, Result,
     checkpoint::BoxCheckpointStore,
-    event::SharedEvent,
     source::{BoxSource, SourceItem},
     telemetry::{Check, StatsCollector, Telemetry},
 };
@@ -228,7 +227,6 @@ impl Pipeline {
             if let Some(t) = event.last_seen() {
                 stats.last_event_unix.store(t.as_second(), Relaxed);
             }
-            let event: SharedEvent = Arc::new(event);
             targets.clear();
             for (i, filter) in filters.iter().enumerate() {
                 if filter.as_ref().is_none_or(|f| f.matches(&event)) {

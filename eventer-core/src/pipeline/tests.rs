@@ -88,7 +88,7 @@ impl Source for Paced {
         let i = self.next;
         self.next += 1;
         let event = Event::builder().kind("Pod").object("ns", &format!("pod-{i}")).reason(&format!("R{i}")).build();
-        Ok(Some(SourceItem::Event { event, position: Some(Position(format!("{i:05}"))) }))
+        Ok(Some(SourceItem::Event { event: Arc::new(event), position: Some(Position(format!("{i:05}"))) }))
     }
 }
 
@@ -423,7 +423,7 @@ async fn filtered_events_and_progress_advance_the_checkpoint() {
     }
     let store = RecordingStore::default();
     let items = vec![
-        SourceItem::Event { event: events(1).remove(0), position: Some(Position("10".into())) },
+        SourceItem::Event { event: Arc::new(events(1).remove(0)), position: Some(Position("10".into())) },
         SourceItem::Progress(Position("15".into())),
     ];
     let report = Pipeline::new(Box::new(Bookmarks(items)))
