@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use eventer_core::{Error, ErrorKind};
+use futures::FutureExt as _;
 use http_body_util::BodyExt;
 use kube::client::Body;
 use serde::Deserialize;
@@ -124,6 +125,9 @@ pub(crate) struct Lines<B = Body> {
     max: usize,
     /// Bytes of an over-long line skipped so far.
     skipping: Option<usize>,
+    /// How the body ended (its end, or a broken connection), found by [`Lines::ready`]
+    /// before the lines read ahead of it were handed out.
+    ended: Option<Result<Option<Bytes>, ReadError>>,
 }
 
 impl<B> Lines<B>
@@ -131,11 +135,11 @@ where
     B: http_body::Body<Data = Bytes, Error = kube::Error> + Unpin,
 {
     pub(crate) fn new(body: B, max: usize) -> Self {
-        Lines { body, buf: Vec::new(), start: 0, scanned: 0, max, skipping: None }
+        Lines { body, buf: Vec::new(), start: 0, scanned: 0, max, skipping: None, ended: None }
     }
 
     /// Where the next newline is in `buf`, if one came; found once, whether by
-    /// [`Lines::has_line`] or [`Lines::next`].
+    /// [`Lines::ready`] or [`Lines::next`].
     fn newline(&mut self) -> Option<usize> {
         // Every byte of a watch passes here: memchr's SIMD scan, not a byte-at-a-time loop
         // (a twentieth of the watch path's CPU time).
@@ -151,9 +155,45 @@ where
         }
     }
 
-    /// Whether a whole line is buffered, so that [`Lines::next`] returns it without waiting.
-    pub(crate) fn has_line(&mut self) -> bool {
-        self.newline().is_some()
+    /// Whether a whole line can be had without waiting for the network: one is buffered,
+    /// or the connection already holds more of the body, which is taken in. The connection
+    /// runs in a task of its own and hands over one chunk at a time, so this yields to it
+    /// before each look.
+    pub(crate) async fn ready(&mut self) -> bool {
+        loop {
+            if self.newline().is_some() {
+                return true;
+            }
+            if self.ended.is_some() {
+                return false;
+            }
+            tokio::task::yield_now().await;
+            match self.body.frame().now_or_never() {
+                None => return false,
+                Some(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.make_room();
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                Some(Some(Err(e))) => self.ended = Some(Err(ReadError::Broken(e))),
+                Some(None) => self.ended = Some(Ok(None)),
+            }
+        }
+    }
+
+    /// Drop the lines handed out, and the start of a line that is already too long.
+    fn make_room(&mut self) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
+        if self.buf.len() > self.max {
+            *self.skipping.get_or_insert(0) += self.buf.len();
+            self.buf.clear();
+            self.scanned = 0;
+        }
     }
 
     /// The next line; `None` at the end of the body. Waits at most `idle` for each chunk.
@@ -175,16 +215,7 @@ where
                     None => Line::Text(&self.buf[start..end]),
                 }));
             }
-            if self.start > 0 {
-                self.buf.drain(..self.start);
-                self.scanned -= self.start;
-                self.start = 0;
-            }
-            if self.buf.len() > self.max {
-                *self.skipping.get_or_insert(0) += self.buf.len();
-                self.buf.clear();
-                self.scanned = 0;
-            }
+            self.make_room();
             match self.chunk(idle).await? {
                 Some(chunk) => self.buf.extend_from_slice(&chunk),
                 None => {
@@ -213,6 +244,9 @@ where
 
     /// The next chunk of data; `None` at the end.
     async fn chunk(&mut self, idle: Duration) -> Result<Option<Bytes>, ReadError> {
+        if let Some(ended) = self.ended.take() {
+            return ended;
+        }
         loop {
             let frame = match tokio::time::timeout(idle, self.body.frame()).await {
                 Err(_) => return Err(ReadError::Idle(idle)),
@@ -332,17 +366,39 @@ mod tests {
         assert_eq!(lines(&[], 10).await, Vec::<String>::new());
     }
 
-    #[tokio::test]
-    async fn buffered_lines_are_told_apart_from_a_partial_one() {
-        let mut lines = Lines::new(body(&[b"ab\ncd\nef", b"g\n"]), 10);
-        assert!(!lines.has_line(), "nothing read yet");
-        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap().map(shown), Some(text("ab")));
-        assert!(lines.has_line(), "cd came in the same chunk");
-        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap().map(shown), Some(text("cd")));
-        assert!(!lines.has_line(), "ef is not a whole line yet");
-        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap().map(shown), Some(text("efg")));
-        assert!(!lines.has_line());
-        assert_eq!(lines.next(Duration::from_secs(1)).await.unwrap().map(shown), None);
+    async fn next_line<B>(lines: &mut Lines<B>) -> Option<String>
+    where
+        B: http_body::Body<Data = Bytes, Error = kube::Error> + Unpin,
+    {
+        lines.next(Duration::from_secs(1)).await.unwrap().map(shown)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lines_received_are_told_apart_from_lines_still_to_come() {
+        // Two chunks received, then a connection with nothing more for now.
+        let received = futures::StreamExt::chain(
+            futures::stream::iter(
+                [&b"ab\ncd\nef"[..], b"g\nh"].map(|c| Ok(http_body::Frame::data(Bytes::from_static(c)))),
+            ),
+            futures::stream::pending(),
+        );
+        let mut lines = Lines::new(StreamBody::new(received), 10);
+        assert!(lines.ready().await, "ab came");
+        assert_eq!(next_line(&mut lines).await, Some(text("ab")));
+        assert!(lines.ready().await, "cd came in the same chunk");
+        assert_eq!(next_line(&mut lines).await, Some(text("cd")));
+        assert!(lines.ready().await, "the rest of efg came in the next chunk");
+        assert_eq!(next_line(&mut lines).await, Some(text("efg")));
+        assert!(!lines.ready().await, "h is not a whole line, and nothing more came");
+        assert!(matches!(lines.next(Duration::from_secs(1)).await, Err(ReadError::Idle(_))));
+
+        // The end of the body is noticed ahead, and still comes after the lines before it.
+        let mut lines = Lines::new(body(&[b"x\ny"]), 10);
+        assert!(lines.ready().await);
+        assert_eq!(next_line(&mut lines).await, Some(text("x")));
+        assert!(!lines.ready().await, "the body ended inside y");
+        assert_eq!(next_line(&mut lines).await, Some(text("y")));
+        assert_eq!(next_line(&mut lines).await, None);
     }
 
     #[tokio::test]

@@ -25,6 +25,12 @@ const PAGE: u32 = 500;
 /// Most watch items handed to the source in one message: a list page's worth.
 const HANDOFF: usize = PAGE as usize;
 
+/// How long a watch that has nothing more for now is left to collect lines before it is
+/// read again. An apiserver writes each event as it happens, so a busy watch, read as
+/// soon as anything arrives, costs a wake-up, a read and a hand-off per millisecond or
+/// so; pausing makes each of those serve many events, for at most this much latency.
+const WATCH_PACE: Duration = Duration::from_millis(10);
+
 /// What a stream tells the source.
 pub(crate) enum Msg {
     /// Where each stream starts (sent once, before any item): the source's position.
@@ -300,10 +306,13 @@ impl Stream {
         let mut items = Vec::new();
         let end = loop {
             // Lines that came together go to the source together: one hand-off (and one
-            // wake-up) per chunk read rather than per line. Nothing waits for the network
-            // while holding decoded items.
-            if !items.is_empty() && (items.len() >= HANDOFF || !lines.has_line()) {
+            // wake-up) per read of everything received, rather than per line. Nothing waits
+            // for the network while holding decoded items.
+            if items.len() >= HANDOFF {
                 self.send(std::mem::take(&mut items)).await?;
+            } else if !items.is_empty() && !lines.ready().await {
+                self.send(std::mem::take(&mut items)).await?;
+                tokio::time::sleep(WATCH_PACE).await;
             }
             match self.watch_line(&mut lines, &what, &mut first, on_connect, &mut items).await {
                 Ok(true) => {}
