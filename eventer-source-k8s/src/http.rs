@@ -168,16 +168,14 @@ where
                 return false;
             }
             tokio::task::yield_now().await;
-            match self.body.frame().now_or_never() {
-                None => return false,
-                Some(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data() {
-                        self.make_room();
-                        self.buf.extend_from_slice(&data);
-                    }
+            let Some(frame) = self.body.frame().now_or_never() else { return false };
+            match outcome(frame) {
+                None => {}
+                Some(Ok(Some(data))) => {
+                    self.make_room();
+                    self.buf.extend_from_slice(&data);
                 }
-                Some(Some(Err(e))) => self.ended = Some(Err(ReadError::Broken(e))),
-                Some(None) => self.ended = Some(Ok(None)),
+                Some(end) => self.ended = Some(end),
             }
         }
     }
@@ -248,19 +246,26 @@ where
             return ended;
         }
         loop {
-            let frame = match tokio::time::timeout(idle, self.body.frame()).await {
+            match tokio::time::timeout(idle, self.body.frame()).await {
                 Err(_) => return Err(ReadError::Idle(idle)),
-                Ok(None) => return Ok(None),
-                Ok(Some(Err(e))) => return Err(ReadError::Broken(e)),
-                Ok(Some(Ok(frame))) => frame,
-            };
-            // Trailers carry nothing for us.
-            if let Ok(mut data) = frame.into_data()
-                && data.has_remaining()
-            {
-                return Ok(Some(data.copy_to_bytes(data.remaining())));
+                Ok(frame) => {
+                    if let Some(outcome) = outcome(frame) {
+                        return outcome;
+                    }
+                }
             }
         }
+    }
+}
+
+/// What a frame of the body means to [`Lines`], whether waited for or already there:
+/// data, the end, a broken connection, or (`None`) nothing for us, as trailers and empty
+/// chunks carry.
+fn outcome(frame: Option<Result<http_body::Frame<Bytes>, kube::Error>>) -> Option<Result<Option<Bytes>, ReadError>> {
+    match frame {
+        None => Some(Ok(None)),
+        Some(Err(e)) => Some(Err(ReadError::Broken(e))),
+        Some(Ok(frame)) => frame.into_data().ok().filter(Buf::has_remaining).map(|data| Ok(Some(data))),
     }
 }
 
