@@ -1,8 +1,8 @@
 //! End to end: events from the fake apiserver into the fake SLS through the `eventer`
-//! binary, on its two paths, and the time an event takes to reach SLS.
+//! binary, on its two paths, as deployed, and the time an event takes to reach SLS.
 //!
 //! ```sh
-//! cargo run --profile dist -p eventer-cli --example e2e_sls [-- [list|watch|latency|all] [<events> [<runs>]]]
+//! cargo run --profile dist -p eventer-cli --example e2e_sls [-- [list|watch|deployed|latency|all] [<events> [<runs>]]]
 //! ```
 //!
 //! - `list`: `<events>` (default 100 000) Events exist when eventer starts (`startFrom=all`):
@@ -12,6 +12,9 @@
 //!   nodes: the steady state. Budgets: 0.8 s of CPU, 40 MiB peak RSS, 10 MiB idle RSS before
 //!   the load, and at most one PutLogs request per 4096 logs or 3 MiB of them (SLS's limits,
 //!   whichever comes first) plus one per batch window elapsed, however many nodes.
+//! - `deployed`: the watch path with eventer run as the Helm chart runs it: TLS and a bearer
+//!   token to the apiserver, leader election and a ConfigMap checkpoint. Its idle RSS is
+//!   taken after 5 s of leading, renewals and checkpoint saves included.
 //! - `latency`: 100 Events created 20 a second; the time from each creation to its PutLogs
 //!   request being stored. Budget: p50 ≤ 2 s.
 //! - `all` (the default): each of them.
@@ -21,8 +24,10 @@
 //! the medians (5 runs by default).
 //!
 //! It builds `eventer` first with the profile it was run with (a no-op when that is up to
-//! date): `dist` measures the shipped binary, `--release` the quicker optimised build;
-//! `EVENTER_BIN=<path>` measures that binary instead (another build, to compare). The
+//! date): `dist` measures the shipped binary, built by `eventer-cli/dist/build.sh` as the
+//! image's is, `--release` the quicker optimised build; `EVENTER_BIN=<path>` measures that
+//! binary instead (another build, to compare, or the shipped one with a `--release` run of
+//! this example: `EVENTER_BIN=$(eventer-cli/dist/build.sh | tail -n 1)`). The
 //! fakes run in this process, so on a small machine they compete with eventer for CPU:
 //! compare runs on the same machine.
 //!
@@ -43,7 +48,8 @@ use tokio::{
 const KEY_ID: &str = "LTAI-e2e-id";
 const KEY_SECRET: &str = "e2e-secret";
 
-/// `eventer` built with this example's profile, next to it
+/// `eventer` built with this example's profile: for `dist`, the shipped binary, as
+/// `dist/build.sh` builds it; otherwise the profile's build next to this example
 /// (`target/<profile>/examples/e2e_sls` → `target/<profile>/eventer`).
 /// `EVENTER_BIN`, when set, is measured instead: another build to compare with.
 fn eventer_binary() -> PathBuf {
@@ -57,6 +63,17 @@ fn eventer_binary() -> PathBuf {
         "debug" => "dev",
         name => name,
     };
+    if profile == "dist" {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/dist/build.sh");
+        let built = std::process::Command::new("bash")
+            .arg(script)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run dist/build.sh");
+        assert!(built.status.success(), "{script} failed");
+        let stdout = String::from_utf8(built.stdout).expect("build.sh prints a path");
+        return stdout.lines().last().expect("build.sh prints the binary's path").into();
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let built = std::process::Command::new(cargo)
         .args(["build", "--profile", profile, "-p", "eventer-cli", "--bin", "eventer"])
@@ -98,6 +115,9 @@ fn rss_kib(pid: u32) -> u64 {
 const WATCH_RATE: u32 = 20_000;
 /// Nodes that Node events are about: each with its own name, as in a large cluster's incident.
 const WATCH_NODES: usize = 1_000;
+/// How long a deployed eventer leads before its idle RSS is taken: its lease renewed and its
+/// checkpoint saved at least once.
+const DEPLOYED_SETTLE: Duration = Duration::from_secs(5);
 /// The sink's default batch window, for the request budget.
 const BATCH_WINDOW: Duration = Duration::from_secs(1);
 
@@ -167,16 +187,21 @@ impl Exporter<'_> {
     }
 }
 
+/// eventer's `--sink` for `sls`.
+fn sls_sink(sls: &FakeSls) -> String {
+    format!(
+        "--sink=sls:{}?project=k8s-log&logStore=k8s-event&regionId=cn-hangzhou\
+         &accessKeyId={KEY_ID}&accessKeySecret={KEY_SECRET}",
+        sls.endpoint()
+    )
+}
+
 /// A fresh eventer archiving `api`'s Events into `sls`.
 fn spawn_eventer(binary: &std::path::Path, api: &FakeApiServer, sls: &FakeSls, start_from: &str) -> Child {
     Command::new(binary)
         .args([
             &format!("--source=kubernetes:{}?inClusterConfig=false&startFrom={start_from}", api.url()),
-            &format!(
-                "--sink=sls:{}?project=k8s-log&logStore=k8s-event&regionId=cn-hangzhou\
-                 &accessKeyId={KEY_ID}&accessKeySecret={KEY_SECRET}",
-                sls.endpoint()
-            ),
+            &sls_sink(sls),
             "--healthz-port=0",
         ])
         .env_remove("RUST_LOG")
@@ -214,11 +239,47 @@ async fn list_once(binary: &std::path::Path, events: usize) -> Run {
 /// Archive `events` Events created at [`WATCH_RATE`] while a fresh exporter watches.
 async fn watch_once(exporter: Exporter<'_>, events: usize) -> Run {
     let (api, sls) = fakes().await;
-    let mut process = exporter.spawn(&api, &sls, "now");
-    let pid = process.id().expect("the exporter's pid");
+    let process = exporter.spawn(&api, &sls, "now");
     tokio::time::timeout(Duration::from_secs(60), api.wait_for_watchers(1)).await.expect("the exporter watches");
     // Settled: the sink started and the watch is open.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    load(&api, &sls, process, events).await
+}
+
+/// Archive `events` Events created at [`WATCH_RATE`] through a fresh eventer run as the Helm
+/// chart runs it: TLS and a bearer token to the apiserver, leader election and a ConfigMap
+/// checkpoint. Idle RSS is taken after [`DEPLOYED_SETTLE`] of leading.
+async fn deployed_once(binary: &std::path::Path, events: usize) -> Run {
+    let api = FakeApiServer::builder().tls().token("e2e-token").start().await.expect("start the fake apiserver");
+    let sls = FakeSls::start().await;
+    sls.add_key(KEY_ID, KEY_SECRET);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, api.kubeconfig()).expect("write the kubeconfig");
+    let process = Command::new(binary)
+        .args([
+            &format!("--source=kubernetes:?auth={}&startFrom=now", kubeconfig.display()),
+            &sls_sink(&sls),
+            "--checkpoint=configmap:default/eventer-e2e",
+            "--leader-elect",
+            "--leader-elect-namespace=default",
+            "--healthz-port=0",
+        ])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start eventer");
+    tokio::time::timeout(Duration::from_secs(60), api.wait_for_watchers(1)).await.expect("eventer leads and watches");
+    tokio::time::sleep(DEPLOYED_SETTLE).await;
+    load(&api, &sls, process, events).await
+}
+
+/// Idle RSS of `process`, then `events` Events created at [`WATCH_RATE`]: its CPU from the
+/// start of the load to the last event stored, and its peak RSS.
+async fn load(api: &FakeApiServer, sls: &FakeSls, mut process: Child, events: usize) -> Run {
+    let pid = process.id().expect("the exporter's pid");
     let idle_rss_mib = rss_kib(pid) as f64 / 1024.0;
     let before = cpu_ticks(pid);
     let started = Instant::now();
@@ -230,7 +291,7 @@ async fn watch_once(exporter: Exporter<'_>, events: usize) -> Run {
     process.kill().await.expect("stop the exporter");
     load.await.expect("the load ran");
     assert_eq!(sls.logs().len(), events, "every event archived exactly once");
-    Run::of(cpu, rss_mib, Some(idle_rss_mib), wall, &sls)
+    Run::of(cpu, rss_mib, Some(idle_rss_mib), wall, sls)
 }
 
 /// Seconds from each of `events` Events' creation (20 a second) to its arrival in SLS, sorted.
@@ -289,7 +350,7 @@ fn report(path: &str, events: usize, results: &[Run]) {
 async fn main() {
     let mut args = std::env::args().skip(1).peekable();
     let mode = match args.peek().map(String::as_str) {
-        Some(m @ ("list" | "watch" | "latency" | "all")) => {
+        Some(m @ ("list" | "watch" | "deployed" | "latency" | "all")) => {
             let m = m.to_owned();
             args.next();
             m
@@ -301,7 +362,7 @@ async fn main() {
     let binary = eventer_binary();
     let kube_eventer = std::env::var_os("KUBE_EVENTER_BIN").map(PathBuf::from);
 
-    for path in ["list", "watch"] {
+    for path in ["list", "watch", "deployed"] {
         if mode != path && mode != "all" {
             continue;
         }
@@ -314,6 +375,7 @@ async fn main() {
             for (exporter, results) in exporters.iter().zip(&mut results) {
                 let run = match path {
                     "list" => list_once(&binary, events).await,
+                    "deployed" => deployed_once(&binary, events).await,
                     _ => watch_once(*exporter, events).await,
                 };
                 print_run(exporter.name(), path, i, events, &run);
