@@ -20,7 +20,7 @@ if [[ $host == *-linux-gnu ]]; then
     export RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static"
 fi
 build=(--profile dist --target "$host" -p eventer-cli --bin eventer "$@")
-out=${CARGO_TARGET_DIR:-target}/$host/dist
+out=$(realpath -m "${CARGO_TARGET_DIR:-target}/$host/dist")
 bin=$out/eventer
 # The ordering file of the last link. Its name carries a digest of its content: cargo does
 # not read the file, so a new order must be a new argument for cargo to link again.

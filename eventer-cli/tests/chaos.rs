@@ -6,6 +6,8 @@
 //! -p eventer-cli --test chaos -- --nocapture` replays them.
 #![cfg(feature = "source-k8s")]
 
+mod common;
+
 use std::{
     collections::{HashMap, HashSet},
     path::Path,
@@ -46,7 +48,7 @@ struct Run {
 
 impl Run {
     fn spawn(api: &FakeApiServer, checkpoint: &Path, log: &Path) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_eventer"))
+        let mut child = Command::new(common::eventer_bin())
             .arg(format!("--source=kubernetes:{}?inClusterConfig=false&startFrom=all", api.url()))
             .arg("--sink=stdout?format=json")
             .arg(format!("--checkpoint=file:{}", checkpoint.display()))

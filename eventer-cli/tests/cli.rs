@@ -2,12 +2,14 @@
 
 use std::process::{Command, Output};
 
+mod common;
+
 fn eventer(args: &[&str]) -> Output {
     // Tests run in parallel: each server takes a free port unless the test sets one.
     let own_port = !args
         .iter()
         .any(|a| a.starts_with("--healthz-port") || matches!(*a, "check" | "preview" | "--help" | "--version"));
-    Command::new(env!("CARGO_BIN_EXE_eventer"))
+    Command::new(common::eventer_bin())
         .args(own_port.then_some("--healthz-port=0"))
         .args(args)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
@@ -225,7 +227,7 @@ fn kube_eventer_flags_as_go_reads_them() {
 #[test]
 fn errors_found_at_start_name_the_flag() {
     // No kubeconfig and no pod environment: the source finds that out only when it starts.
-    let out = Command::new(env!("CARGO_BIN_EXE_eventer"))
+    let out = Command::new(common::eventer_bin())
         .args(["--healthz-port=0", "--source=kubernetes:?namespaces=default", "--sink=stdout"])
         .env("KUBECONFIG", "/no/such/kubeconfig")
         .env_remove("KUBERNETES_SERVICE_HOST")

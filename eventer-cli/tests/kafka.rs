@@ -94,7 +94,7 @@ async fn scram_credentials_reach_the_broker_and_never_the_log() {
     assert!(!log.contains(PASSWORD), "{log}");
 
     // A wrong password stops eventer at start, with the configuration error's exit code.
-    let wrong = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventer"))
+    let wrong = tokio::process::Command::new(common::eventer_bin())
         .args([
             &format!("--source=kubernetes:{}?inClusterConfig=false", api.url()),
             &format!(
@@ -121,7 +121,7 @@ async fn scram_credentials_reach_the_broker_and_never_the_log() {
 #[tokio::test]
 async fn preview_and_check_name_bad_options() {
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_eventer"))
+        std::process::Command::new(common::eventer_bin())
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .args(args)
             .output()

@@ -286,7 +286,7 @@ fn config_problems_exit_2_naming_the_flag() {
         ));
     }
     for (source, expected) in cases {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventer"))
+        let out = std::process::Command::new(common::eventer_bin())
             .args([&format!("--source={source}"), "--sink=stdout", "--healthz-port=0"])
             .env_remove("RUST_LOG")
             .output()

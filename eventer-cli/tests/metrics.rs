@@ -322,7 +322,7 @@ fn liveness_timeout_from_the_file_and_the_flag() {
     let events = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/events.json");
     std::fs::write(&file, format!("source: file:{events}\nsinks: [stdout]\nlivenessTimeout: 90s\n")).unwrap();
     let check = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventer"))
+        let out = std::process::Command::new(common::eventer_bin())
             .arg("check")
             .arg(format!("--config={}", file.display()))
             .args(args)

@@ -53,7 +53,7 @@ async fn health_readiness_and_metrics() {
 
     // A second eventer on the same port: one clear line, exit 2, nothing else started.
     let port = addr.rsplit(':').next().unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eventer"))
+    let out = std::process::Command::new(common::eventer_bin())
         .args([
             &format!("--source={source}"),
             "--sink=stdout",

@@ -121,7 +121,7 @@ fn secrets_stay_out_of_errors_when_mistyped() {
     ];
     for (sink, want) in cases {
         for command in [&[][..], &["check"], &["preview"]] {
-            let out = Command::new(env!("CARGO_BIN_EXE_eventer"))
+            let out = Command::new(common::eventer_bin())
                 .args(command)
                 .args(["--healthz-ip=127.0.0.1", "--healthz-port=0", "-vv"])
                 .args(sink.starts_with("--sink").then_some("--source=file:examples/events.json"))

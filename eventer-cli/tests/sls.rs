@@ -18,7 +18,7 @@ const KEY_SECRET: &str = "kEy-SECRET-value";
 /// `eventer` serving health on a free loopback port: tests run in parallel, and anything
 /// else on the machine may hold the default 8084.
 fn eventer() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_eventer"));
+    let mut cmd = Command::new(common::eventer_bin());
     cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args(["--healthz-ip=127.0.0.1", "--healthz-port=0"])
         .env_remove("RUST_LOG");

@@ -137,7 +137,7 @@ async fn receiver_answering_503_five_times_gets_every_event_once() {
 async fn a_missing_configmap_exits_2_naming_the_flag_and_the_configmap() {
     let api = FakeApiServer::start().await.unwrap();
     let sink = "--sink=webhook:http://127.0.0.1:1/x?custom_body_configmap=nope&custom_body_configmap_namespace=ops";
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventer"))
+    let out = tokio::process::Command::new(common::eventer_bin())
         .args([&format!("--source={}", source(&api)), sink, "--healthz-ip=127.0.0.1", "--healthz-port=0"])
         .env_remove("RUST_LOG")
         .output()
@@ -152,7 +152,7 @@ async fn a_missing_configmap_exits_2_naming_the_flag_and_the_configmap() {
 
 #[tokio::test]
 async fn a_template_that_does_not_parse_exits_2() {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_eventer"))
+    let out = tokio::process::Command::new(common::eventer_bin())
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args(["--source=file:examples/events.json", "--sink=webhook:http://127.0.0.1:1/x?template={{if .Reason}}"])
         .env_remove("RUST_LOG")

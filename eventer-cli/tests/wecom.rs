@@ -35,7 +35,7 @@ async fn sample_warnings_reach_the_robot_and_the_key_stays_out_of_logs() {
 #[tokio::test]
 async fn preview_renders_both_without_sending() {
     // A closed port: a preview that tried to send would fail.
-    let out = Command::new(env!("CARGO_BIN_EXE_eventer"))
+    let out = Command::new(common::eventer_bin())
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args([
             "preview",

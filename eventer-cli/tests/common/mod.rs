@@ -16,13 +16,19 @@ use tokio::{
 #[cfg(feature = "source-k8s")]
 pub(crate) mod chat;
 
+/// The binary under test: `$EVENTER_BIN` when set (CI runs these tests again on the shipped
+/// build), else the one Cargo built for them.
+pub(crate) fn eventer_bin() -> std::path::PathBuf {
+    std::env::var_os("EVENTER_BIN").map_or_else(|| env!("CARGO_BIN_EXE_eventer").into(), Into::into)
+}
+
 /// How long any expected output may take.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 /// `eventer` in the workspace root (the tests read `examples/`), on its own loopback
 /// health port, logging as its flags say whatever `RUST_LOG` the tests run with.
 pub(crate) fn eventer() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_eventer"));
+    let mut command = Command::new(eventer_bin());
     command
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .args(["--healthz-ip=127.0.0.1", "--healthz-port=0"])
@@ -47,7 +53,7 @@ impl Eventer {
 
     /// The same with environment variables set (`Some`) or removed (`None`).
     pub(crate) fn spawn_with(source: &str, args: &[&str], env: &[(&str, Option<&str>)]) -> Eventer {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_eventer"));
+        let mut command = Command::new(eventer_bin());
         command
             .arg(format!("--source={source}"))
             .args(args)
