@@ -45,26 +45,38 @@ if ! grep -qa 'Linker: LLD' "$bin"; then
     exit 0
 fi
 
-# startup.syms names symbols as a build by this script had them. A Rust symbol ends with a
-# hash (17h<16 hex digits>E) of its crate's version, features, target and compiler: where a
-# listed name is not in this build under its hash, every symbol of that function under
-# whatever hash goes in its place (for a generic function, each of its instances).
+# startup.syms names symbols as a build by this script had them, with their sizes. A Rust
+# symbol ends with a hash (17h<16 hex digits>E) of its crate's version, features, target and
+# compiler: where a listed symbol is not in this build under its hash, the symbols of that
+# function with its size go in its place, or failing that all of them (a generic function has
+# one per instance).
 order=$(mktemp)
 trap 'rm -f "$order" "$order.counts"' EXIT
-nm --defined-only "$bin" | awk -v list=eventer-cli/dist/startup.syms -v counts="$order.counts" '
+nm -S --defined-only "$bin" | awk -v list=eventer-cli/dist/startup.syms -v counts="$order.counts" '
     function unhashed(name) { sub(/17h[0-9a-f]+E$/, "E", name); return name }
-    BEGIN { while ((getline line < list) > 0) if (line !~ /^(#|$)/) { listed++; entry[listed] = line; rank[line] = listed } }
-    { built[$3] = 1; k = unhashed($3); instances[k] = (k in instances) ? instances[k] " " $3 : $3 }
+    function place(name) { if (!(name in placed)) { placed[name] = 1; print name } }
+    BEGIN {
+        while ((getline line < list) > 0) {
+            if (line ~ /^(#|$)/) continue
+            split(line, field, " ")
+            listed++; entry[listed] = field[1]; size[listed] = field[2]; rank[field[1]] = listed
+        }
+    }
+    {
+        name = $NF; built[name] = 1; k = unhashed(name)
+        instances[k] = (k in instances) ? instances[k] " " name : name
+        if (NF == 4) sized[name] = $2
+    }
     END {
         for (i = 1; i <= listed; i++) {
-            if (entry[i] in built) { print entry[i]; found++; continue }
+            if (entry[i] in built) { place(entry[i]); found++; continue }
             k = unhashed(entry[i])
             if (!(k in instances)) continue
             found++
-            if (k in placed) continue
-            placed[k] = 1
             n = split(instances[k], names, " ")
-            for (j = 1; j <= n; j++) if (!(names[j] in rank)) print names[j]
+            same = 0
+            for (j = 1; j <= n; j++) if (!(names[j] in rank) && sized[names[j]] == size[i]) { place(names[j]); same++ }
+            if (!same) for (j = 1; j <= n; j++) if (!(names[j] in rank)) place(names[j])
         }
         print found + 0, listed + 0 > counts
     }

@@ -33,16 +33,19 @@ for mode in "${modes[@]}"; do
         "${CARGO_TARGET_DIR:-target}/release/examples/e2e_sls" "$mode" 2000 1 >&2
 done
 
+# callgrind names a function once per file, where it first appears (fn= for a caller, cfn=
+# for a callee), and by number after that. A recursive call is named <function>'2.
+for mode in "${modes[@]}"; do
+    for ((dump = 1; dump < 1000; dump++)); do
+        [[ -f $work/$mode.$dump ]] || break
+        sed -n 's/^c\{0,1\}fn=([0-9]*) \(.*\)/\1/p' "$work/$mode.$dump"
+    done
+done | sed "s/'[0-9]*$//" | awk '!seen[$0]++' >"$work/ran"
 {
     echo "# Functions the shipped eventer runs from its start to its first archived events, in the"
-    echo "# order they first ran. Written by record.sh; read by build.sh."
-    # callgrind names a function once per file, where it first appears (fn= for a caller,
-    # cfn= for a callee), and by number after that. A recursive call is named <function>'2.
-    for mode in "${modes[@]}"; do
-        for ((dump = 1; dump < 1000; dump++)); do
-            [[ -f $work/$mode.$dump ]] || break
-            sed -n 's/^c\{0,1\}fn=([0-9]*) \(.*\)/\1/p' "$work/$mode.$dump"
-        done
-    done | grep -v '^0x' | sed "s/'[0-9]*$//" | awk '!seen[$0]++'
+    echo "# order they first ran, each with its size. Written by record.sh; read by build.sh."
+    nm -S --defined-only "$bin" | awk -v ran="$work/ran" '
+        NF == 4 { size[$4] = $2 }
+        END { while ((getline name < ran) > 0) if (name in size) print name, size[name] }'
 } >eventer-cli/dist/startup.syms
 echo "record.sh: $(grep -vc '^#' eventer-cli/dist/startup.syms) functions in eventer-cli/dist/startup.syms" >&2
