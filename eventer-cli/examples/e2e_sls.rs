@@ -198,12 +198,15 @@ fn sls_sink(sls: &FakeSls) -> String {
 
 /// A fresh eventer archiving `api`'s Events into `sls`.
 fn spawn_eventer(binary: &std::path::Path, api: &FakeApiServer, sls: &FakeSls, start_from: &str) -> Child {
+    let source = format!("--source=kubernetes:{}?inClusterConfig=false&startFrom={start_from}", api.url());
+    start_eventer(binary, &[&source, &sls_sink(sls)])
+}
+
+/// `binary` with `args`, its health server on a free port, its output discarded.
+fn start_eventer(binary: &std::path::Path, args: &[&str]) -> Child {
     Command::new(binary)
-        .args([
-            &format!("--source=kubernetes:{}?inClusterConfig=false&startFrom={start_from}", api.url()),
-            &sls_sink(sls),
-            "--healthz-port=0",
-        ])
+        .args(args)
+        .arg("--healthz-port=0")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -256,21 +259,17 @@ async fn deployed_once(binary: &std::path::Path, events: usize) -> Run {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig()).expect("write the kubeconfig");
-    let process = Command::new(binary)
-        .args([
-            &format!("--source=kubernetes:?auth={}&startFrom=now", kubeconfig.display()),
+    let source = format!("--source=kubernetes:?auth={}&startFrom=now", kubeconfig.display());
+    let process = start_eventer(
+        binary,
+        &[
+            &source,
             &sls_sink(&sls),
             "--checkpoint=configmap:default/eventer-e2e",
             "--leader-elect",
             "--leader-elect-namespace=default",
-            "--healthz-port=0",
-        ])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start eventer");
+        ],
+    );
     tokio::time::timeout(Duration::from_secs(60), api.wait_for_watchers(1)).await.expect("eventer leads and watches");
     tokio::time::sleep(DEPLOYED_SETTLE).await;
     load(&api, &sls, process, events).await
