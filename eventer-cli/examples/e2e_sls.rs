@@ -216,7 +216,12 @@ fn start_eventer(binary: &std::path::Path, args: &[&str]) -> Child {
 }
 
 async fn fakes() -> (FakeApiServer, FakeSls) {
-    let api = FakeApiServer::start().await.expect("start the fake apiserver");
+    fakes_with(FakeApiServer::builder()).await
+}
+
+/// The fake SLS, and an apiserver as `api` sets it up.
+async fn fakes_with(api: eventer_fake_apiserver::Builder) -> (FakeApiServer, FakeSls) {
+    let api = api.start().await.expect("start the fake apiserver");
     let sls = FakeSls::start().await;
     sls.add_key(KEY_ID, KEY_SECRET);
     (api, sls)
@@ -253,9 +258,7 @@ async fn watch_once(exporter: Exporter<'_>, events: usize) -> Run {
 /// chart runs it: TLS and a bearer token to the apiserver, leader election and a ConfigMap
 /// checkpoint. Idle RSS is taken after [`DEPLOYED_SETTLE`] of leading.
 async fn deployed_once(binary: &std::path::Path, events: usize) -> Run {
-    let api = FakeApiServer::builder().tls().token("e2e-token").start().await.expect("start the fake apiserver");
-    let sls = FakeSls::start().await;
-    sls.add_key(KEY_ID, KEY_SECRET);
+    let (api, sls) = fakes_with(FakeApiServer::builder().tls().token("e2e-token")).await;
     let dir = tempfile::tempdir().expect("a temporary directory");
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, api.kubeconfig()).expect("write the kubeconfig");
